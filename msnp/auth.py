@@ -1,0 +1,117 @@
+"""
+Login through twisted.cred: the MD5 challenge/response credentials, a
+checker against the store, and the realm that puts the live session into
+the directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ICredentials
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet.defer import Deferred, fail
+from zope.interface import Attribute, Interface, implementer
+
+from msnp.store import canonical_handle
+
+
+class IMD5ChallengeCredentials(ICredentials):
+    """
+    A handle with the answer to a challenge: lower-case hex
+    md5(challenge + password).
+    """
+
+    handle = Attribute("the account name")
+
+    def check_password(password: str) -> bool:
+        """
+        Whether the answer was computed from C{password}.
+        """
+
+
+class IMessengerUser(Interface):
+    """
+    What a notification session gets on login: the user's stored state.
+    """
+
+
+def new_md5_challenge() -> str:
+    """
+    A fresh, unpredictable challenge in the shape the original servers used.
+    """
+    return "%d.%d" % (secrets.randbelow(9 * 10**9) + 10**9, secrets.randbelow(9 * 10**8) + 10**8)
+
+
+def md5_answer(challenge: str, secret: str) -> str:
+    return hashlib.md5((challenge + secret).encode("utf-8")).hexdigest()
+
+
+@implementer(IMD5ChallengeCredentials)
+class MD5ChallengeCredentials:
+    def __init__(self, handle: str, challenge: str, response: str):
+        self.handle = canonical_handle(handle)
+        self.challenge = challenge
+        self.response = response.lower()
+
+    def check_password(self, password: str) -> bool:
+        return hmac.compare_digest(md5_answer(self.challenge, password), self.response)
+
+
+@implementer(ICredentialsChecker)
+class StoreChecker:
+    """
+    Checks credentials against the accounts in the store.  An unknown
+    account and a wrong password fail the same way.
+    """
+
+    credentialInterfaces = (IMD5ChallengeCredentials,)
+
+    def __init__(self, store):
+        self._store = store
+
+    def requestAvatarId(self, credentials) -> Deferred:
+        d = self._store.get_account(credentials.handle)
+
+        def check(account):
+            if account is None or not credentials.check_password(account.md5_password):
+                raise UnauthorizedLogin()
+            return account.handle
+
+        return d.addCallback(check)
+
+
+@implementer(IRealm)
+class MessengerRealm:
+    """
+    Loads the user's lists and registers the session (the cred "mind") in the
+    directory; the logout callable takes it out again.  A session already
+    online for the account is told it was replaced.
+    """
+
+    def __init__(self, store, directory):
+        self._store = store
+        self._directory = directory
+
+    def requestAvatar(self, avatar_id, mind, *interfaces):
+        if IMessengerUser not in interfaces:
+            return fail(NotImplementedError("no supported interface"))
+        d = self._store.load_user(avatar_id)
+
+        def loaded(user):
+            if user is None:
+                raise UnauthorizedLogin()
+            previous = self._directory.register(user.handle, mind)
+            if previous is not None and previous is not mind:
+                previous.replaced_by_new_login()
+            return IMessengerUser, user, lambda: self._directory.unregister(user.handle, mind)
+
+        return d.addCallback(loaded)
+
+
+def make_portal(store, directory) -> Portal:
+    return Portal(MessengerRealm(store, directory), [StoreChecker(store)])

@@ -1,0 +1,60 @@
+"""
+How a handler refuses a command.
+"""
+
+from __future__ import annotations
+
+
+class CommandError(Exception):
+    """
+    Answer the command with error C{code} (C{NNN trid}); the connection
+    stays open unless C{close} is set.
+    """
+
+    def __init__(self, code: int, reason: str = "", close: bool = False):
+        super().__init__(reason or str(code))
+        self.code = code
+        self.reason = reason
+        self.close = close
+
+
+class CloseConnection(Exception):
+    """
+    Hang up without answering, the way the original servers treated
+    commands that only a broken or hostile client sends.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# Error numbers, named as the protocol reference names them.
+SYNTAX_ERROR = 200
+INVALID_PARAMETER = 201
+INVALID_USER = 205
+DOMAIN_MISSING = 206
+ALREADY_LOGGED_IN = 207
+INVALID_USERNAME = 208
+FRIENDLY_NAME_NOT_ALLOWED = 209
+LIST_FULL = 210
+ALREADY_THERE = 215
+NOT_ON_LIST = 216
+USER_OFFLINE = 217
+ALREADY_IN_MODE = 218
+IN_OPPOSITE_LIST = 219
+TOO_MANY_GROUPS = 223
+INVALID_GROUP = 224
+NOT_IN_GROUP = 225
+GROUP_NAME_TOO_LONG = 229
+CANNOT_REMOVE_GROUP_ZERO = 230
+NOT_LOGGED_IN = 302
+INTERNAL_ERROR = 500
+COMMAND_DISABLED = 502
+CHALLENGE_FAILED = 540
+CALLING_TOO_RAPIDLY = 713
+NOT_EXPECTED = 715
+BAD_CVR = 731
+CHANGING_TOO_RAPIDLY = 800
+AUTHENTICATION_FAILED = 911
+NOT_ALLOWED_WHEN_OFFLINE = 913

@@ -1,0 +1,696 @@
+"""
+The notification server: login, contact lists, privacy and presence.
+
+One L{NotificationSession} per connection.  It receives parsed commands
+from L{msnp.protocol.CommandProtocol}, answers through it, and talks to the
+other online users' sessions found in the directory.  Line shapes come from
+the session's L{msnp.dialects.Dialect}.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from msnp import dialects, errors, presence, wire
+from msnp.auth import IMessengerUser, MD5ChallengeCredentials, new_md5_challenge
+from msnp.errors import CloseConnection, CommandError
+from msnp.protocol import CommandProtocol
+from msnp.store import StoreError, UserState, canonical_handle
+
+log = Logger()
+
+EDITABLE_LISTS = ("FL", "AL", "BL")
+
+# Commands answered before login; everything else a dialect knows needs it.
+_BEFORE_LOGIN = frozenset({"VER", "INF", "CVR", "USR", "PNG", "OUT"})
+
+# URL services and the path they lead to on the operator's web site.
+_URL_SERVICES = {
+    "INBOX": "inbox",
+    "COMPOSE": "compose",
+    "PASSWORD": "password",
+    "MESSAGE": "message",
+    "FOLDERS": "folders",
+    "PERSON": "person",
+    "MOBILE": "mobile",
+    "CHGMOB": "mobile",
+    "PROFILE": "profile",
+    "N2PACCOUNT": "n2paccount",
+    "N2PFUND": "n2pfund",
+    "CHAT": "chat",
+    "ADDRBOOK": "addressbook",
+    "ADVSEARCH": "search",
+    "INTSEARCH": "search",
+}
+
+
+def decode_name(token: str, limit: int = wire.MAX_NAME_BYTES) -> str:
+    """
+    Decode a URL-encoded name parameter; 201 when it is too long or not
+    UTF-8.
+    """
+    if len(token.encode("utf-8")) > limit:
+        raise CommandError(errors.INVALID_PARAMETER, "name too long")
+    try:
+        return wire.url_decode(token)
+    except ValueError:
+        raise CommandError(errors.INVALID_PARAMETER, "name is not UTF-8")
+
+
+def parse_group_id(token: str, max_groups: int) -> int:
+    """
+    A group number; one out of range is only sent by a broken client.
+    """
+    if not token.isdigit() or int(token) >= max_groups:
+        raise CloseConnection("group id out of range")
+    return int(token)
+
+
+class NotificationSession:
+    """
+    The state of one notification-server connection.
+    """
+
+    def __init__(self, connection, server: "NotificationServer"):
+        self.connection = connection
+        self.server = server
+        self.config = server.config
+        self.dialect: Optional[dialects.Dialect] = None
+        self.handle: Optional[str] = None
+        self.user: Optional[UserState] = None
+        self.status: Optional[str] = None
+        self.caps = 0
+        self.msnobj = ""
+        self.accepts_invitations = True
+        self._challenge: Optional[tuple[str, str]] = None
+        self._authenticating = False
+        self._logout = None
+        self._encoded_name = ""
+
+    @property
+    def logged_in(self) -> bool:
+        return self.user is not None
+
+    def send(self, data: bytes) -> None:
+        self.connection.send(data)
+
+    # Dispatch
+
+    def command_received(self, command: wire.Command):
+        name = command.name
+        if self.dialect is None:
+            if name == "VER":
+                return self.do_VER(command)
+            if name in dialects._NS_COMMANDS:
+                raise CloseConnection(f"{name} before VER")
+            raise CommandError(errors.SYNTAX_ERROR)
+        if name == "MSG":
+            raise CloseConnection("MSG sent to the notification server")
+        if not self.dialect.has_command(name) or name == "CHL":
+            if self.dialect.closes_on(name):
+                raise CloseConnection(f"{name} is not part of {self.dialect.name}")
+            raise CommandError(errors.SYNTAX_ERROR)
+        if name not in _BEFORE_LOGIN and not self.logged_in:
+            raise CommandError(errors.NOT_LOGGED_IN)
+        handler = getattr(self, "do_" + name, None)
+        if handler is None:
+            raise CommandError(errors.SYNTAX_ERROR)
+        return handler(command)
+
+    # Version and login
+
+    def do_VER(self, command):
+        if self.dialect is not None:
+            raise CommandError(errors.NOT_EXPECTED, "second VER", close=True)
+        dialect = dialects.choose_dialect(command.args, self.config.supported_dialects)
+        if dialect is None:
+            self.send(wire.format_line("VER", command.trid, 0))
+            raise CloseConnection("no common dialect")
+        self.dialect = dialect
+        self.send(wire.format_line("VER", command.trid, dialect.name))
+
+    def do_INF(self, command):
+        self.send(wire.format_line("INF", command.trid, self.dialect.security_packages))
+
+    def do_CVR(self, command):
+        args = command.args
+        if len(args) < 6:
+            raise CommandError(errors.BAD_CVR)
+        version = args[5]
+        self.send(wire.format_line("CVR", command.trid, version, version, version, self.config.web_base, self.config.web_base))
+
+    def do_USR(self, command):
+        if self.logged_in:
+            raise CommandError(errors.ALREADY_LOGGED_IN)
+        if self._authenticating:
+            raise CommandError(errors.NOT_EXPECTED)
+        args = command.args
+        if len(args) != 3 or args[0] != "MD5" or args[1] not in ("I", "S"):
+            raise CommandError(errors.AUTHENTICATION_FAILED, "unsupported login", close=True)
+        if args[1] == "I":
+            handle = args[2]
+            if not wire.is_valid_handle(handle):
+                raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
+            challenge = new_md5_challenge()
+            self._challenge = (handle, challenge)
+            self.send(wire.format_line("USR", command.trid, "MD5", "S", challenge))
+            return None
+        if self._challenge is None:
+            raise CommandError(errors.AUTHENTICATION_FAILED, "answer without a challenge", close=True)
+        handle, challenge = self._challenge
+        self._challenge = None
+        credentials = MD5ChallengeCredentials(handle, challenge, args[2])
+        return self._login(command, credentials)
+
+    def _login(self, command, credentials) -> Deferred:
+        self._authenticating = True
+        d = self.server.portal.login(credentials, self, IMessengerUser)
+
+        def logged_in(result):
+            _, user, logout = result
+            self._authenticating = False
+            if self.connection is None:
+                logout()
+                return
+            self._logout = logout
+            self.user = user
+            self.handle = user.handle
+            self._encoded_name = wire.url_encode(user.friendly_name)
+            self.send(self.dialect.usr_ok(command.trid, user.handle, self._encoded_name))
+            peer = self.connection.transport.getPeer()
+            self.send(
+                dialects.profile_message(
+                    self.dialect, int(self.server.clock.seconds()), getattr(peer, "host", ""), getattr(peer, "port", 0)
+                )
+            )
+            log.info("{handle} logged in with {dialect}", handle=user.handle, dialect=self.dialect.name)
+
+        def failed(failure):
+            self._authenticating = False
+            failure.trap(UnauthorizedLogin)
+            log.info("login failed for {handle}", handle=credentials.handle)
+            raise CommandError(errors.AUTHENTICATION_FAILED, "login failed", close=True)
+
+        return d.addCallbacks(logged_in, failed)
+
+    def replaced_by_new_login(self) -> None:
+        """
+        The same account logged in elsewhere: say so and hang up.
+        """
+        self.send(wire.format_line("OUT", None, "OTH"))
+        self._go_offline()
+        if self.connection is not None:
+            self.connection.close("logged in elsewhere")
+
+    def shut_down(self) -> None:
+        self.send(wire.format_line("OUT", None, "SSD"))
+        if self.connection is not None:
+            self.connection.close("server shutting down")
+
+    def connection_lost(self) -> None:
+        self._go_offline()
+        self.connection = None
+
+    def _go_offline(self) -> None:
+        if self.user is None:
+            return
+        if presence.shows_online(self.status):
+            self._announce_to_watchers(None)
+        self.status = None
+        if self._logout is not None:
+            logout, self._logout = self._logout, None
+            logout()
+
+    def do_OUT(self, command):
+        self.send(wire.format_line("OUT", None))
+        raise CloseConnection("client signed out")
+
+    def do_PNG(self, command):
+        self.send(self.dialect.qng(60))
+
+    # Lists
+
+    def do_SYN(self, command):
+        if len(command.args) < 1 or not command.args[0].isdigit():
+            raise CommandError(errors.INVALID_PARAMETER)
+        user = self.user
+        if int(command.args[0]) == user.version:
+            self.send(wire.format_line("SYN", command.trid, user.version))
+            return None
+        d = self._contact_properties()
+        d.addCallback(lambda props: self.send(b"".join(dialects.sync_lines(self.dialect, command.trid, self.user, props))))
+        return d
+
+    def _contact_properties(self) -> Deferred:
+        if not self.dialect.has_phone_properties or not self.user.lists["FL"]:
+            return succeed({})
+        return self.server.store.contact_properties(list(self.user.lists["FL"]))
+
+    def do_LST(self, command):
+        if len(command.args) != 1 or command.args[0] not in dialects.LIST_ORDER:
+            raise CommandError(errors.INVALID_PARAMETER)
+        lst = command.args[0]
+        d = self._contact_properties() if lst == "FL" else succeed({})
+        d.addCallback(
+            lambda props: self.send(b"".join(dialects.list_lines(self.dialect, command.trid, self.user, lst, props)))
+        )
+        return d
+
+    def do_LSG(self, command):
+        self.send(b"".join(dialects.group_lines(self.dialect, command.trid, self.user)))
+
+    def _list_argument(self, token: str) -> str:
+        if token == "RL":
+            raise CloseConnection("client tried to edit its reverse list")
+        if token not in EDITABLE_LISTS:
+            raise CommandError(errors.INVALID_PARAMETER, "no such list")
+        return token
+
+    def _contact_argument(self, token: str) -> str:
+        if len(token.encode("utf-8")) > wire.MAX_HANDLE_BYTES or "@" not in token:
+            raise CommandError(errors.INVALID_PARAMETER, "malformed handle")
+        if not wire.handle_has_domain(token):
+            raise CommandError(errors.DOMAIN_MISSING, "handle has no domain")
+        if not wire.is_valid_handle(token):
+            raise CommandError(errors.INVALID_PARAMETER, "malformed handle")
+        return canonical_handle(token)
+
+    def do_ADD(self, command):
+        args = command.args
+        if len(args) < 3 or len(args) > 4:
+            raise CommandError(errors.INVALID_PARAMETER)
+        lst = self._list_argument(args[0])
+        contact = self._contact_argument(args[1])
+        name = decode_name(args[2])
+        user = self.user
+        group_id = None
+        if len(args) == 4:
+            if lst != "FL" or not self.dialect.has_groups:
+                raise CommandError(errors.INVALID_PARAMETER)
+            group_id = parse_group_id(args[3], self.config.max_groups)
+            if group_id not in user.groups:
+                raise CommandError(errors.INVALID_GROUP)
+        elif lst == "FL" and self.dialect.has_groups:
+            group_id = 0 if 0 in user.groups else None
+
+        if contact in user.lists[lst]:
+            if lst == "FL" and len(args) == 4 and group_id not in user.memberships.get(contact, set()):
+                return self._add_to_group(command, contact, group_id)
+            raise CommandError(errors.ALREADY_THERE)
+        opposite = {"AL": "BL", "BL": "AL"}.get(lst)
+        if opposite and contact in user.lists[opposite]:
+            raise CommandError(errors.IN_OPPOSITE_LIST)
+        if len(user.lists[lst]) >= self.config.list_limits[lst]:
+            raise CommandError(errors.LIST_FULL)
+
+        d = self.server.store.add_to_list(user.handle, lst, contact, name, group_id)
+
+        def stored(change):
+            user.lists[lst][contact] = name
+            if group_id is not None:
+                user.memberships.setdefault(contact, set()).add(group_id)
+            user.version = max(user.version, change.version)
+            group = (group_id,) if group_id is not None else ()
+            self.send(wire.format_line("ADD", command.trid, lst, user.version, contact, wire.url_encode(name), *group))
+            other = self.server.directory.find(contact)
+            if lst == "FL":
+                if other is not None and change.reverse_version is not None:
+                    other.reverse_list_added(user.handle, user.friendly_name, change.reverse_version)
+                if self.status is not None:
+                    self._show_initial_presence(command.trid, [contact])
+            else:
+                self._privacy_changed([contact])
+
+        return d.addCallbacks(stored, self._store_refused)
+
+    def _add_to_group(self, command, contact, group_id):
+        user = self.user
+        d = self.server.store.add_to_group(user.handle, contact, group_id)
+
+        def stored(version):
+            user.memberships.setdefault(contact, set()).add(group_id)
+            user.version = max(user.version, version)
+            name = user.lists["FL"][contact]
+            self.send(wire.format_line("ADD", command.trid, "FL", user.version, contact, wire.url_encode(name), group_id))
+
+        return d.addCallback(stored)
+
+    def _store_refused(self, failure):
+        failure.trap(StoreError)
+        raise CommandError(failure.value.code, str(failure.value))
+
+    def do_REM(self, command):
+        args = command.args
+        if len(args) < 2 or len(args) > 3:
+            raise CommandError(errors.INVALID_PARAMETER)
+        lst = self._list_argument(args[0])
+        contact = canonical_handle(args[1])
+        user = self.user
+        if contact not in user.lists[lst]:
+            raise CommandError(errors.NOT_ON_LIST)
+        if len(args) == 3:
+            if lst != "FL" or not self.dialect.has_groups:
+                raise CommandError(errors.INVALID_PARAMETER)
+            group_id = parse_group_id(args[2], self.config.max_groups)
+            if group_id not in user.groups:
+                raise CommandError(errors.INVALID_GROUP)
+            if group_id not in user.memberships.get(contact, set()):
+                raise CommandError(errors.NOT_IN_GROUP)
+            d = self.server.store.remove_from_group(user.handle, contact, group_id)
+
+            def ungrouped(version):
+                user.memberships[contact].discard(group_id)
+                user.version = max(user.version, version)
+                self.send(wire.format_line("REM", command.trid, "FL", user.version, contact, group_id))
+
+            return d.addCallback(ungrouped)
+
+        d = self.server.store.remove_from_list(user.handle, lst, contact)
+
+        def removed(change):
+            del user.lists[lst][contact]
+            if lst == "FL":
+                user.memberships.pop(contact, None)
+            user.version = max(user.version, change.version)
+            self.send(wire.format_line("REM", command.trid, lst, user.version, contact))
+            if lst == "FL":
+                self._reverse_list_dropped(contact, change.reverse_version)
+            else:
+                self._privacy_changed([contact])
+
+        return d.addCallbacks(removed, self._store_refused)
+
+    def _reverse_list_dropped(self, contact: str, reverse_version: Optional[int]) -> None:
+        other = self.server.directory.find(contact)
+        if other is not None and reverse_version is not None:
+            other.reverse_list_removed(self.user.handle, reverse_version)
+
+    # Events from other sessions
+
+    def reverse_list_added(self, watcher: str, name: str, version: int) -> None:
+        if self.user is None:
+            return
+        self.user.lists["RL"][watcher] = name
+        self.user.version = max(self.user.version, version)
+        self.send(wire.format_line("ADD", 0, "RL", self.user.version, watcher, wire.url_encode(name)))
+
+    def reverse_list_removed(self, watcher: str, version: int) -> None:
+        if self.user is None:
+            return
+        self.user.lists["RL"].pop(watcher, None)
+        self.user.version = max(self.user.version, version)
+        self.send(wire.format_line("REM", 0, "RL", self.user.version, watcher))
+
+    # Privacy settings
+
+    def do_GTC(self, command):
+        return self._set_privacy(command, "gtc", ("A", "N"))
+
+    def do_BLP(self, command):
+        return self._set_privacy(command, "blp", ("AL", "BL"))
+
+    def _set_privacy(self, command, setting: str, allowed: tuple[str, ...]):
+        if len(command.args) != 1 or command.args[0] not in allowed:
+            raise CloseConnection(f"bad {setting.upper()} argument")
+        value = command.args[0]
+        user = self.user
+        if getattr(user, setting) == value:
+            raise CommandError(errors.ALREADY_IN_MODE)
+        d = self.server.store.set_privacy(user.handle, setting, value)
+
+        def stored(version):
+            setattr(user, setting, value)
+            user.version = max(user.version, version)
+            self.send(wire.format_line(command.name, command.trid, user.version, value))
+            if setting == "blp":
+                self._privacy_changed(list(user.lists["RL"]))
+
+        return d.addCallback(stored)
+
+    # Names and properties
+
+    def do_REA(self, command):
+        if len(command.args) != 2:
+            raise CommandError(errors.INVALID_PARAMETER)
+        target = canonical_handle(command.args[0])
+        name = decode_name(command.args[1])
+        user = self.user
+        if target == user.handle:
+            d = self.server.store.set_friendly_name(user.handle, name)
+
+            def renamed_self(version):
+                user.friendly_name = name
+                self._encoded_name = wire.url_encode(name)
+                user.version = max(user.version, version)
+                self.send(wire.format_line("REA", command.trid, user.version, user.handle, self._encoded_name))
+                if presence.shows_online(self.status):
+                    self._announce_to_watchers(self.status)
+
+            return d.addCallback(renamed_self)
+        if not any(target in user.lists[lst] for lst in EDITABLE_LISTS):
+            raise CommandError(errors.NOT_ON_LIST)
+        d = self.server.store.rename_contact(user.handle, target, name)
+
+        def renamed_contact(version):
+            for lst in EDITABLE_LISTS:
+                if target in user.lists[lst]:
+                    user.lists[lst][target] = name
+            user.version = max(user.version, version)
+            self.send(wire.format_line("REA", command.trid, user.version, target, wire.url_encode(name)))
+
+        return d.addCallback(renamed_contact)
+
+    def do_PRP(self, command):
+        args = command.args
+        if not args or len(args) > 2:
+            raise CommandError(errors.INVALID_PARAMETER)
+        key = args[0]
+        if len(key) > 3:
+            raise CloseConnection("PRP key too long")
+        if key not in dialects.PHONE_KEYS:
+            raise CommandError(errors.NOT_EXPECTED)
+        raw = args[1] if len(args) == 2 else ""
+        value = decode_name(raw, self.config.max_phone_bytes)
+        if key in ("MOB", "MBE") and value not in ("", "Y", "N"):
+            raise CommandError(errors.INVALID_PARAMETER)
+        user = self.user
+        d = self.server.store.set_property(user.handle, key, value)
+
+        def stored(version):
+            if value:
+                user.properties[key] = value
+            else:
+                user.properties.pop(key, None)
+            user.version = max(user.version, version)
+            self.send(wire.format_line("PRP", command.trid, user.version, key, wire.url_encode(value) if value else None))
+
+        return d.addCallback(stored)
+
+    # Groups
+
+    def _group_name(self, token: str) -> str:
+        if len(token.encode("utf-8")) > self.config.max_group_name_bytes:
+            raise CommandError(errors.GROUP_NAME_TOO_LONG)
+        return decode_name(token)
+
+    def do_ADG(self, command):
+        args = command.args
+        if len(args) not in (1, 2):
+            raise CommandError(errors.INVALID_PARAMETER)
+        name = self._group_name(args[0])
+        user = self.user
+        free = [g for g in range(self.config.max_groups) if g not in user.groups]
+        if not free:
+            raise CommandError(errors.TOO_MANY_GROUPS)
+        group_id = free[0]
+        d = self.server.store.add_group(user.handle, group_id, name)
+
+        def stored(version):
+            user.groups[group_id] = name
+            user.version = max(user.version, version)
+            self.send(wire.format_line("ADG", command.trid, user.version, wire.url_encode(name), group_id, 0))
+
+        return d.addCallback(stored)
+
+    def do_REG(self, command):
+        args = command.args
+        if len(args) not in (2, 3):
+            raise CommandError(errors.INVALID_PARAMETER)
+        group_id = parse_group_id(args[0], self.config.max_groups)
+        name = self._group_name(args[1])
+        user = self.user
+        if group_id not in user.groups:
+            raise CommandError(errors.INVALID_GROUP)
+        d = self.server.store.rename_group(user.handle, group_id, name)
+
+        def stored(version):
+            user.groups[group_id] = name
+            user.version = max(user.version, version)
+            self.send(wire.format_line("REG", command.trid, user.version, group_id, wire.url_encode(name), 0))
+
+        return d.addCallback(stored)
+
+    def do_RMG(self, command):
+        if len(command.args) != 1:
+            raise CommandError(errors.INVALID_PARAMETER)
+        group_id = parse_group_id(command.args[0], self.config.max_groups)
+        user = self.user
+        if group_id == 0:
+            raise CommandError(errors.CANNOT_REMOVE_GROUP_ZERO)
+        if group_id not in user.groups:
+            raise CommandError(errors.INVALID_GROUP)
+        only_here = [c for c, groups in user.memberships.items() if groups == {group_id}]
+        d = self.server.store.remove_group(user.handle, group_id, only_here)
+
+        def stored(removal):
+            del user.groups[group_id]
+            for groups in user.memberships.values():
+                groups.discard(group_id)
+            for contact in only_here:
+                user.lists["FL"].pop(contact, None)
+                user.memberships.pop(contact, None)
+            user.version = max(user.version, removal.version)
+            self.send(wire.format_line("RMG", command.trid, user.version, group_id))
+            for contact, reverse_version in removal.dropped:
+                self._reverse_list_dropped(contact, reverse_version)
+
+        return d.addCallback(stored)
+
+    # Presence
+
+    def do_CHG(self, command):
+        if not command.args:
+            raise CommandError(errors.INVALID_PARAMETER)
+        state = command.args[0]
+        if state == "FLN":
+            raise CommandError(errors.INVALID_PARAMETER, "CHG FLN")
+        if state not in presence.SETTABLE_STATES:
+            raise CloseConnection(f"unknown status {state!r}")
+        first = self.status is None
+        previous = self.status
+        self.status = state
+        self.send(wire.format_line("CHG", command.trid, *command.args))
+        if first:
+            self._show_initial_presence(command.trid, list(self.user.lists["FL"]))
+        if state != previous and (presence.shows_online(state) or presence.shows_online(previous)):
+            self._announce_to_watchers(state if presence.shows_online(state) else None)
+
+    def _show_initial_presence(self, trid: int, contacts: list[str]) -> None:
+        """
+        ILN for each of C{contacts} that is online and lets this user see
+        them.
+        """
+        directory = self.server.directory
+        lines = []
+        for contact in contacts:
+            other = directory.find(contact)
+            if other is None or other.user is None or not presence.shows_online(other.status):
+                continue
+            if presence.allows(other.user, self.handle):
+                lines.append(self.dialect.iln(trid, other.status, other.handle, other._encoded_name, other.caps, other.msnobj))
+        if lines:
+            self.send(b"".join(lines))
+
+    def _announce_to_watchers(self, status: Optional[str], only: Optional[list[str]] = None) -> None:
+        """
+        Tell every online watcher allowed to see this user its new state
+        (C{None}: offline).
+        """
+        directory = self.server.directory
+        rendered: dict = {}
+        for watcher_handle in only if only is not None else self.user.lists["RL"]:
+            watcher = directory.find(watcher_handle)
+            if watcher is None or watcher.status is None or watcher is self:
+                continue
+            if not presence.allows(self.user, watcher_handle):
+                continue
+            watcher.send(self._presence_line(watcher.dialect, status, rendered))
+
+    def _presence_line(self, dialect, status, rendered: dict) -> bytes:
+        line = rendered.get(dialect)
+        if line is None:
+            if status is None:
+                line = dialect.fln(self.handle)
+            else:
+                line = dialect.nln(status, self.handle, self._encoded_name, self.caps, self.msnobj)
+            rendered[dialect] = line
+        return line
+
+    def _privacy_changed(self, watchers: list[str]) -> None:
+        """
+        After an AL/BL/BLP change, show or hide this user from the affected
+        online watchers.
+        """
+        if not presence.shows_online(self.status):
+            return
+        directory = self.server.directory
+        rendered_online: dict = {}
+        rendered_offline: dict = {}
+        for watcher_handle in watchers:
+            if watcher_handle not in self.user.lists["RL"]:
+                continue
+            watcher = directory.find(watcher_handle)
+            if watcher is None or watcher.status is None:
+                continue
+            if presence.allows(self.user, watcher_handle):
+                watcher.send(self._presence_line(watcher.dialect, self.status, rendered_online))
+            else:
+                watcher.send(self._presence_line(watcher.dialect, None, rendered_offline))
+
+    # Other services
+
+    def do_URL(self, command):
+        if not command.args:
+            raise CommandError(errors.INVALID_PARAMETER)
+        path = _URL_SERVICES.get(command.args[0].upper())
+        if path is None:
+            raise CommandError(errors.INVALID_PARAMETER)
+        site = (2,) if self.dialect.has_url_site_id else ()
+        self.send(wire.format_line("URL", command.trid, "/" + path, self.config.web_base, *site))
+
+    def do_FND(self, command):
+        # The member directory was switched off in April 2003; this is what
+        # the service answered from then on.
+        raise CommandError(errors.COMMAND_DISABLED)
+
+    def do_SND(self, command):
+        # Invitations by e-mail need a mail relay this server does not have.
+        raise CommandError(errors.COMMAND_DISABLED)
+
+    def do_IMS(self, command):
+        if len(command.args) != 1 or command.args[0] not in ("ON", "OFF"):
+            raise CommandError(errors.INVALID_PARAMETER)
+        self.accepts_invitations = command.args[0] == "ON"
+        self.send(wire.format_line("IMS", command.trid, 0, command.args[0]))
+
+
+class NotificationProtocol(CommandProtocol):
+    role = "notification"
+    payload_commands = frozenset({"QRY", "UUX", "PAG", "MSG"})
+
+
+class NotificationServer(Factory):
+    """
+    Everything notification sessions share: configuration, store,
+    directory, the cred portal and the clock.
+    """
+
+    protocol = NotificationProtocol
+
+    def __init__(self, config, store, directory, portal, clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.config = config
+        self.store = store
+        self.directory = directory
+        self.portal = portal
+        self.clock = clock
+
+    def make_session(self, connection) -> NotificationSession:
+        return NotificationSession(connection, self)

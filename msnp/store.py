@@ -1,0 +1,523 @@
+"""
+Durable accounts and contact lists.
+
+L{Database} is the synchronous SQLite layer; it is only ever used from one
+thread.  L{ThreadedStore} runs it on a single dedicated thread and hands out
+Deferreds, so the reactor never waits for the disk and every write is
+committed before its Deferred fires (and so before the reply that confirms
+it is sent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import sqlite3
+from typing import Callable, Optional, TypeVar
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+LISTS = ("FL", "AL", "BL", "RL")
+DEFAULT_GROUP_NAME = "~"
+MAX_GROUPS = 30
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    friendly_name TEXT NOT NULL,
+    md5_password TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    list_version INTEGER NOT NULL DEFAULT 1,
+    gtc TEXT NOT NULL DEFAULT 'A',
+    blp TEXT NOT NULL DEFAULT 'AL'
+);
+CREATE TABLE IF NOT EXISTS properties (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (account_id, key)
+);
+CREATE TABLE IF NOT EXISTS list_entries (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    list TEXT NOT NULL,
+    contact TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (account_id, list, contact)
+);
+CREATE INDEX IF NOT EXISTS list_entries_by_contact ON list_entries (contact, list);
+CREATE TABLE IF NOT EXISTS groups (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    group_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (account_id, group_id)
+);
+CREATE TABLE IF NOT EXISTS group_members (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    contact TEXT NOT NULL,
+    group_id INTEGER NOT NULL,
+    PRIMARY KEY (account_id, contact, group_id)
+);
+"""
+
+
+class StoreError(Exception):
+    """
+    A request the store refuses; C{code} is the protocol error to answer.
+    """
+
+    def __init__(self, code: int, reason: str = ""):
+        super().__init__(reason or str(code))
+        self.code = code
+
+
+class AccountExists(Exception):
+    pass
+
+
+class NoSuchAccount(Exception):
+    pass
+
+
+def hash_password(password: str, salt: Optional[bytes] = None) -> str:
+    """
+    A slow salted hash (scrypt) for password checks that do not need the
+    plaintext.
+    """
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return "scrypt$%s$%s" % (salt.hex(), digest.hex())
+
+
+def verify_password_hash(password: str, stored: str) -> bool:
+    try:
+        scheme, salt_hex, digest_hex = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    expected = hash_password(password, bytes.fromhex(salt_hex))
+    return hmac.compare_digest(expected, stored)
+
+
+def canonical_handle(handle: str) -> str:
+    """
+    Handles are matched without regard to case; the store keeps them in
+    lower case.
+    """
+    return handle.lower()
+
+
+@attrs.frozen
+class Account:
+    handle: str
+    friendly_name: str
+    md5_password: str
+    password_hash: str
+
+
+@attrs.define
+class UserState:
+    """
+    Everything the notification server keeps in memory for an online user.
+    """
+
+    handle: str
+    friendly_name: str
+    version: int
+    gtc: str
+    blp: str
+    properties: dict[str, str]
+    lists: dict[str, dict[str, str]]
+    groups: dict[int, str]
+    memberships: dict[str, set[int]]
+
+
+@attrs.frozen
+class ListChange:
+    """
+    The result of a list edit: the owner's new list version and, when the
+    edit touched another user's reverse list, that user's new version.
+    """
+
+    version: int
+    reverse_version: Optional[int] = None
+
+
+@attrs.frozen
+class GroupRemoval:
+    version: int
+    # contacts that were only in the removed group, and so left the FL,
+    # each with the new version of their reverse list
+    dropped: tuple[tuple[str, int], ...] = ()
+
+
+class Database:
+    """
+    The SQLite schema and every query.  Not thread-safe: one thread only.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], "T"]) -> "T":
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    # Accounts
+
+    def create_account(self, handle: str, password: str, friendly_name: Optional[str] = None) -> Account:
+        handle = canonical_handle(handle)
+        name = friendly_name if friendly_name is not None else handle
+        account = Account(handle, name, password, hash_password(password))
+
+        def work(db):
+            try:
+                cursor = db.execute(
+                    "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash) VALUES (?, ?, ?, ?)",
+                    (handle, name, password, account.password_hash),
+                )
+            except sqlite3.IntegrityError:
+                raise AccountExists(handle)
+            db.execute(
+                "INSERT INTO groups (account_id, group_id, name) VALUES (?, 0, ?)",
+                (cursor.lastrowid, DEFAULT_GROUP_NAME),
+            )
+
+        self._transaction(work)
+        return account
+
+    def set_password(self, handle: str, password: str) -> None:
+        handle = canonical_handle(handle)
+        cursor = self._db.execute(
+            "UPDATE accounts SET md5_password = ?, password_hash = ? WHERE handle = ?",
+            (password, hash_password(password), handle),
+        )
+        if cursor.rowcount == 0:
+            raise NoSuchAccount(handle)
+
+    def delete_account(self, handle: str) -> None:
+        handle = canonical_handle(handle)
+
+        def work(db):
+            row = db.execute("SELECT id FROM accounts WHERE handle = ?", (handle,)).fetchone()
+            if row is None:
+                raise NoSuchAccount(handle)
+            # Others' lists keep no dangling entries for a deleted account.
+            db.execute("DELETE FROM list_entries WHERE contact = ?", (handle,))
+            db.execute("DELETE FROM group_members WHERE contact = ?", (handle,))
+            db.execute("DELETE FROM accounts WHERE id = ?", (row[0],))
+
+        self._transaction(work)
+
+    def list_accounts(self) -> list[Account]:
+        rows = self._db.execute(
+            "SELECT handle, friendly_name, md5_password, password_hash FROM accounts ORDER BY handle"
+        ).fetchall()
+        return [Account(*row) for row in rows]
+
+    def get_account(self, handle: str) -> Optional[Account]:
+        row = self._db.execute(
+            "SELECT handle, friendly_name, md5_password, password_hash FROM accounts WHERE handle = ?",
+            (canonical_handle(handle),),
+        ).fetchone()
+        return Account(*row) if row else None
+
+    def load_user(self, handle: str) -> Optional[UserState]:
+        db = self._db
+        row = db.execute(
+            "SELECT id, handle, friendly_name, list_version, gtc, blp FROM accounts WHERE handle = ?",
+            (canonical_handle(handle),),
+        ).fetchone()
+        if row is None:
+            return None
+        account_id = row[0]
+        lists: dict[str, dict[str, str]] = {name: {} for name in LISTS}
+        for lst, contact, name in db.execute(
+            "SELECT list, contact, name FROM list_entries WHERE account_id = ? ORDER BY rowid", (account_id,)
+        ):
+            lists[lst][contact] = name
+        groups = dict(
+            db.execute("SELECT group_id, name FROM groups WHERE account_id = ? ORDER BY group_id", (account_id,))
+        )
+        memberships: dict[str, set[int]] = {}
+        for contact, group_id in db.execute(
+            "SELECT contact, group_id FROM group_members WHERE account_id = ?", (account_id,)
+        ):
+            memberships.setdefault(contact, set()).add(group_id)
+        properties = dict(db.execute("SELECT key, value FROM properties WHERE account_id = ?", (account_id,)))
+        return UserState(
+            handle=row[1],
+            friendly_name=row[2],
+            version=row[3],
+            gtc=row[4],
+            blp=row[5],
+            properties=properties,
+            lists=lists,
+            groups=groups,
+            memberships=memberships,
+        )
+
+    def contact_properties(self, handles: list[str]) -> dict[str, dict[str, str]]:
+        """
+        The phone properties of each of C{handles}, for BPR lines.
+        """
+        result: dict[str, dict[str, str]] = {}
+        for start in range(0, len(handles), 500):
+            chunk = handles[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for handle, key, value in self._db.execute(
+                f"SELECT a.handle, p.key, p.value FROM properties p JOIN accounts a ON a.id = p.account_id "
+                f"WHERE a.handle IN ({marks})",
+                chunk,
+            ):
+                result.setdefault(handle, {})[key] = value
+        return result
+
+    # Edits.  Each runs in one transaction and bumps the list version of
+    # every account it changes.
+
+    def _account_id(self, db, handle: str) -> int:
+        row = db.execute("SELECT id FROM accounts WHERE handle = ?", (handle,)).fetchone()
+        if row is None:
+            raise StoreError(205, "no such account")
+        return row[0]
+
+    def _bump(self, db, account_id: int) -> int:
+        return db.execute(
+            "UPDATE accounts SET list_version = list_version + 1 WHERE id = ? RETURNING list_version", (account_id,)
+        ).fetchone()[0]
+
+    def add_to_list(
+        self, owner: str, lst: str, contact: str, name: str, group_id: Optional[int] = None
+    ) -> ListChange:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            contact_id = self._account_id(db, contact)
+            db.execute(
+                "INSERT OR IGNORE INTO list_entries (account_id, list, contact, name) VALUES (?, ?, ?, ?)",
+                (owner_id, lst, contact, name),
+            )
+            if group_id is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO group_members (account_id, contact, group_id) VALUES (?, ?, ?)",
+                    (owner_id, contact, group_id),
+                )
+            version = self._bump(db, owner_id)
+            reverse_version = None
+            if lst == "FL":
+                owner_name = db.execute("SELECT friendly_name FROM accounts WHERE id = ?", (owner_id,)).fetchone()[0]
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO list_entries (account_id, list, contact, name) VALUES (?, 'RL', ?, ?)",
+                    (contact_id, owner, owner_name),
+                ).rowcount
+                if inserted:
+                    reverse_version = self._bump(db, contact_id)
+            return ListChange(version, reverse_version)
+
+        return self._transaction(work)
+
+    def add_to_group(self, owner: str, contact: str, group_id: int) -> int:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            db.execute(
+                "INSERT OR IGNORE INTO group_members (account_id, contact, group_id) VALUES (?, ?, ?)",
+                (owner_id, contact, group_id),
+            )
+            return self._bump(db, owner_id)
+
+        return self._transaction(work)
+
+    def remove_from_group(self, owner: str, contact: str, group_id: int) -> int:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            db.execute(
+                "DELETE FROM group_members WHERE account_id = ? AND contact = ? AND group_id = ?",
+                (owner_id, contact, group_id),
+            )
+            return self._bump(db, owner_id)
+
+        return self._transaction(work)
+
+    def _remove_entry(self, db, owner_id: int, owner: str, lst: str, contact: str) -> Optional[int]:
+        db.execute(
+            "DELETE FROM list_entries WHERE account_id = ? AND list = ? AND contact = ?", (owner_id, lst, contact)
+        )
+        if lst != "FL":
+            return None
+        db.execute("DELETE FROM group_members WHERE account_id = ? AND contact = ?", (owner_id, contact))
+        row = db.execute("SELECT id FROM accounts WHERE handle = ?", (contact,)).fetchone()
+        if row is None:
+            return None
+        removed = db.execute(
+            "DELETE FROM list_entries WHERE account_id = ? AND list = 'RL' AND contact = ?", (row[0], owner)
+        ).rowcount
+        return self._bump(db, row[0]) if removed else None
+
+    def remove_from_list(self, owner: str, lst: str, contact: str) -> ListChange:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            reverse_version = self._remove_entry(db, owner_id, owner, lst, contact)
+            return ListChange(self._bump(db, owner_id), reverse_version)
+
+        return self._transaction(work)
+
+    def rename_contact(self, owner: str, contact: str, name: str) -> int:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            db.execute(
+                "UPDATE list_entries SET name = ? WHERE account_id = ? AND contact = ? AND list != 'RL'",
+                (name, owner_id, contact),
+            )
+            return self._bump(db, owner_id)
+
+        return self._transaction(work)
+
+    def set_friendly_name(self, owner: str, name: str) -> int:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            db.execute("UPDATE accounts SET friendly_name = ? WHERE id = ?", (name, owner_id))
+            return self._bump(db, owner_id)
+
+        return self._transaction(work)
+
+    def set_privacy(self, owner: str, setting: str, value: str) -> int:
+        if setting not in ("gtc", "blp"):
+            raise ValueError(setting)
+
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            db.execute(f"UPDATE accounts SET {setting} = ? WHERE id = ?", (value, owner_id))
+            return self._bump(db, owner_id)
+
+        return self._transaction(work)
+
+    def set_property(self, owner: str, key: str, value: str) -> int:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            if value:
+                db.execute(
+                    "INSERT INTO properties (account_id, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (account_id, key) DO UPDATE SET value = excluded.value",
+                    (owner_id, key, value),
+                )
+            else:
+                db.execute("DELETE FROM properties WHERE account_id = ? AND key = ?", (owner_id, key))
+            return self._bump(db, owner_id)
+
+        return self._transaction(work)
+
+    def add_group(self, owner: str, group_id: int, name: str) -> int:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            db.execute("INSERT INTO groups (account_id, group_id, name) VALUES (?, ?, ?)", (owner_id, group_id, name))
+            return self._bump(db, owner_id)
+
+        return self._transaction(work)
+
+    def rename_group(self, owner: str, group_id: int, name: str) -> int:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            db.execute("UPDATE groups SET name = ? WHERE account_id = ? AND group_id = ?", (name, owner_id, group_id))
+            return self._bump(db, owner_id)
+
+        return self._transaction(work)
+
+    def remove_group(self, owner: str, group_id: int, dropped_contacts: list[str]) -> GroupRemoval:
+        """
+        Remove a group; C{dropped_contacts} were only in that group and leave
+        the forward list with it.
+        """
+
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            db.execute("DELETE FROM groups WHERE account_id = ? AND group_id = ?", (owner_id, group_id))
+            db.execute("DELETE FROM group_members WHERE account_id = ? AND group_id = ?", (owner_id, group_id))
+            dropped = []
+            for contact in dropped_contacts:
+                reverse_version = self._remove_entry(db, owner_id, owner, "FL", contact)
+                if reverse_version is not None:
+                    dropped.append((contact, reverse_version))
+            return GroupRemoval(self._bump(db, owner_id), tuple(dropped))
+
+        return self._transaction(work)
+
+
+T = TypeVar("T")
+
+
+class ThreadedStore:
+    """
+    L{Database} on its own thread.  Every method of the database is
+    available here returning a Deferred.
+    """
+
+    def __init__(self, path: str, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self._reactor = reactor
+        self._path = path
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="msnp-store")
+        self._database: Optional[Database] = None
+
+    def start(self) -> Deferred:
+        """
+        Open the database on the store's thread.  Calls made before it is
+        open queue behind the opening on that same thread.
+        """
+        self._pool.start()
+
+        def open_database():
+            self._database = Database(self._path)
+
+        return self._call(open_database)
+
+    def stop(self) -> Deferred:
+        def close_database():
+            if self._database is not None:
+                self._database.close()
+                self._database = None
+
+        def stopped(result):
+            self._pool.stop()
+            return result
+
+        return self._call(close_database).addBoth(stopped)
+
+    def _call(self, function: Callable[..., T], *args, **kwargs) -> "Deferred[T]":
+        return deferToThreadPool(self._reactor, self._pool, function, *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or not callable(getattr(Database, name, None)):
+            raise AttributeError(name)
+
+        def run_on_store_thread(*args, **kwargs):
+            if self._database is None:
+                raise RuntimeError("the store is closed")
+            return getattr(self._database, name)(*args, **kwargs)
+
+        def call(*args, **kwargs):
+            return self._call(run_on_store_thread, *args, **kwargs)
+
+        return call

@@ -1,0 +1,216 @@
+"""
+The MSNP wire format, without any I/O.
+
+A command line is ``NAME [trid] arg arg ...`` terminated by CRLF (a bare LF
+is accepted).  Some commands carry a payload: their last argument is a byte
+count and exactly that many bytes follow the line.  Everything here turns
+bytes into L{Command} values and back; the Twisted adapters in
+L{msnp.protocol} only move bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional, Sequence
+
+import attrs
+
+MAX_TRID = 2**32 - 1
+MAX_HANDLE_BYTES = 129
+MAX_NAME_BYTES = 387  # after URL-encoding
+DEFAULT_MAX_LINE = 8192
+MAX_SB_PAYLOAD = 1664
+
+_COMMAND_NAME = re.compile(rb"^[A-Z]{3}$|^[0-9]{3}$")
+_DECIMAL = re.compile(r"^[0-9]{1,10}$")
+_HANDLE = re.compile(r"^[A-Za-z0-9._%+\-=~!#$&'*/?^`{|}]+@[A-Za-z0-9.\-]+$")
+
+
+class WireError(Exception):
+    """
+    A line that cannot be understood.  C{code} is the error number to answer
+    with (None means: close the connection without answering), C{trid} the
+    transaction ID to echo if one could be read.
+    """
+
+    def __init__(self, code: Optional[int], trid: Optional[int] = None, reason: str = ""):
+        super().__init__(reason or str(code))
+        self.code = code
+        self.trid = trid
+        self.reason = reason
+
+
+@attrs.frozen
+class Command:
+    """
+    One parsed command: C{name} is the three-letter code, C{trid} the
+    transaction ID or None, C{args} the remaining parameters exactly as sent
+    (still URL-encoded), C{payload} the bytes after the line, if any.
+    """
+
+    name: str
+    trid: Optional[int]
+    args: tuple[str, ...] = ()
+    payload: Optional[bytes] = None
+
+
+def parse_trid(token: str) -> int:
+    """
+    Parse a transaction ID; raise C{ValueError} unless it is a decimal in
+    0..2**32-1.
+    """
+    if not _DECIMAL.match(token):
+        raise ValueError(token)
+    value = int(token)
+    if value > MAX_TRID:
+        raise ValueError(token)
+    return value
+
+
+def split_line(line: bytes) -> tuple[str, list[str]]:
+    """
+    Split a raw line (without its terminator) into a command name and its
+    parameters.  Raises L{WireError} with code 200 for anything that is not
+    a three-letter command.
+    """
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if b"\x00" in line or b"\r" in line:
+        raise WireError(200, reason="control character in line")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError(200, reason="line is not UTF-8")
+    tokens = text.split()
+    if not tokens:
+        raise WireError(None, reason="blank line")
+    name = tokens[0]
+    if not _COMMAND_NAME.match(name.encode("ascii", "replace")):
+        raise WireError(200, reason="not a command")
+    return name, tokens[1:]
+
+
+def take_trid(name: str, params: list[str]) -> tuple[int, list[str]]:
+    """
+    Take the leading transaction ID from C{params}.
+    """
+    if not params:
+        raise WireError(200, reason=f"{name} without a transaction ID")
+    try:
+        trid = parse_trid(params[0])
+    except ValueError:
+        raise WireError(200, reason=f"{name} with a bad transaction ID")
+    return trid, params[1:]
+
+
+def parse_payload_length(trid: int, token: str, limit: int) -> int:
+    """
+    Parse the byte count that ends a payload command.
+    """
+    if not _DECIMAL.match(token):
+        raise WireError(None, trid, "bad payload length")
+    length = int(token)
+    if length > limit:
+        raise WireError(None, trid, "payload too long")
+    return length
+
+
+# URL-encoding of names.  Decoding accepts any %XX; encoding escapes what
+# would break tokenisation or is not printable ASCII, as the official
+# servers did.
+_UNSAFE = frozenset(b"% \t\r\n\x00\x0b\x0c") | frozenset(range(0, 0x20)) | {0x7F}
+
+
+def url_encode(text: str) -> str:
+    out = []
+    for byte in text.encode("utf-8"):
+        if byte in _UNSAFE or byte >= 0x80:
+            out.append("%%%02X" % byte)
+        else:
+            out.append(chr(byte))
+    return "".join(out)
+
+
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+def url_decode(token: str) -> str:
+    """
+    Decode every %XX in C{token}; invalid UTF-8 after decoding raises
+    L{ValueError}.
+    """
+    raw = _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), token.encode("utf-8"))
+    return raw.decode("utf-8")
+
+
+def is_valid_handle(handle: str) -> bool:
+    """
+    Whether C{handle} looks like an account name: user@domain, at most 129
+    bytes.
+    """
+    return len(handle.encode("utf-8")) <= MAX_HANDLE_BYTES and bool(_HANDLE.match(handle))
+
+
+def handle_has_domain(handle: str) -> bool:
+    local, at, domain = handle.partition("@")
+    return bool(at) and bool(domain) and "." in domain.strip(".")
+
+
+# Client commands that carry no transaction ID.
+NO_TRID_COMMANDS = frozenset({"PNG", "OUT"})
+
+
+def parse_client_line(
+    line: bytes, payload_commands: frozenset, payload_limit: int
+) -> tuple[Command, Optional[int]]:
+    """
+    Parse one line sent by a client.  Returns the command (without payload)
+    and, for a payload command, the number of payload bytes that follow.
+    """
+    name, params = split_line(line)
+    if name in NO_TRID_COMMANDS:
+        return Command(name, None, tuple(params)), None
+    trid, params = take_trid(name, params)
+    if name in payload_commands:
+        if not params:
+            raise WireError(None, trid, "payload command without a length")
+        length = parse_payload_length(trid, params[-1], payload_limit)
+        return Command(name, trid, tuple(params[:-1])), length
+    return Command(name, trid, tuple(params)), None
+
+
+def format_line(name: str, trid: Optional[int], *args: object) -> bytes:
+    """
+    Build one outgoing line, CRLF included.  Arguments are written as given:
+    names must already be URL-encoded by the caller.
+    """
+    parts = [name]
+    if trid is not None:
+        parts.append(str(trid))
+    parts.extend(str(a) for a in args if a is not None)
+    return (" ".join(parts) + "\r\n").encode("utf-8")
+
+
+def format_payload(name: str, trid: Optional[int], args: Sequence[object], payload: bytes) -> bytes:
+    """
+    Build a payload command: the line ends with the payload length, then the
+    payload follows with no terminator of its own.
+    """
+    return format_line(name, trid, *args, len(payload)) + payload
+
+
+def format_error(code: int, trid: Optional[int]) -> bytes:
+    return format_line("%03d" % code, trid)
+
+
+def render(command: Command) -> bytes:
+    """
+    Serialise a L{Command} the way a client would send it.
+    """
+    if command.payload is not None:
+        return format_payload(command.name, command.trid, command.args, command.payload)
+    return format_line(command.name, command.trid, *command.args)
+
+
+def join_lines(lines: Iterable[bytes]) -> bytes:
+    return b"".join(lines)

@@ -1,0 +1,119 @@
+"""
+Fixtures: a live msnp server on 127.0.0.1 with ephemeral ports and a fresh
+database, accounts to log in with, and a check that every test leaves no
+timer or connection behind.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+
+from msnp.config import ServerConfig
+from msnp.service import MessengerService
+
+ACCOUNTS = {
+    "alice@example.com": ("pw-alice", "Alice"),
+    "bob@example.com": ("pw-bob", "Bob"),
+    "carol@example.com": ("pw-carol", "Carol"),
+    "dave@example.com": ("pw-dave", "Dave"),
+}
+
+
+class RunningServer:
+    """
+    A started L{MessengerService} and the ports it listens on.
+    """
+
+    def __init__(self, service: MessengerService, db_path: str):
+        self.service = service
+        self.db_path = db_path
+
+    @property
+    def config(self):
+        return self.service.config
+
+    @property
+    def dispatch_port(self) -> int:
+        return self.service.listeners["dispatch"].port.getHost().port
+
+    @property
+    def notification_port(self) -> int:
+        return self.service.listeners["notification"].port.getHost().port
+
+    @property
+    def switchboard_port(self) -> int:
+        return self.service.listeners["switchboard"].port.getHost().port
+
+    @property
+    def store(self):
+        return self.service.store
+
+    def stop(self) -> defer.Deferred:
+        return defer.maybeDeferred(self.service.stopService)
+
+
+ENDPOINTS = {
+    "dispatch": "tcp:0:interface=127.0.0.1",
+    "notification": "tcp:0:interface=127.0.0.1",
+    "switchboard": "tcp:0:interface=127.0.0.1",
+}
+
+
+@defer.inlineCallbacks
+def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS):
+    service = MessengerService(config or ServerConfig(), db_path, dict(ENDPOINTS), reactor)
+    service.startService()
+    yield service._store_ready
+    for handle, (password, name) in accounts.items():
+        existing = yield service.store.get_account(handle)
+        if existing is None:
+            yield service.store.create_account(handle, password, name)
+    return RunningServer(service, db_path)
+
+
+@pytest.fixture
+def server_config():
+    return ServerConfig()
+
+
+@pytest.fixture
+def server(tmp_path, server_config):
+    running = pytest_twisted.blockon(start_server(str(tmp_path / "msnp.sqlite"), server_config))
+    yield running
+    if running.service.running:
+        pytest_twisted.blockon(running.stop())
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """
+    Fail a test that leaves timers or connections behind.
+    """
+    yield
+    # Let closing connections finish.
+    pytest_twisted.blockon(_settle())
+    calls = [c for c in reactor.getDelayedCalls() if c.active()]
+    readers = [r for r in reactor.getReaders() if _is_connection(r)]
+    writers = [w for w in reactor.getWriters() if _is_connection(w)]
+    for call in calls:
+        call.cancel()
+    for selectable in set(readers + writers):
+        selectable.loseConnection()
+    assert not calls, f"timers left behind: {calls}"
+    assert not readers and not writers, f"connections left behind: {readers + writers}"
+
+
+def _is_connection(selectable) -> bool:
+    from twisted.internet import tcp
+
+    return isinstance(selectable, (tcp.Server, tcp.Client, tcp.Port))
+
+
+@defer.inlineCallbacks
+def _settle():
+    for _ in range(5):
+        d = defer.Deferred()
+        reactor.callLater(0.01, d.callback, None)
+        yield d

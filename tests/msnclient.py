@@ -1,0 +1,191 @@
+"""
+A scripted MSNP client for conversation tests: send lines, wait for the
+lines the server must answer, with payloads read byte-exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Optional
+
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+
+DEFAULT_TIMEOUT = 5.0
+
+# Server-to-client commands whose last parameter is a payload length.
+PAYLOAD_REPLIES = frozenset({"MSG", "NOT", "IPG", "GCF", "UBX"})
+
+
+class Received:
+    """
+    One line from the server: C{text} without CRLF, C{args} split on
+    spaces, C{payload} the bytes that followed it, if any.
+    """
+
+    def __init__(self, text: str, payload: Optional[bytes] = None):
+        self.text = text
+        self.args = text.split(" ")
+        self.name = self.args[0]
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"<{self.text!r}{' +payload' if self.payload is not None else ''}>"
+
+
+class ScriptedClient(Protocol):
+    def __init__(self, name: str = "client"):
+        self.name = name
+        self.buffer = b""
+        self.received: list[Received] = []
+        self.waiting: Optional[defer.Deferred] = None
+        self.closed = defer.Deferred()
+        self.is_closed = False
+        self.payload_replies = set(PAYLOAD_REPLIES)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n")
+            if end < 0:
+                break
+            line = self.buffer[:end].decode("utf-8")
+            parts = line.split(" ")
+            if parts[0] in self.payload_replies and parts[-1].isdigit():
+                length = int(parts[-1])
+                if len(self.buffer) < end + 2 + length:
+                    break
+                payload = self.buffer[end + 2 : end + 2 + length]
+                self.buffer = self.buffer[end + 2 + length :]
+                self.received.append(Received(line, payload))
+            else:
+                self.buffer = self.buffer[end + 2 :]
+                self.received.append(Received(line))
+        self._wake()
+
+    def connectionLost(self, reason=None) -> None:
+        self.is_closed = True
+        self.closed.callback(None)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiting is not None:
+            waiting, self.waiting = self.waiting, None
+            waiting.callback(None)
+
+    # Sending
+
+    def send(self, line: str) -> None:
+        self.transport.write(line.encode("utf-8") + b"\r\n")
+
+    def send_raw(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def send_payload(self, line: str, payload: bytes) -> None:
+        self.transport.write(f"{line} {len(payload)}".encode("utf-8") + b"\r\n" + payload)
+
+    # Receiving
+
+    @defer.inlineCallbacks
+    def _wait(self, timeout: float):
+        d = defer.Deferred()
+        self.waiting = d
+        timer = reactor.callLater(timeout, lambda: d.called or (setattr(self, "waiting", None), d.callback("timeout")))
+        result = yield d
+        if timer.active():
+            timer.cancel()
+        return result
+
+    @defer.inlineCallbacks
+    def next(self, timeout: float = DEFAULT_TIMEOUT):
+        """
+        The next line from the server (fails if none arrives in time).
+        """
+        while not self.received:
+            if self.is_closed:
+                raise AssertionError(f"{self.name}: connection closed while waiting for a line")
+            result = yield self._wait(timeout)
+            if result == "timeout" and not self.received:
+                raise AssertionError(f"{self.name}: no line within {timeout}s")
+        return self.received.pop(0)
+
+    @defer.inlineCallbacks
+    def expect(self, pattern: str, timeout: float = DEFAULT_TIMEOUT):
+        """
+        The next line must match C{pattern} (a regular expression matched
+        against the whole line); returns the match.
+        """
+        line = yield self.next(timeout)
+        match = re.fullmatch(pattern, line.text)
+        if match is None:
+            raise AssertionError(f"{self.name}: expected {pattern!r}, got {line.text!r}")
+        return match
+
+    @defer.inlineCallbacks
+    def expect_line(self, text: str, timeout: float = DEFAULT_TIMEOUT):
+        """
+        The next line must be exactly C{text}; returns the L{Received}.
+        """
+        line = yield self.next(timeout)
+        if line.text != text:
+            raise AssertionError(f"{self.name}: expected {text!r}, got {line.text!r}")
+        return line
+
+    @defer.inlineCallbacks
+    def expect_silence(self, seconds: float = 0.2):
+        """
+        Nothing more arrives for C{seconds}.
+        """
+        if not self.received:
+            yield self._wait(seconds)
+        if self.received:
+            raise AssertionError(f"{self.name}: expected nothing, got {self.received[0].text!r}")
+
+    @defer.inlineCallbacks
+    def expect_close(self, timeout: float = DEFAULT_TIMEOUT):
+        """
+        The server closes the connection (after any lines still unread,
+        which are returned).
+        """
+        if not self.is_closed:
+            yield self._wait(timeout)
+        if not self.is_closed:
+            raise AssertionError(f"{self.name}: connection still open")
+        rest, self.received = self.received, []
+        return rest
+
+    def disconnect(self) -> defer.Deferred:
+        if not self.is_closed:
+            self.transport.loseConnection()
+        return self.closed
+
+
+def connect(port: int, name: str = "client") -> defer.Deferred:
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    return connectProtocol(endpoint, ScriptedClient(name))
+
+
+def md5_answer(challenge: str, password: str) -> str:
+    return hashlib.md5((challenge + password).encode("utf-8")).hexdigest()
+
+
+@defer.inlineCallbacks
+def login(port: int, handle: str, password: str, dialect: str = "MSNP7", name: Optional[str] = None):
+    """
+    Log in at the notification server with MD5 and read the profile
+    message; returns the connected client.
+    """
+    client = yield connect(port, name or handle.split("@")[0])
+    client.send(f"VER 1 {dialect} CVR0")
+    yield client.expect_line(f"VER 1 {dialect}")
+    client.send("INF 2")
+    yield client.expect_line("INF 2 MD5")
+    client.send(f"USR 3 MD5 I {handle}")
+    match = yield client.expect(r"USR 3 MD5 S (\S+)")
+    client.send(f"USR 4 MD5 S {md5_answer(match.group(1), password)}")
+    yield client.expect(rf"USR 4 OK {re.escape(handle)} .*")
+    profile = yield client.next()
+    assert profile.name == "MSG" and b"text/x-msmsgsprofile" in profile.payload, profile
+    return client

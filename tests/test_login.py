@@ -1,0 +1,139 @@
+"""
+Logging in: dispatch referral, MD5 login at the notification server,
+OUT OTH when the same account logs in again.
+"""
+
+import pytest_twisted
+
+from msnclient import connect, login, md5_answer
+
+
+@pytest_twisted.inlineCallbacks
+def test_dispatch_refers_to_notification_server_msnp7(server):
+    """
+    VER, INF, CVR, USR at the dispatch server end in XFR NS with the current
+    server's address (MSNP7 shape), then the server hangs up.
+    """
+    client = yield connect(server.dispatch_port)
+    client.send("VER 1 MSNP7 MSNP6 MSNP5 MSNP4 CVR0")
+    yield client.expect_line("VER 1 MSNP7")
+    client.send("INF 2")
+    yield client.expect_line("INF 2 MD5")
+    client.send("CVR 3 0x0409 winnt 5.1 i386 MSNMSGR 4.7.0000 MSMSGS")
+    yield client.expect(r"CVR 3 4\.7\.0000 4\.7\.0000 4\.7\.0000 \S+ \S+")
+    client.send("USR 4 MD5 I alice@example.com")
+    ns = f"127.0.0.1:{server.notification_port}"
+    ds = f"127.0.0.1:{server.dispatch_port}"
+    yield client.expect_line(f"XFR 4 NS {ns} 0 {ds}")
+    yield client.expect_close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_dispatch_xfr_shapes_by_dialect(server):
+    """
+    XFR NS has no trailing parameters in MSNP2 and a trailing 0 in MSNP3-6.
+    """
+    ns = f"127.0.0.1:{server.notification_port}"
+    for dialect, expected in (("MSNP2", f"XFR 2 NS {ns}"), ("MSNP5", f"XFR 2 NS {ns} 0")):
+        client = yield connect(server.dispatch_port)
+        client.send(f"VER 1 {dialect}")
+        yield client.expect_line(f"VER 1 {dialect}")
+        client.send("USR 2 MD5 I alice@example.com")
+        yield client.expect_line(expected)
+        yield client.expect_close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_ver_without_common_dialect(server):
+    """
+    No dialect in common: VER t 0, then the server hangs up.
+    """
+    client = yield connect(server.notification_port)
+    client.send("VER 9 MSNP99 CVR0")
+    yield client.expect_line("VER 9 0")
+    yield client.expect_close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_md5_login_and_wrong_password(server):
+    """
+    A right answer logs in (MSNP7: verified flag); a wrong one gets 911 and
+    a close, exactly as an unknown account does.
+    """
+    client = yield login(server.notification_port, "alice@example.com", "pw-alice")
+    client.send("USR 5 MD5 I alice@example.com")
+    yield client.expect_line("207 5")
+    yield client.disconnect()
+
+    for handle, password in (("alice@example.com", "wrong"), ("nobody@example.com", "x")):
+        client = yield connect(server.notification_port)
+        client.send("VER 1 MSNP7")
+        yield client.expect_line("VER 1 MSNP7")
+        client.send(f"USR 2 MD5 I {handle}")
+        match = yield client.expect(r"USR 2 MD5 S (\S+)")
+        client.send(f"USR 3 MD5 S {md5_answer(match.group(1), password)}")
+        yield client.expect_line("911 3")
+        yield client.expect_close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_challenges_are_fresh(server):
+    """
+    Every login attempt gets a new challenge.
+    """
+    seen = set()
+    for _ in range(3):
+        client = yield connect(server.notification_port)
+        client.send("VER 1 MSNP5")
+        yield client.expect_line("VER 1 MSNP5")
+        client.send("USR 2 MD5 I alice@example.com")
+        match = yield client.expect(r"USR 2 MD5 S (\S+)")
+        seen.add(match.group(1))
+        yield client.disconnect()
+    assert len(seen) == 3
+
+
+@pytest_twisted.inlineCallbacks
+def test_usr_ok_shape_by_dialect(server):
+    """
+    MSNP2-5 USR OK carries handle and name; MSNP6-7 add the verified flag.
+    """
+    for dialect, pattern in (("MSNP2", "USR 4 OK alice@example.com Alice"), ("MSNP6", "USR 4 OK alice@example.com Alice 1")):
+        client = yield connect(server.notification_port)
+        client.send(f"VER 1 {dialect}")
+        yield client.expect_line(f"VER 1 {dialect}")
+        client.send("USR 3 MD5 I alice@example.com")
+        match = yield client.expect(r"USR 3 MD5 S (\S+)")
+        client.send(f"USR 4 MD5 S {md5_answer(match.group(1), 'pw-alice')}")
+        yield client.expect_line(pattern)
+        yield client.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_second_login_replaces_first(server):
+    """
+    The same account logging in elsewhere: the older connection gets OUT OTH
+    and is closed.
+    """
+    first = yield login(server.notification_port, "alice@example.com", "pw-alice")
+    second = yield login(server.notification_port, "alice@example.com", "pw-alice")
+    yield first.expect_line("OUT OTH")
+    yield first.expect_close()
+    second.send("PNG")
+    yield second.expect_line("QNG")
+    yield second.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_commands_need_login(server):
+    """
+    After VER, a command that needs a login gets 302; an unknown one 200.
+    """
+    client = yield connect(server.notification_port)
+    client.send("VER 1 MSNP7")
+    yield client.expect_line("VER 1 MSNP7")
+    client.send("SYN 2 0")
+    yield client.expect_line("302 2")
+    client.send("ZZZ 3")
+    yield client.expect_line("200 3")
+    yield client.disconnect()
