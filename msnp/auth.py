@@ -47,6 +47,50 @@ def new_md5_challenge() -> str:
     return "%d.%d" % (secrets.randbelow(9 * 10**9) + 10**9, secrets.randbelow(9 * 10**8) + 10**8)
 
 
+class LoginThrottle:
+    """
+    Counts failed logins per account and per source address within a
+    window; past a few free failures every further one is answered after a
+    delay that doubles each time.  Unknown accounts are counted like known
+    ones, so the delay says nothing about whether an account exists.
+    """
+
+    MAX_KEYS = 100_000
+
+    def __init__(self, config, now):
+        self._config = config
+        self._now = now
+        self._failures: dict[tuple[str, str], list[float]] = {}
+
+    def _recent(self, key) -> list:
+        cutoff = self._now() - self._config.login_failure_window
+        stamps = [t for t in self._failures.get(key, ()) if t > cutoff]
+        if stamps:
+            self._failures[key] = stamps
+        else:
+            self._failures.pop(key, None)
+        return stamps
+
+    def record_failure(self, handle: str, address: str) -> float:
+        """
+        Note a failed login and return how many seconds to wait before
+        answering it.
+        """
+        config = self._config
+        now = self._now()
+        excess = 0
+        for key, free in ((("account", handle), config.login_failures_per_account), (("address", address), config.login_failures_per_address)):
+            stamps = self._recent(key)
+            stamps.append(now)
+            self._failures[key] = stamps
+            excess = max(excess, len(stamps) - free)
+        while len(self._failures) > self.MAX_KEYS:
+            del self._failures[next(iter(self._failures))]
+        if excess <= 0:
+            return 0.0
+        return min(config.login_delay_max, config.login_delay_base * 2 ** (excess - 1))
+
+
 def md5_answer(challenge: str, secret: str) -> str:
     return hashlib.md5((challenge + secret).encode("utf-8")).hexdigest()
 

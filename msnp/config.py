@@ -30,6 +30,22 @@ class ServerConfig:
     sb_auth_timeout: float = 60.0
     sb_idle_timeout: float = 300.0
     max_sb_payload: int = wire.MAX_SB_PAYLOAD
+    max_sb_participants: int = 50
+    # hardening (see protocol-notes/hardening.md)
+    max_connections_per_address: int = 50
+    command_rate: float = 20.0  # commands per second, sustained
+    command_burst: int = 200  # commands accepted at once before the rate applies
+    flood_strikes: int = 20  # refused commands in a row before the connection is closed
+    max_outbound_buffer: int = 1024 * 1024  # bytes queued to a client that does not read
+    notification_lease: float = 20 * 60.0  # seconds of silence before a connection is dropped
+    dispatch_lease: float = 60.0
+    challenge_lifetime: float = 300.0  # seconds an MD5 challenge may be answered
+    login_failures_per_account: int = 3  # answered without delay
+    login_failures_per_address: int = 10
+    login_failure_window: float = 15 * 60.0
+    login_delay_base: float = 1.0  # doubles with every further failure
+    login_delay_max: float = 30.0
+    shutdown_grace: float = 5.0  # seconds to wait for clients to close on shutdown
 
     @property
     def dispatch_address(self) -> str:

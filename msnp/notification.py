@@ -13,12 +13,13 @@ import time
 from typing import Optional
 
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import deferLater
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from msnp import dialects, errors, presence, wire
-from msnp.auth import IMessengerUser, MD5ChallengeCredentials, new_md5_challenge
+from msnp.auth import IMessengerUser, LoginThrottle, MD5ChallengeCredentials, new_md5_challenge
 from msnp.errors import CloseConnection, CommandError
 from msnp.protocol import CommandProtocol
 from msnp.store import StoreError, UserState, canonical_handle
@@ -61,6 +62,10 @@ def decode_name(token: str, limit: int = wire.MAX_NAME_BYTES) -> str:
         return wire.url_decode(token)
     except ValueError:
         raise CommandError(errors.INVALID_PARAMETER, "name is not UTF-8")
+
+
+def _raise(error: Exception):
+    raise error
 
 
 def parse_group_id(token: str, max_groups: int) -> int:
@@ -158,19 +163,23 @@ class NotificationSession:
             if not wire.is_valid_handle(handle):
                 raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
             challenge = new_md5_challenge()
-            self._challenge = (handle, challenge)
+            self._challenge = (handle, challenge, self.server.clock.seconds())
             self.send(wire.format_line("USR", command.trid, "MD5", "S", challenge))
             return None
         if self._challenge is None:
             raise CommandError(errors.AUTHENTICATION_FAILED, "answer without a challenge", close=True)
-        handle, challenge = self._challenge
+        handle, challenge, issued = self._challenge
         self._challenge = None
         credentials = MD5ChallengeCredentials(handle, challenge, args[2])
-        return self._login(command, credentials)
+        expired = self.server.clock.seconds() - issued > self.config.challenge_lifetime
+        return self._login(command, credentials, expired)
 
-    def _login(self, command, credentials) -> Deferred:
+    def _login(self, command, credentials, expired: bool = False) -> Deferred:
         self._authenticating = True
-        d = self.server.portal.login(credentials, self, IMessengerUser)
+        if expired:
+            d = fail(UnauthorizedLogin("challenge expired"))
+        else:
+            d = self.server.portal.login(credentials, self, IMessengerUser)
 
         def logged_in(result):
             _, user, logout = result
@@ -195,7 +204,14 @@ class NotificationSession:
             self._authenticating = False
             failure.trap(UnauthorizedLogin)
             log.info("login failed for {handle}", handle=credentials.handle)
-            raise CommandError(errors.AUTHENTICATION_FAILED, "login failed", close=True)
+            address = self.connection.address if self.connection is not None else "?"
+            delay = self.server.login_throttle.record_failure(credentials.handle, address)
+            refusal = CommandError(errors.AUTHENTICATION_FAILED, "login failed", close=True)
+            if not delay:
+                raise refusal
+            # Repeated failures are answered ever more slowly, and the same
+            # way whether or not the account exists.
+            return deferLater(self.server.clock, delay, _raise, refusal)
 
         return d.addCallbacks(logged_in, failed)
 
@@ -691,6 +707,7 @@ class NotificationServer(Factory):
         self.directory = directory
         self.portal = portal
         self.clock = clock
+        self.login_throttle = LoginThrottle(config, clock.seconds)
 
     def make_session(self, connection) -> NotificationSession:
         return NotificationSession(connection, self)

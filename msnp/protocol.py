@@ -6,11 +6,16 @@ session object in order, and writes what it answers.
 A session method may return a Deferred (a store write, a login); reading
 pauses until it fires, so pipelined commands are answered in the order they
 were sent.
+
+Hardening lives here too, so that every role gets it: a line-length cut-off
+that frees the buffer at once, a per-connection command rate limit, a cap on
+what may queue for a client that stops reading, an idle lease, and a count
+of connections per source address (see protocol-notes/hardening.md).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -20,6 +25,94 @@ from twisted.python.failure import Failure
 
 from msnp import wire
 from msnp.errors import INTERNAL_ERROR, CloseConnection, CommandError
+
+# Which ServerConfig setting holds the idle lease of each role; roles not
+# named here (the switchboard keeps its own idle rule) have none.
+_LEASE_SETTINGS = {"notification": "notification_lease", "dispatch": "dispatch_lease"}
+
+
+class TokenBucket:
+    """
+    At most C{burst} events at once, refilled at C{rate} per second of
+    C{now()}.
+    """
+
+    def __init__(self, rate: float, burst: int, now: Callable[[], float]):
+        self._rate = rate
+        self._burst = burst
+        self._now = now
+        self._tokens = float(burst)
+        self._stamp = now()
+
+    def take(self) -> bool:
+        now = self._now()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+class ConnectionRegistry:
+    """
+    The open connections of one listening role, counted per source address
+    so that one address cannot take them all.
+    """
+
+    def __init__(self, per_address_limit: int):
+        self.per_address_limit = per_address_limit
+        self._by_address: dict[str, set] = {}
+
+    def admit(self, connection, address: str) -> bool:
+        held = self._by_address.setdefault(address, set())
+        if self.per_address_limit and len(held) >= self.per_address_limit:
+            if not held:
+                del self._by_address[address]
+            return False
+        held.add(connection)
+        return True
+
+    def forget(self, connection, address: str) -> None:
+        held = self._by_address.get(address)
+        if held is not None:
+            held.discard(connection)
+            if not held:
+                del self._by_address[address]
+
+    def count(self, address: str) -> int:
+        return len(self._by_address.get(address, ()))
+
+    def __iter__(self) -> Iterator:
+        return iter([c for held in self._by_address.values() for c in held])
+
+    def __len__(self) -> int:
+        return sum(len(held) for held in self._by_address.values())
+
+
+def connections_of(factory) -> ConnectionRegistry:
+    """
+    The registry of C{factory}'s open connections, made on first use from
+    its config.
+    """
+    registry = getattr(factory, "connections", None)
+    if registry is None:
+        registry = ConnectionRegistry(factory.config.max_connections_per_address)
+        factory.connections = registry
+    return registry
+
+
+def outbound_buffered(transport) -> int:
+    """
+    Bytes written to C{transport} (or the TCP transport under a TLS one)
+    that the peer has not taken yet.
+    """
+    while transport is not None:
+        buffer = getattr(transport, "dataBuffer", None)
+        if buffer is not None:
+            return len(buffer) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+        transport = getattr(transport, "transport", None)
+    return 0
 
 
 class CommandProtocol(LineReceiver, TimeoutMixin):
@@ -41,7 +134,11 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         self._payload_chunks: list[bytes] = []
         self._closed = False
         self._close_waiters: list = []
+        self._admitted = False
+        self._payload_refused = False
+        self._strikes = 0
         self.peer = "?"
+        self.address = "?"
 
     def on_closed(self, waiter) -> None:
         """
@@ -55,17 +152,38 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
     # Connection lifecycle
 
     def connectionMade(self) -> None:
-        self.MAX_LENGTH = self.factory.config.max_line_length
-        self.payload_limit = self.factory.config.max_payload_length
+        config = self.factory.config
+        clock = self.factory.clock
+        self.MAX_LENGTH = config.max_line_length
+        self.payload_limit = config.max_payload_length
+        self.outbound_limit = config.max_outbound_buffer
+        self.flood_strikes = config.flood_strikes
+        self._rate = TokenBucket(config.command_rate, config.command_burst, clock.seconds)
         peer = self.transport.getPeer()
-        self.peer = f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
-        self.callLater = self.factory.clock.callLater
+        self.address = str(getattr(peer, "host", peer))
+        self.peer = f"{self.address}:{getattr(peer, 'port', '')}"
+        self.callLater = clock.callLater
+        if not connections_of(self.factory).admit(self, self.address):
+            self.log.info("{role} refused {peer}: too many connections from that address", role=self.role, peer=self.peer)
+            self._closed = True
+            self.transport.abortConnection()
+            return
+        self._admitted = True
         self.session = self.factory.make_session(self)
         self.log.info("{role} connection from {peer}", role=self.role, peer=self.peer)
+        lease = getattr(config, _LEASE_SETTINGS.get(self.role, ""), None)
+        if lease:
+            self.setTimeout(lease)
 
     def connectionLost(self, reason: Failure = None) -> None:
         self._closed = True
         self.setTimeout(None)
+        self._buffer = b""
+        self._payload_chunks = []
+        if not self._admitted:
+            return
+        self._admitted = False
+        connections_of(self.factory).forget(self, self.address)
         if self.session is not None:
             session, self.session = self.session, None
             session.connection_lost()
@@ -77,8 +195,26 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
     # Output
 
     def send(self, data: bytes) -> None:
-        if not self._closed:
-            self.transport.write(data)
+        if self._closed:
+            return
+        self.transport.write(data)
+        if self.outbound_limit and outbound_buffered(self.transport) > self.outbound_limit:
+            # The client stopped reading: drop it and what is queued for it
+            # rather than hold ever more memory.
+            self.log.info("{role} dropping {peer}: not reading what is sent", role=self.role, peer=self.peer)
+            self._closed = True
+            self.transport.abortConnection()
+
+    def shut_down(self) -> None:
+        """
+        The server is stopping: say so (C{OUT SSD}) and close.
+        """
+        session = self.session
+        if session is not None and hasattr(session, "shut_down"):
+            session.shut_down()
+        else:
+            self.send(wire.format_line("OUT", None, "SSD"))
+        self.close("server shutting down")
 
     def close(self, reason: str = "") -> None:
         """
@@ -91,27 +227,52 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
             self.transport.loseConnection()
 
     def timeoutConnection(self) -> None:
-        self.close("timed out")
+        self.close("silent for too long")
 
     # Input
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self.resetTimeout()
+        super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
         if self._closed:
             return
+        allowed = self._rate.take()
         try:
             command, length = wire.parse_client_line(line, self.payload_commands, self.payload_limit)
         except wire.WireError as error:
-            self._wire_error(error)
+            if allowed or error.code is None:
+                self._wire_error(error)
+            else:
+                self._refuse_flood(None, error.trid)
             return
+        if allowed:
+            self._strikes = 0
         if length:
+            # The payload is read even when the command is refused, so the
+            # next line is found where the client put it.
             self._payload_command = command
+            self._payload_refused = not allowed
             self._payload_needed = length
             self._payload_chunks = []
             self.setRawMode()
             return
+        if not allowed:
+            self._refuse_flood(command.name, command.trid)
+            return
         if length == 0:
             command = wire.Command(command.name, command.trid, command.args, b"")
         self._dispatch(command)
+
+    def _refuse_flood(self, name: Optional[str], trid: Optional[int]) -> None:
+        self._strikes += 1
+        if self._strikes > self.flood_strikes:
+            self.close("command flood")
+        elif trid is not None:
+            self.send(wire.format_error(wire.flood_error_code(name), trid))
 
     def rawDataReceived(self, data: bytes) -> None:
         taken = data[: self._payload_needed]
@@ -126,10 +287,19 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         # Still inside dataReceived: the rest only joins the buffer and is
         # parsed as lines after this command.
         self.setLineMode(data[len(taken) :])
+        if self._payload_refused:
+            self._payload_refused = False
+            self._refuse_flood(command.name, command.trid)
+            return
         self._dispatch(command)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self.close("line too long")
+        # LineReceiver has already emptied its buffer; stop reading at once
+        # rather than wait for the rest of a line that may never end.
+        self._buffer = b""
+        self.log.info("{role} closing {peer}: line longer than {limit} bytes", role=self.role, peer=self.peer, limit=self.MAX_LENGTH)
+        self._closed = True
+        self.transport.abortConnection()
 
     def _wire_error(self, error: wire.WireError) -> None:
         if error.code is None:

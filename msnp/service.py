@@ -17,6 +17,7 @@ from msnp.config import ServerConfig
 from msnp.directory import LocalDirectory
 from msnp.dispatch import DispatchServer
 from msnp.notification import NotificationServer
+from msnp.protocol import connections_of
 from msnp.store import ThreadedStore
 
 log = Logger()
@@ -112,23 +113,28 @@ class MessengerService(MultiService):
 
     @inlineCallbacks
     def stopService(self):
+        factories = [listener.factory for listener in self.listeners.values()]
+        # Stop listening first so nobody new arrives, then tell every
+        # connected client of every role (logged in or not) and wait for
+        # them to go, within a grace period.
         yield super().stopService()
-        sessions = list(self.directory.sessions())
+        connections = [c for factory in factories for c in connections_of(factory)]
         closed = []
-        for session in sessions:
-            connection = session.connection
-            if connection is not None:
-                d = Deferred()
-                connection.on_closed(d)
-                closed.append(d)
-            session.shut_down()
+        for connection in connections:
+            d = Deferred()
+            connection.on_closed(d)
+            closed.append(d)
+            connection.shut_down()
         if closed:
-            timeout = self.reactor.callLater(5, lambda: [c.transport.abortConnection() for c in self._open_connections()])
+            timeout = self.reactor.callLater(self.config.shutdown_grace, self._abort_connections, connections)
             yield DeferredList(closed)
             if timeout.active():
                 timeout.cancel()
         yield self.store.stop()
         log.info("msnp stopped")
 
-    def _open_connections(self):
-        return [s.connection for s in self.directory.sessions() if s.connection is not None]
+    @staticmethod
+    def _abort_connections(connections) -> None:
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.abortConnection()

@@ -28,6 +28,27 @@ class Options(usage.Options):
         ["cookie-lifetime", None, 120.0, "Seconds a switchboard cookie stays valid.", float],
         ["sb-idle-timeout", None, 300.0, "Seconds of silence before a switchboard participant is removed.", float],
     ]
+    # Limits against broken and hostile clients: (option, ServerConfig field, type, help).
+    LIMITS = [
+        ("max-line-length", "max_line_length", int, "Longest command line in bytes; a longer one closes the connection."),
+        ("max-payload-length", "max_payload_length", int, "Largest payload of a notification command in bytes."),
+        ("max-connections-per-address", "max_connections_per_address", int, "Open connections per source address and role (0: no limit)."),
+        ("command-rate", "command_rate", float, "Commands per second a connection may send, sustained."),
+        ("command-burst", "command_burst", int, "Commands a connection may send at once before the rate applies."),
+        ("flood-strikes", "flood_strikes", int, "Commands refused with 713/800 in a row before the connection is closed."),
+        ("max-outbound-buffer", "max_outbound_buffer", int, "Bytes queued to a client that does not read before it is dropped."),
+        ("notification-lease", "notification_lease", float, "Seconds a silent notification connection is kept."),
+        ("max-sb-participants", "max_sb_participants", int, "Participants in one switchboard session."),
+        ("login-delay-max", "login_delay_max", float, "Longest delay in seconds before answering a repeated failed login."),
+        ("max-fl", None, int, "Entries on a forward list (FL)."),
+        ("max-al", None, int, "Entries on an allow list (AL)."),
+        ("max-bl", None, int, "Entries on a block list (BL)."),
+    ]
+    _defaults = ServerConfig()
+    for _option, _field, _type, _help in LIMITS:
+        _value = getattr(_defaults, _field) if _field else _defaults.list_limits[_option[-2:].upper()]
+        optParameters.append([_option, None, _value, _help, _type])
+    del _defaults, _option, _field, _type, _help, _value
 
 
 def _port_from_endpoint(description: str, default: int) -> int:
@@ -49,6 +70,8 @@ def config_from_options(options) -> ServerConfig:
         web_url=options["web-url"],
         cookie_lifetime=options["cookie-lifetime"],
         sb_idle_timeout=options["sb-idle-timeout"],
+        list_limits={lst: options["max-" + lst.lower()] for lst in ("FL", "AL", "BL")},
+        **{field: options[option] for option, field, _, _ in Options.LIMITS if field},
     )
 
 

@@ -67,6 +67,20 @@ def parse_trid(token: str) -> int:
     return value
 
 
+def _salvage_trid(line: bytes) -> Optional[int]:
+    """
+    The transaction ID of a line that cannot be parsed, when its second
+    token is one, so that the error can still be matched to the request.
+    """
+    tokens = line.split(None, 2)
+    if len(tokens) < 2:
+        return None
+    try:
+        return parse_trid(tokens[1].decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 def split_line(line: bytes) -> tuple[str, list[str]]:
     """
     Split a raw line (without its terminator) into a command name and its
@@ -76,11 +90,11 @@ def split_line(line: bytes) -> tuple[str, list[str]]:
     if line.endswith(b"\r"):
         line = line[:-1]
     if b"\x00" in line or b"\r" in line:
-        raise WireError(200, reason="control character in line")
+        raise WireError(200, _salvage_trid(line), "control character in line")
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
-        raise WireError(200, reason="line is not UTF-8")
+        raise WireError(200, _salvage_trid(line), "line is not UTF-8")
     tokens = text.split()
     if not tokens:
         raise WireError(None, reason="blank line")
@@ -154,6 +168,18 @@ def is_valid_handle(handle: str) -> bool:
 def handle_has_domain(handle: str) -> bool:
     local, at, domain = handle.partition("@")
     return bool(at) and bool(domain) and "." in domain.strip(".")
+
+
+# Commands that change stored settings are refused for flooding with 800
+# ("changing too rapidly"); every other command with 713 ("too active").
+CHANGING_COMMANDS = frozenset({"REA", "PRP"})
+
+
+def flood_error_code(name: Optional[str]) -> int:
+    """
+    The error that answers a command refused by the rate limit.
+    """
+    return 800 if name in CHANGING_COMMANDS else 713
 
 
 # Client commands that carry no transaction ID.

@@ -1,0 +1,207 @@
+"""
+Limits on one connection, driven without a network: the line-length
+cut-off and the memory it frees, the command rate limit (713/800, then a
+close), connections per address, failed-login delays, and the wire layer
+under generated input.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from msnp import wire
+from msnp.auth import LoginThrottle
+from msnp.config import ServerConfig
+from msnp.dispatch import DispatchServer
+from msnp.protocol import TokenBucket
+
+
+def open_connection(factory, host: str = "10.0.0.1", port: int = 5000):
+    protocol = factory.buildProtocol(IPv4Address("TCP", host, port))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def take_output(transport) -> list[str]:
+    data = transport.value().decode("utf-8")
+    transport.clear()
+    return [line for line in data.split("\r\n") if line]
+
+
+def dispatch_factory(**settings):
+    return DispatchServer(attrs.evolve(ServerConfig(), **settings), Clock())
+
+
+def test_endless_line_frees_its_buffer():
+    """
+    64 MiB without a newline, fed in 64 KiB reads: the connection is
+    aborted as soon as the line limit is passed, nothing of the line is kept,
+    and memory is back where it was.
+    """
+    factory = dispatch_factory(max_line_length=8192)
+    protocol, transport = open_connection(factory)
+    chunk = b"A" * 65536
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(1024):
+            protocol.dataReceived(chunk)
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert transport.disconnecting
+    assert protocol._buffer == b""
+    assert after - before < 256 * 1024
+    assert peak - before < 1024 * 1024
+    protocol.connectionLost(None)
+
+
+def test_line_at_the_limit_is_accepted():
+    """
+    A line of exactly the limit is parsed; one byte more closes.
+    """
+    factory = dispatch_factory(max_line_length=64)
+    protocol, transport = open_connection(factory)
+    line = b"ZZZ 1 " + b"x" * (64 - 6)
+    protocol.dataReceived(line + b"\n")
+    assert take_output(transport) == ["200 1"]
+    protocol.dataReceived(line + b"xy\n")
+    assert transport.disconnecting
+    protocol.connectionLost(None)
+
+
+def test_command_flood_gets_713_then_close():
+    """
+    Past the burst, commands are refused with 713 (800 for REA and PRP,
+    which change stored settings) without being run; the refusals continue
+    for C{flood_strikes} commands, then the connection is closed.  Time
+    refills the allowance.
+    """
+    factory = dispatch_factory(command_rate=1.0, command_burst=3, flood_strikes=3)
+    protocol, transport = open_connection(factory)
+    protocol.dataReceived(b"VER 1 MSNP7\r\nINF 2\r\nINF 3\r\nINF 4\r\n")
+    assert take_output(transport) == ["VER 1 MSNP7", "INF 2 MD5", "INF 3 MD5", "713 4"]
+    factory.clock.advance(1)
+    protocol.dataReceived(b"INF 5\r\n")
+    assert take_output(transport) == ["INF 5 MD5"]
+    protocol.dataReceived(b"REA 6 a@b.com x\r\nPRP 7 PHH 1\r\nINF 8\r\n")
+    assert take_output(transport) == ["800 6", "800 7", "713 8"]
+    assert not transport.disconnecting
+    protocol.dataReceived(b"INF 9\r\n")
+    assert take_output(transport) == []
+    assert transport.disconnecting
+    protocol.connectionLost(None)
+
+
+def test_flood_strikes_reset_when_a_command_gets_through():
+    """
+    Only refusals in a row count toward the close: a client that slows down
+    after a 713 is not punished for it later.
+    """
+    factory = dispatch_factory(command_rate=1.0, command_burst=1, flood_strikes=2)
+    protocol, transport = open_connection(factory)
+    for trid in range(1, 6):
+        protocol.dataReceived(b"ZZZ %d\r\nZZZ %d\r\n" % (trid, trid + 100))
+        assert take_output(transport) == [f"200 {trid}", f"713 {trid + 100}"]
+        factory.clock.advance(1)
+    assert not transport.disconnecting
+    protocol.connectionLost(None)
+
+
+def test_token_bucket_refills_at_its_rate():
+    """
+    The bucket holds at most C{burst} and refills at C{rate} per second.
+    """
+    clock = Clock()
+    bucket = TokenBucket(2.0, 4, clock.seconds)
+    assert [bucket.take() for _ in range(5)] == [True] * 4 + [False]
+    clock.advance(1.0)
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    clock.advance(100)
+    assert sum(bucket.take() for _ in range(10)) == 4
+
+
+def test_connections_per_address():
+    """
+    Past the limit a new connection from the same address is aborted at
+    once; other addresses are not affected, and a closed connection frees
+    its place.
+    """
+    factory = dispatch_factory(max_connections_per_address=2)
+    first, t1 = open_connection(factory, port=1)
+    second, t2 = open_connection(factory, port=2)
+    third, t3 = open_connection(factory, port=3)
+    assert not t1.disconnecting and not t2.disconnecting
+    assert t3.disconnecting and third.session is None
+    other, t4 = open_connection(factory, host="10.0.0.2")
+    assert not t4.disconnecting
+    third.connectionLost(None)
+    first.connectionLost(None)
+    fourth, t5 = open_connection(factory, port=4)
+    assert not t5.disconnecting
+    assert factory.connections.count("10.0.0.1") == 2
+    for protocol in (second, other, fourth):
+        protocol.connectionLost(None)
+    assert len(factory.connections) == 0
+
+
+def test_failed_logins_delay_grows_per_account_and_address():
+    """
+    The first failures for an account are answered at once; then the delay
+    doubles up to its cap.  An address trying many accounts is slowed the
+    same way, and old failures are forgotten after the window.
+    """
+    clock = Clock()
+    config = ServerConfig(login_failures_per_account=3, login_failures_per_address=5, login_delay_base=1.0, login_delay_max=8.0)
+    throttle = LoginThrottle(config, clock.seconds)
+    delays = [throttle.record_failure("x@example.com", "10.0.0.1") for _ in range(8)]
+    assert delays == [0, 0, 0, 1, 2, 4, 8, 8]
+    # Another account from another address starts afresh...
+    assert throttle.record_failure("y@example.com", "10.0.0.2") == 0
+    # ...but many accounts from one address are slowed too.
+    spread = [throttle.record_failure(f"u{i}@example.com", "10.0.0.3") for i in range(7)]
+    assert spread == [0, 0, 0, 0, 0, 1, 2]
+    clock.advance(config.login_failure_window + 1)
+    assert throttle.record_failure("x@example.com", "10.0.0.1") == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_wire_parses_or_refuses_any_line(line):
+    """
+    Any bytes without a newline either parse into a command or raise
+    WireError; nothing else escapes the wire layer.
+    """
+    try:
+        command, length = wire.parse_client_line(line.replace(b"\n", b""), frozenset({"MSG", "QRY"}), 1664)
+    except wire.WireError as error:
+        assert error.code in (None, 200)
+        assert error.trid is None or 0 <= error.trid <= wire.MAX_TRID
+    else:
+        assert len(command.name) == 3
+        assert length is None or 0 <= length <= 1664
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=20))
+def test_protocol_survives_any_byte_stream(chunks):
+    """
+    Arbitrary reads fed to a dispatch connection never raise, every answer
+    is a whole CRLF line, and the line buffer never holds more than the
+    limit.
+    """
+    factory = dispatch_factory(max_line_length=512)
+    protocol, transport = open_connection(factory)
+    for chunk in chunks:
+        protocol.dataReceived(chunk)
+        assert len(protocol._buffer) <= 512 + 1
+    assert transport.value() == b"" or transport.value().endswith(b"\r\n")
+    protocol.connectionLost(None)
