@@ -54,6 +54,8 @@ _CLOSE_WHEN_RETIRED = frozenset({"ADD", "INF", "REA", "LST", "LSG"})
 # Phone and mobile properties stored for PRP/BPR.
 PHONE_KEYS = ("PHH", "PHW", "PHM", "MOB", "MBE")
 CONTACT_PHONE_KEYS = ("PHH", "PHW", "PHM", "MOB")
+# MBE (mobile device enabled) is set by the service, never by a client.
+SETTABLE_PHONE_KEYS = CONTACT_PHONE_KEYS
 
 
 @attrs.frozen
@@ -193,9 +195,10 @@ def list_lines(dialect: Dialect, trid: int, user, lst: str, contact_properties: 
             extra = (",".join(str(g) for g in sorted(user.memberships.get(handle, ()))) or "0",)
         lines.append(wire.format_line("LST", trid, lst, version, index, total, handle, wire.url_encode(name), *extra))
         if lst == "FL" and dialect.has_phone_properties:
-            for key, value in sorted(contact_properties.get(handle, {}).items()):
-                if key in CONTACT_PHONE_KEYS:
-                    lines.append(wire.format_line("BPR", None, version, handle, key, wire.url_encode(value)))
+            phones = contact_properties.get(handle, {})
+            for key in CONTACT_PHONE_KEYS:
+                if phones.get(key):
+                    lines.append(wire.format_line("BPR", None, version, handle, key, wire.url_encode(phones[key])))
     return lines
 
 

@@ -266,7 +266,7 @@ class NotificationSession:
     def _contact_properties(self) -> Deferred:
         if not self.dialect.has_phone_properties or not self.user.lists["FL"]:
             return succeed({})
-        return self.server.store.contact_properties(list(self.user.lists["FL"]))
+        return self.server.store.contact_properties(list(self.user.lists["FL"]), self.user.handle)
 
     def do_LST(self, command):
         if len(command.args) != 1 or command.args[0] not in dialects.LIST_ORDER:
@@ -328,6 +328,7 @@ class NotificationSession:
         d = self.server.store.add_to_list(user.handle, lst, contact, name, group_id)
 
         def stored(change):
+            seen_before = self._visibility([contact])
             user.lists[lst][contact] = name
             if group_id is not None:
                 user.memberships.setdefault(contact, set()).add(group_id)
@@ -341,7 +342,7 @@ class NotificationSession:
                 if self.status is not None:
                     self._show_initial_presence(command.trid, [contact])
             else:
-                self._privacy_changed([contact])
+                self._privacy_changed(seen_before)
 
         return d.addCallbacks(stored, self._store_refused)
 
@@ -390,6 +391,7 @@ class NotificationSession:
         d = self.server.store.remove_from_list(user.handle, lst, contact)
 
         def removed(change):
+            seen_before = self._visibility([contact])
             del user.lists[lst][contact]
             if lst == "FL":
                 user.memberships.pop(contact, None)
@@ -398,7 +400,7 @@ class NotificationSession:
             if lst == "FL":
                 self._reverse_list_dropped(contact, change.reverse_version)
             else:
-                self._privacy_changed([contact])
+                self._privacy_changed(seen_before)
 
         return d.addCallbacks(removed, self._store_refused)
 
@@ -441,11 +443,11 @@ class NotificationSession:
         d = self.server.store.set_privacy(user.handle, setting, value)
 
         def stored(version):
+            seen_before = self._visibility(user.lists["RL"]) if setting == "blp" else {}
             setattr(user, setting, value)
             user.version = max(user.version, version)
             self.send(wire.format_line(command.name, command.trid, user.version, value))
-            if setting == "blp":
-                self._privacy_changed(list(user.lists["RL"]))
+            self._privacy_changed(seen_before)
 
         return d.addCallback(stored)
 
@@ -489,11 +491,11 @@ class NotificationSession:
         key = args[0]
         if len(key) > 3:
             raise CloseConnection("PRP key too long")
-        if key not in dialects.PHONE_KEYS:
+        if key not in dialects.SETTABLE_PHONE_KEYS:
             raise CommandError(errors.NOT_EXPECTED)
         raw = args[1] if len(args) == 2 else ""
         value = decode_name(raw, self.config.max_phone_bytes)
-        if key in ("MOB", "MBE") and value not in ("", "Y", "N"):
+        if key == "MOB" and value not in ("", "Y", "N"):
             raise CommandError(errors.INVALID_PARAMETER)
         user = self.user
         d = self.server.store.set_property(user.handle, key, value)
@@ -638,23 +640,33 @@ class NotificationSession:
             rendered[dialect] = line
         return line
 
-    def _privacy_changed(self, watchers: list[str]) -> None:
+    def _visibility(self, watchers) -> dict[str, bool]:
         """
-        After an AL/BL/BLP change, show or hide this user from the affected
-        online watchers.
+        Whether each of C{watchers} may see this user, taken before a
+        privacy change so that only changed views are sent afterwards.
+        """
+        return {handle: presence.allows(self.user, handle) for handle in watchers}
+
+    def _privacy_changed(self, seen_before: dict[str, bool]) -> None:
+        """
+        After an AL/BL/BLP change, show or hide this user from the online
+        watchers whose view it changed (C{seen_before}: the view before).
         """
         if not presence.shows_online(self.status):
             return
         directory = self.server.directory
         rendered_online: dict = {}
         rendered_offline: dict = {}
-        for watcher_handle in watchers:
+        for watcher_handle, was_visible in seen_before.items():
             if watcher_handle not in self.user.lists["RL"]:
+                continue
+            visible = presence.allows(self.user, watcher_handle)
+            if visible == was_visible:
                 continue
             watcher = directory.find(watcher_handle)
             if watcher is None or watcher.status is None:
                 continue
-            if presence.allows(self.user, watcher_handle):
+            if visible:
                 watcher.send(self._presence_line(watcher.dialect, self.status, rendered_online))
             else:
                 watcher.send(self._presence_line(watcher.dialect, None, rendered_offline))

@@ -277,18 +277,29 @@ class Database:
             memberships=memberships,
         )
 
-    def contact_properties(self, handles: list[str]) -> dict[str, dict[str, str]]:
+    def contact_properties(self, handles: list[str], viewer: Optional[str] = None) -> dict[str, dict[str, str]]:
         """
-        The phone properties of each of C{handles}, for BPR lines.
+        The phone properties of each of C{handles}, for BPR lines.  With
+        C{viewer}, only of the contacts whose privacy lets the viewer see
+        them (BL hides, AL shows, otherwise BLP decides), as for presence.
         """
+        visible = ""
+        params_after: tuple = ()
+        if viewer is not None:
+            visible = (
+                " AND NOT EXISTS (SELECT 1 FROM list_entries b WHERE b.account_id = a.id AND b.list = 'BL'"
+                " AND b.contact = ?) AND (a.blp = 'AL' OR EXISTS (SELECT 1 FROM list_entries w"
+                " WHERE w.account_id = a.id AND w.list = 'AL' AND w.contact = ?))"
+            )
+            params_after = (viewer, viewer)
         result: dict[str, dict[str, str]] = {}
         for start in range(0, len(handles), 500):
             chunk = handles[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for handle, key, value in self._db.execute(
                 f"SELECT a.handle, p.key, p.value FROM properties p JOIN accounts a ON a.id = p.account_id "
-                f"WHERE a.handle IN ({marks})",
-                chunk,
+                f"WHERE a.handle IN ({marks}){visible}",
+                (*chunk, *params_after),
             ):
                 result.setdefault(handle, {})[key] = value
         return result
