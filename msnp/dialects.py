@@ -151,6 +151,25 @@ class Dialect:
             return wire.format_line("QNG", None, seconds)
         return wire.format_line("QNG", None)
 
+    # Switchboard
+
+    @property
+    def msg_ack_types(self) -> frozenset:
+        """
+        The acknowledgement letters a switchboard MSG may carry; D (binary
+        data, answered with ACK or 282) arrived with MSNP9.
+        """
+        return frozenset("UNAD") if self.version >= 9 else frozenset("UNA")
+
+    def _participant_extra(self, caps: int) -> Sequence[object]:
+        return (caps,) if self.version >= 12 else ()
+
+    def iro(self, trid: int, index: int, total: int, handle: str, encoded_name: str, caps: int = 0) -> bytes:
+        return wire.format_line("IRO", trid, index, total, handle, encoded_name, *self._participant_extra(caps))
+
+    def joi(self, handle: str, encoded_name: str, caps: int = 0) -> bytes:
+        return wire.format_line("JOI", None, handle, encoded_name, *self._participant_extra(caps))
+
 
 ALL_DIALECTS = {n: Dialect(n) for n in range(2, 13)}
 

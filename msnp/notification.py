@@ -18,7 +18,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from msnp import dialects, errors, presence, wire
+from msnp import dialects, errors, presence, switchboard, wire
 from msnp.auth import IMessengerUser, LoginThrottle, MD5ChallengeCredentials, new_md5_challenge
 from msnp.errors import CloseConnection, CommandError
 from msnp.protocol import CommandProtocol
@@ -696,6 +696,40 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER)
         self.accepts_invitations = command.args[0] == "ON"
         self.send(wire.format_line("IMS", command.trid, 0, command.args[0]))
+
+    # Switchboard
+
+    def do_XFR(self, command):
+        if command.args != ("SB",):
+            raise CommandError(errors.INVALID_PARAMETER)
+        if not presence.shows_online(self.status):
+            raise CommandError(errors.NOT_ALLOWED_WHEN_OFFLINE)
+        server = self.server
+        d = switchboard.grant_switchboard(server.directory, server.clock, self.config, self)
+        d.addCallback(
+            lambda cookie: self.send(
+                wire.format_line("XFR", command.trid, "SB", self.config.switchboard_address, "CKI", cookie)
+            )
+        )
+        return d
+
+    def accepts_invitation_from(self, caller: str) -> bool:
+        """
+        Whether a switchboard may ring this user for C{caller}: shown online
+        (not hidden), IMS ON, and the privacy rules let C{caller} see them.
+        """
+        return (
+            self.user is not None
+            and presence.shows_online(self.status)
+            and self.accepts_invitations
+            and presence.allows(self.user, caller)
+        )
+
+    def ring(self, session_id: str, address: str, cookie: str, caller: str, caller_encoded_name: str) -> None:
+        """
+        Invite this user into switchboard session C{session_id}.
+        """
+        self.send(wire.format_line("RNG", None, session_id, address, "CKI", cookie, caller, caller_encoded_name))
 
 
 class NotificationProtocol(CommandProtocol):

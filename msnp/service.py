@@ -19,6 +19,7 @@ from msnp.dispatch import DispatchServer
 from msnp.notification import NotificationServer
 from msnp.protocol import connections_of
 from msnp.store import ThreadedStore
+from msnp.switchboard import SwitchboardServer
 
 log = Logger()
 
@@ -82,9 +83,11 @@ class MessengerService(MultiService):
         self.portal = make_portal(self.store, self.directory)
         self.notification = NotificationServer(config, self.store, self.directory, self.portal, reactor)
         self.dispatch = DispatchServer(config, reactor)
+        self.switchboard = SwitchboardServer(config, self.directory, reactor)
         self.listeners = {}
         self._add_listener("dispatch", endpoints.get("dispatch"), self.dispatch, "dispatch_port")
         self._add_listener("notification", endpoints.get("notification"), self.notification, "notification_port")
+        self._add_listener("switchboard", endpoints.get("switchboard"), self.switchboard, "switchboard_port")
 
     def _add_listener(self, role: str, description: Optional[str], factory, port_setting: str) -> None:
         if not description:

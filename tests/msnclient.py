@@ -189,3 +189,72 @@ def login(port: int, handle: str, password: str, dialect: str = "MSNP7", name: O
     profile = yield client.next()
     assert profile.name == "MSG" and b"text/x-msmsgsprofile" in profile.payload, profile
     return client
+
+
+# Switchboard helpers
+
+
+@defer.inlineCallbacks
+def go_online(client, trid: int = 5, status: str = "NLN"):
+    """
+    Send the first C{CHG} (needed before a switchboard can be had), read its
+    echo and answer the challenge that may follow; any ILN is skipped.
+    """
+    client.send(f"CHG {trid} {status}")
+    yield client.expect(rf"CHG {trid} {status}( .*)?")
+    # From MSNP6 a challenge follows the first CHG; a PNG marks where that
+    # burst (and any ILN) ends.
+    client.send("PNG")
+    challenge = None
+    while True:
+        line = yield client.next()
+        if line.name == "QNG":
+            break
+        if line.name == "CHL":
+            challenge = line.args[2]
+    if challenge is not None:
+        client.send_payload(f"QRY {trid} msmsgs@msnmsgr.com", md5_answer(challenge, "Q1P7W2E4J9R8U3S5").encode("ascii"))
+        yield client.expect_line(f"QRY {trid}")
+
+
+@defer.inlineCallbacks
+def request_switchboard(ns_client, trid: int = 10):
+    """
+    C{XFR t SB} at the notification server; returns (port, cookie).
+    """
+    ns_client.send(f"XFR {trid} SB")
+    match = yield ns_client.expect(rf"XFR {trid} SB 127\.0\.0\.1:(\d+) CKI (\S+)")
+    return int(match.group(1)), match.group(2)
+
+
+@defer.inlineCallbacks
+def open_switchboard(ns_client, handle: str, trid: int = 10, name: Optional[str] = None):
+    """
+    Get a cookie with C{XFR SB}, connect to the switchboard and log in with
+    C{USR}; returns the switchboard client.
+    """
+    port, cookie = yield request_switchboard(ns_client, trid)
+    sb = yield connect(port, name or "sb-" + handle.split("@")[0])
+    sb.send(f"USR 1 {handle} {cookie}")
+    yield sb.expect(rf"USR 1 OK {re.escape(handle)} \S+")
+    return sb
+
+
+@defer.inlineCallbacks
+def answer_ring(ns_client, handle: str, name: Optional[str] = None):
+    """
+    Read the C{RNG} at the callee's notification connection, connect to the
+    switchboard and C{ANS}; returns (switchboard client, the RNG line's
+    parameters, the roster lines before C{ANS 1 OK}).
+    """
+    ring = yield ns_client.expect(r"RNG (\d+) 127\.0\.0\.1:(\d+) CKI (\S+) (\S+) (\S+)")
+    session_id, port, cookie = ring.group(1), int(ring.group(2)), ring.group(3)
+    sb = yield connect(port, name or "sb-" + handle.split("@")[0])
+    sb.send(f"ANS 1 {handle} {cookie} {session_id}")
+    roster = []
+    while True:
+        line = yield sb.next()
+        if line.text == "ANS 1 OK":
+            break
+        roster.append(line.text)
+    return sb, ring.groups(), roster
