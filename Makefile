@@ -18,5 +18,8 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q
 
+bench: install
+	$(BIN)/python -m bench all
+
 clean:
 	rm -rf $(VENV) *.egg-info

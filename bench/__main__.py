@@ -1,0 +1,93 @@
+"""
+C{python -m bench SCENARIO [options]}: start a server, load it, print a
+table and write bench/results/SCENARIO.json.  C{python -m bench all} runs
+every scenario with its defaults (C{--smoke}: tiny sizes, for CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from bench.report import write_results
+
+SCENARIOS = {
+    "login": "bench.login",
+    "presence": "bench.presence",
+    "conversations": "bench.conversations",
+    "floor": "bench.conversations",
+    "capacity": "bench.capacity",
+}
+ALL = ("login", "presence", "conversations", "capacity")
+
+# Sizes small enough for a CI smoke run of every scenario in a few seconds.
+SMOKE = {
+    "login": ["--users", "40", "--contacts", "4", "--burst", "40", "--concurrency", "8"],
+    "presence": ["--users", "30", "--watchers", "6", "--rates", "200", "--duration", "0.3"],
+    "conversations": ["--sessions", "4", "--duration", "0.3", "--rate", "200"],
+    "floor": ["--sessions", "4", "--duration", "0.3", "--rate", "200"],
+    "capacity": ["--clients", "60", "--contacts", "4", "--idle-window", "0.2", "--settle", "0.1"],
+}
+
+
+def _module(scenario: str):
+    return importlib.import_module(SCENARIOS[scenario])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(dest="scenario", required=True)
+    for scenario in SCENARIOS:
+        sub = commands.add_parser(scenario, help=(_module(scenario).__doc__ or "").strip().split("\n")[0])
+        _common_arguments(sub)
+        if scenario == "floor":
+            _module(scenario).add_floor_arguments(sub)
+        else:
+            _module(scenario).add_arguments(sub)
+    everything = commands.add_parser("all", help="every scenario, one after the other")
+    _common_arguments(everything)
+    everything.add_argument("--smoke", action="store_true", help="tiny sizes: only checks that each scenario runs")
+    return parser
+
+
+def _common_arguments(parser) -> None:
+    parser.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
+    parser.add_argument("--results-dir", default=None, help="where to write SCENARIO.json (default bench/results)")
+
+
+def run_scenario(scenario: str, options) -> int:
+    module = _module(scenario)
+    started = time.perf_counter()
+    runner = module.run_floor if scenario == "floor" else module.run
+    results, table = runner(options)
+    results["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+    path = write_results(scenario, results, options.results_dir)
+    print(table.render())
+    print(f"results: {path}\n", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    if options.scenario != "all":
+        return run_scenario(options.scenario, options)
+    status = 0
+    for scenario in ALL:
+        argv = [scenario, "--workers", str(options.workers)]
+        if options.results_dir:
+            argv += ["--results-dir", options.results_dir]
+        if options.smoke:
+            argv += SMOKE[scenario]
+        try:
+            status |= run_scenario(scenario, parser.parse_args(argv))
+        except Exception as error:
+            print(f"{scenario} failed: {error}", file=sys.stderr, flush=True)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

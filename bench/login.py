@@ -1,0 +1,105 @@
+"""
+Scenario 1, login storm: accounts with full contact lists log in through
+the dispatch server with MD5 (MSNP7), first at a bounded concurrency (the
+sustained rate and latency), then all at once (the burst, which shows what
+the listen backlog does).
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.client import LoginTimes
+from bench.report import Table, latency_summary
+from bench.server import ServerProcess, listen_overflows
+from bench.workers import ClientWorker, Generator, shares
+
+STEPS = LoginTimes.__slots__
+# A SYN dropped by a full listen queue is retried after one second.
+STALL_SECONDS = 1.0
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--users", type=int, default=2000, help="accounts that log in (default 2000)")
+    parser.add_argument("--contacts", type=int, default=20, help="contacts per account (default 20)")
+    parser.add_argument("--concurrency", type=int, default=64, help="logins in flight in the sustained phase")
+    parser.add_argument("--burst", type=int, default=2000, help="simultaneous logins in the burst (0: skip)")
+    parser.add_argument("--backlog", type=int, default=None, help="listen backlog for the server's endpoints")
+
+
+def _login_figures(results: list[dict], wall: float) -> dict:
+    times = [t for result in results for t in result["times"]]
+    failures = [f for result in results for f in result["failures"]]
+    by_step = {step: [t[i] for t in times] for i, step in enumerate(STEPS)}
+    return {
+        "logins": len(times),
+        "failures": len(failures),
+        "failure_examples": failures[:5],
+        "wall_seconds": round(wall, 3),
+        "logins_per_second": round(len(times) / wall, 1) if wall else 0.0,
+        "latency": latency_summary(by_step["online"]),
+        "steps": {step: latency_summary(values) for step, values in by_step.items()},
+        "stalled_over_1s_at_dispatch": sum(1 for t in by_step["greeted"] if t >= STALL_SECONDS),
+    }
+
+
+def run(options) -> tuple[dict, Table]:
+    workers = options.workers
+    burst = min(options.burst, options.users)
+    with ServerProcess(options.users, options.contacts, backlog=options.backlog) as server:
+        setup = {"dispatch": server.dispatch, "shares": shares(range(options.users), workers)}
+        with Generator(ClientWorker, workers, setup) as generator:
+            per_worker = max(1, options.concurrency // workers)
+            cpu_before = server.stats.cpu_seconds()
+            started = time.perf_counter()
+            results = generator.call("log_in", [(per_worker,)] * workers)
+            wall = time.perf_counter() - started
+            sustained = _login_figures(results, wall)
+            sustained["concurrency"] = per_worker * workers
+            sustained["server_cpu_percent"] = round(100 * (server.stats.cpu_seconds() - cpu_before) / wall, 1)
+            sustained["generator"] = generator.last_cost.as_dict()
+            sustained["server_rss_mib"] = round(server.stats.rss_bytes() / 2**20, 1)
+            generator.call("log_out")
+            time.sleep(0.5)
+
+            burst_figures = None
+            if burst:
+                per_worker_burst = [len(s) for s in shares(range(burst), workers)]
+                overflows_before = listen_overflows()
+                cpu_before = server.stats.cpu_seconds()
+                started = time.perf_counter()
+                results = generator.call("log_in", [(0, n) for n in per_worker_burst])
+                wall = time.perf_counter() - started
+                burst_figures = _login_figures(results, wall)
+                burst_figures["simultaneous"] = burst
+                burst_figures["listen_overflows"] = listen_overflows() - overflows_before
+                burst_figures["server_cpu_percent"] = round(100 * (server.stats.cpu_seconds() - cpu_before) / wall, 1)
+                burst_figures["generator"] = generator.last_cost.as_dict()
+                generator.call("log_out")
+
+    results = {
+        "options": {
+            "users": options.users,
+            "contacts": options.contacts,
+            "workers": workers,
+            "backlog": options.backlog or "server default",
+        },
+        "sustained": sustained,
+        "burst": burst_figures,
+    }
+    table = Table(f"login: {options.users} accounts x {options.contacts} contacts, MSNP7 MD5 via dispatch")
+    table.add("logins/s (sustained)", sustained["logins_per_second"], ">= 1,000")
+    table.add("login latency p50 ms", sustained["latency"]["p50_ms"])
+    table.add("login latency p99 ms", sustained["latency"]["p99_ms"])
+    table.add("failed logins", sustained["failures"], "0")
+    table.add("server CPU % (sustained)", sustained["server_cpu_percent"])
+    table.add("generator CPU % of a core", sustained["generator"]["cpu_percent_of_one_core"])
+    if burst_figures:
+        table.add(f"burst of {burst}: seconds until all online", burst_figures["wall_seconds"])
+        table.add("burst logins/s", burst_figures["logins_per_second"])
+        table.add("burst login latency p99 ms", burst_figures["latency"]["p99_ms"])
+        table.add("burst dispatch VER reply p99 ms", burst_figures["steps"]["greeted"]["p99_ms"])
+        table.add("burst VER replies after >= 1 s (stalls)", burst_figures["stalled_over_1s_at_dispatch"], "0")
+        table.add("burst listen-queue overflows", burst_figures["listen_overflows"], "0")
+        table.add("burst failed logins", burst_figures["failures"], "0")
+    return results, table

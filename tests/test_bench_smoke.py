@@ -1,0 +1,65 @@
+"""
+A tiny run of every benchmark scenario, so the benchmarks keep working.
+The figures are not checked: only that each scenario starts its server,
+drives it, writes its results and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _processes_with(marker: str) -> list[int]:
+    """
+    Processes whose environment holds C{marker}: everything the benchmark
+    started inherits it.
+    """
+    found = []
+    needle = marker.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_every_scenario_runs(tmp_path):
+    """
+    C{python -m bench all --smoke} runs login, presence, conversations (with
+    the floor relay) and capacity at tiny sizes, succeeds, writes one JSON
+    file per scenario, and every process it started is gone afterwards.
+    """
+    marker = f"msnp-bench-smoke-{uuid.uuid4().hex}"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "all", "--smoke", "--workers", "1", "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), MSNP_BENCH_SMOKE=marker),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for scenario in ("login", "presence", "conversations", "capacity"):
+        document = json.loads((tmp_path / f"{scenario}.json").read_text())
+        assert document["scenario"] == scenario
+    login = json.loads((tmp_path / "login.json").read_text())
+    assert login["sustained"]["logins"] == 40 and login["sustained"]["failures"] == 0
+    presence = json.loads((tmp_path / "presence.json").read_text())
+    phase = presence["phases"][0]
+    assert phase["notifications_received"] == phase["notifications_expected"] > 0
+    conversations = json.loads((tmp_path / "conversations.json").read_text())
+    assert conversations["floor"]["throughput"]["delivered"] > 0
+    capacity = json.loads((tmp_path / "capacity.json").read_text())
+    assert capacity["online"] == 60
+    assert _processes_with(marker) == []
