@@ -59,9 +59,13 @@ def decode_name(token: str, limit: int = wire.MAX_NAME_BYTES) -> str:
     if len(token.encode("utf-8")) > limit:
         raise CommandError(errors.INVALID_PARAMETER, "name too long")
     try:
-        return wire.url_decode(token)
+        name = wire.url_decode(token)
     except ValueError:
         raise CommandError(errors.INVALID_PARAMETER, "name is not UTF-8")
+    # Raw (unencoded) UTF-8 is accepted, but what is sent on must fit too.
+    if len(wire.url_encode(name)) > limit:
+        raise CommandError(errors.INVALID_PARAMETER, "name too long once encoded")
+    return name
 
 
 def _raise(error: Exception):

@@ -169,6 +169,10 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
             self.transport.abortConnection()
             return
         self._admitted = True
+        # Replies and notifications are small lines: without this, Nagle
+        # holds each one back until the client's delayed ACK (~40 ms).
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
         self.session = self.factory.make_session(self)
         self.log.info("{role} connection from {peer}", role=self.role, peer=self.peer)
         lease = getattr(config, _LEASE_SETTINGS.get(self.role, ""), None)

@@ -387,11 +387,17 @@ def test_rea_contact_name(server, dialect):
 def test_rea_name_is_encoded_on_output(server):
     """
     A name sent with raw (unencoded) UTF-8 or with lower-case escapes is
-    stored decoded and sent back in the server's own encoding.
+    stored decoded and sent back in the server's own encoding; the 387-byte
+    limit applies to that encoding.
     """
     alice = yield sign_in(server, ALICE, "MSNP5")
     alice.send("REA 5 alice@example.com Al%c3%adce\u00e9")
     yield alice.expect_line("REA 5 2 alice@example.com Al%C3%ADce%C3%A9")
+    # 100 raw two-byte characters are 200 bytes, but 600 once encoded
+    alice.send("REA 6 alice@example.com " + "\u00e9" * 100)
+    yield alice.expect_line("201 6")
+    alice.send("REA 7 alice@example.com " + "\u00e9" * 64)
+    yield alice.expect_line("REA 7 3 alice@example.com " + "%C3%A9" * 64)
     yield sign_out(alice)
 
 
