@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import sqlite3
+import sys
 from typing import Callable, Optional, TypeVar
 
 import attrs
@@ -252,10 +253,13 @@ class Database:
             return None
         account_id = row[0]
         lists: dict[str, dict[str, str]] = {name: {} for name in LISTS}
+        # The same handles and names recur in the lists of every online
+        # contact: sharing one string for each keeps online users small.
+        intern = sys.intern
         for lst, contact, name in db.execute(
             "SELECT list, contact, name FROM list_entries WHERE account_id = ? ORDER BY rowid", (account_id,)
         ):
-            lists[lst][contact] = name
+            lists[lst][intern(contact)] = intern(name)
         groups = dict(
             db.execute("SELECT group_id, name FROM groups WHERE account_id = ? ORDER BY group_id", (account_id,))
         )
@@ -263,7 +267,7 @@ class Database:
         for contact, group_id in db.execute(
             "SELECT contact, group_id FROM group_members WHERE account_id = ?", (account_id,)
         ):
-            memberships.setdefault(contact, set()).add(group_id)
+            memberships.setdefault(intern(contact), set()).add(group_id)
         properties = dict(db.execute("SELECT key, value FROM properties WHERE account_id = ?", (account_id,)))
         return UserState(
             handle=row[1],
