@@ -182,3 +182,43 @@ def test_pipelined_login_in_one_segment(server):
     yield expect_lines(client, ["VER 1 MSNP5", "INF 2 MD5"])
     yield client.expect(r"USR 3 MD5 S \S+")
     yield client.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_trid_range(server):
+    """
+    TrIDs up to 2**32-1 are echoed; a larger or non-numeric one is a syntax
+    error (200, with no TrID to echo).
+    """
+    alice = yield sign_in(server, ALICE, "MSNP2")
+    alice.send("SYN 4294967295 1")
+    yield alice.expect_line("SYN 4294967295 1")
+    alice.send("SYN 0 1")
+    yield alice.expect_line("SYN 0 1")
+    alice.send("SYN 4294967296 1")
+    yield alice.expect(r"200( 4294967296)?")
+    alice.send("SYN x 1")
+    yield alice.expect_line("200")
+    alice.send("PNG")
+    yield alice.expect_line("QNG")
+    yield sign_out(alice)
+
+
+@pytest_twisted.inlineCallbacks
+def test_handle_length_limit(server):
+    """
+    A contact handle over 129 bytes is 201 in ADD; at login it is 911 and
+    a close.
+    """
+    alice = yield sign_in(server, ALICE, "MSNP5")
+    long_handle = "a" * 118 + "@example.com"
+    assert len(long_handle) == 130
+    alice.send(f"ADD 5 FL {long_handle} Long")
+    yield alice.expect_line("201 5")
+    yield sign_out(alice)
+    client = yield connect(server.notification_port)
+    client.send("VER 1 MSNP5")
+    yield client.expect_line("VER 1 MSNP5")
+    client.send(f"USR 2 MD5 I {long_handle}")
+    yield client.expect_line("911 2")
+    yield client.expect_close()

@@ -208,3 +208,26 @@ def test_mutual_watchers_across_dialects(server):
     yield new.disconnect()
     yield old.expect_line("FLN bob@example.com")
     yield sign_out(old)
+
+
+@pytest_twisted.inlineCallbacks
+def test_login_elsewhere_shows_offline_then_online(server):
+    """
+    When a visible user logs in again elsewhere, the old connection gets
+    OUT OTH, watchers see FLN for it, and NLN once the new session sends
+    its first CHG.
+    """
+    bob = yield sign_in(server, BOB, "MSNP5")
+    yield add_contacts(bob, 5, [ALICE])
+    bob.send("CHG 6 NLN")
+    yield bob.expect_line("CHG 6 NLN")
+    first = yield sign_in(server, ALICE, "MSNP7", status="AWY")
+    yield bob.expect_line("NLN AWY alice@example.com Alice")
+    second = yield sign_in(server, ALICE, "MSNP2")
+    yield first.expect_line("OUT OTH")
+    yield first.expect_close()
+    yield bob.expect_line("FLN alice@example.com")
+    second.send("CHG 7 BSY")
+    yield second.expect_line("CHG 7 BSY")
+    yield bob.expect_line("NLN BSY alice@example.com Alice")
+    yield sign_out(second, bob)
