@@ -6,6 +6,8 @@ timer or connection behind.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
@@ -78,9 +80,27 @@ def server_config():
     return ServerConfig()
 
 
+@pytest.fixture(scope="session")
+def accounts_database(tmp_path_factory):
+    """
+    A database file holding the fixture accounts, made once: hashing their
+    passwords (scrypt) would otherwise cost most of each test's time.
+    """
+    from msnp.store import Database
+
+    path = tmp_path_factory.mktemp("template") / "accounts.sqlite"
+    database = Database(str(path))
+    for handle, (password, name) in ACCOUNTS.items():
+        database.create_account(handle, password, name)
+    database.close()
+    return path
+
+
 @pytest.fixture
-def server(tmp_path, server_config):
-    running = pytest_twisted.blockon(start_server(str(tmp_path / "msnp.sqlite"), server_config))
+def server(tmp_path, server_config, accounts_database):
+    db_path = tmp_path / "msnp.sqlite"
+    shutil.copyfile(accounts_database, db_path)
+    running = pytest_twisted.blockon(start_server(str(db_path), server_config))
     yield running
     if running.service.running:
         pytest_twisted.blockon(running.stop())
