@@ -223,10 +223,19 @@ class Database:
             row = db.execute("SELECT id FROM accounts WHERE handle = ?", (handle,)).fetchone()
             if row is None:
                 raise NoSuchAccount(handle)
-            # Others' lists keep no dangling entries for a deleted account.
+            # Others' lists keep no dangling entries for a deleted account,
+            # and their list versions move on so their clients resynchronise.
+            touched = [
+                owner
+                for (owner,) in db.execute(
+                    "SELECT DISTINCT account_id FROM list_entries WHERE contact = ? AND account_id != ?", (handle, row[0])
+                )
+            ]
             db.execute("DELETE FROM list_entries WHERE contact = ?", (handle,))
             db.execute("DELETE FROM group_members WHERE contact = ?", (handle,))
             db.execute("DELETE FROM accounts WHERE id = ?", (row[0],))
+            for owner in touched:
+                self._bump(db, owner)
 
         self._transaction(work)
 

@@ -108,3 +108,40 @@ def test_account_added_while_running_can_log_in(server):
     assert run_admin(server.db_path, "user", "passwd", "erin@example.com", "--password", "pw-new")[0] == 0
     erin = yield login(server.notification_port, "erin@example.com", "pw-new", "MSNP2")
     yield sign_out(erin)
+
+
+def test_del_removes_the_account_from_other_lists(tmp_path):
+    """
+    Deleting an account takes it off everyone's lists and groups and
+    raises those users' list versions, so their next SYN is a full one.
+    """
+    db = tmp_path / "admin.sqlite"
+    for handle in ("alice@example.com", "bob@example.com", "carol@example.com"):
+        assert run_admin(db, "user", "add", handle, "--password", "pw")[0] == 0
+    database = Database(str(db))
+    try:
+        database.add_to_list("alice@example.com", "FL", "bob@example.com", "Bob", 0)
+        database.add_to_list("alice@example.com", "AL", "bob@example.com", "Bob")
+        database.add_to_list("carol@example.com", "FL", "alice@example.com", "Alice")
+        alice_before = database.load_user("alice@example.com").version
+        carol_before = database.load_user("carol@example.com").version
+    finally:
+        database.close()
+    assert run_admin(db, "user", "del", "bob@example.com")[0] == 0
+    database = Database(str(db))
+    try:
+        alice = database.load_user("alice@example.com")
+        assert alice.lists == {"FL": {}, "AL": {}, "BL": {}, "RL": {"carol@example.com": "carol@example.com"}}
+        assert alice.memberships == {}
+        assert alice.version == alice_before + 1
+        assert database.load_user("carol@example.com").version == carol_before
+    finally:
+        database.close()
+
+
+def test_name_too_long_is_refused(tmp_path):
+    """
+    A friendly name longer than 387 bytes once URL-encoded is refused.
+    """
+    status, out, err = run_admin(tmp_path / "a.sqlite", "user", "add", "a@example.com", "--password", "pw", "--name", "é" * 100)
+    assert status != 0 and out == "" and err.count("\n") == 1
