@@ -254,3 +254,44 @@ def test_profile_message_by_dialect(server):
     yield old.disconnect()
     new = yield login(server.notification_port, "alice@example.com", "pw-alice", "MSNP5")
     yield new.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_logs_never_show_passwords_or_answers(server):
+    """
+    Connection events are logged through twisted.logger, one line each,
+    and neither the password nor the challenge answer of a successful or a
+    failed login appears in any of them.
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        client = yield connect(server.notification_port)
+        client.send("VER 1 MSNP5")
+        yield client.expect_line("VER 1 MSNP5")
+        client.send("USR 2 MD5 I alice@example.com")
+        match = yield client.expect(r"USR 2 MD5 S (\S+)")
+        right = md5_answer(match.group(1), "pw-alice")
+        client.send(f"USR 3 MD5 S {right}")
+        yield client.expect_line("USR 3 OK alice@example.com Alice")
+        yield client.next()
+        yield client.disconnect()
+        client = yield connect(server.notification_port)
+        client.send("VER 1 MSNP5")
+        yield client.expect_line("VER 1 MSNP5")
+        client.send("USR 2 MD5 I bob@example.com")
+        match = yield client.expect(r"USR 2 MD5 S (\S+)")
+        wrong = md5_answer(match.group(1), "not-bobs")
+        client.send(f"USR 3 MD5 S {wrong}")
+        yield client.expect_line("911 3")
+        yield client.expect_close()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    lines = [formatEvent(event) for event in events]
+    assert any("alice@example.com logged in" in line for line in lines)
+    for line in lines:
+        assert "\n" not in line.strip()
+        for secret in ("pw-alice", "not-bobs", right, wrong):
+            assert secret not in line
