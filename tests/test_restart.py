@@ -104,3 +104,38 @@ def test_restart_keeps_everything(server):
         yield sign_out(alice, bob)
     finally:
         yield restarted.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_change_is_committed_before_its_reply(server):
+    """
+    The moment a client has the reply to a list change, the change and
+    its list version are in the database file (read here through a
+    connection of its own).
+    """
+    from msnp.store import Database
+
+    alice = yield sign_in(server, ALICE, "MSNP7")
+    for line, answer in (
+        ("ADD 5 FL bob@example.com Bob", "ADD 5 FL 2 bob@example.com Bob 0"),
+        ("ADG 6 Friends 0", "ADG 6 3 Friends 1 0"),
+        ("BLP 7 BL", "BLP 7 4 BL"),
+        ("REA 8 alice@example.com Al", "REA 8 5 alice@example.com Al"),
+    ):
+        alice.send(line)
+        yield alice.expect_line(answer)
+        reader = Database(server.db_path)
+        try:
+            stored = reader.load_user(ALICE)
+        finally:
+            reader.close()
+        assert stored.version == int(answer.split(" ")[3 if answer.startswith("ADD") else 2])
+    assert stored.lists["FL"] == {BOB: "Bob"}
+    assert stored.groups == {0: "~", 1: "Friends"}
+    assert (stored.blp, stored.friendly_name) == ("BL", "Al")
+    bob_reader = Database(server.db_path)
+    try:
+        assert bob_reader.load_user(BOB).lists["RL"] == {ALICE: "Alice"}
+    finally:
+        bob_reader.close()
+    yield sign_out(alice)
