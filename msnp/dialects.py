@@ -99,6 +99,16 @@ class Dialect:
     def has_phone_properties(self) -> bool:
         return self.version >= 5
 
+    def bpr_update(self, version: int, handle: str, key: str, encoded_value: str) -> Optional[bytes]:
+        """
+        A contact's changed phone property pushed outside SYN: C{BPR V
+        handle key value} with the receiver's list version (MSNP5-MSNP9);
+        None where this dialect has no such line.
+        """
+        if not 5 <= self.version <= 9:
+            return None
+        return wire.format_line("BPR", None, version, handle, key, encoded_value or None)
+
     @property
     def has_groups(self) -> bool:
         return self.version >= 7

@@ -510,9 +510,27 @@ class NotificationSession:
             else:
                 user.properties.pop(key, None)
             user.version = max(user.version, version)
+            self._phone_changed(key, value)
             self.send(wire.format_line("PRP", command.trid, user.version, key, wire.url_encode(value) if value else None))
 
         return d.addCallback(stored)
+
+    def _phone_changed(self, key: str, value: str) -> None:
+        """
+        Push a changed phone property to the online watchers this user's
+        privacy rules let see it, as BPR with the watcher's list version.
+        """
+        encoded = wire.url_encode(value)
+        directory = self.server.directory
+        for watcher_handle in self.user.lists["RL"]:
+            watcher = directory.find(watcher_handle)
+            if watcher is None or watcher.user is None or watcher is self:
+                continue
+            if not presence.allows(self.user, watcher_handle):
+                continue
+            line = watcher.dialect.bpr_update(watcher.user.version, self.handle, key, encoded)
+            if line is not None:
+                watcher.send(line)
 
     # Groups
 

@@ -620,3 +620,31 @@ def test_bpr_follows_contact_privacy(server):
         ],
     )
     yield sign_out(alice, bob)
+
+
+@pytest_twisted.inlineCallbacks
+def test_phone_changes_reach_allowed_watchers(server):
+    """
+    A changed phone property reaches the user's online watchers at once as
+    BPR with the watcher's own list version (MSNP5+; nothing for MSNP2
+    watchers or for a watcher the user blocks); a cleared one has no value.
+    """
+    bob = yield sign_in(server, BOB, "MSNP5")
+    carol = yield sign_in(server, CAROL, "MSNP2")
+    for client, trid in ((bob, 5), (carol, 6)):
+        client.send(f"ADD {trid} FL alice@example.com Alice")
+        yield client.expect_line(f"ADD {trid} FL 2 alice@example.com Alice")
+    alice = yield sign_in(server, ALICE, "MSNP7")
+    alice.send("PRP 7 PHM 555%200100")
+    yield alice.expect_line("PRP 7 4 PHM 555%200100")
+    yield bob.expect_line("BPR 2 alice@example.com PHM 555%200100")
+    alice.send("PRP 8 PHM")
+    yield alice.expect_line("PRP 8 5 PHM")
+    yield bob.expect_line("BPR 2 alice@example.com PHM")
+    alice.send("ADD 9 BL bob@example.com Bob")
+    yield alice.expect_line("ADD 9 BL 6 bob@example.com Bob")
+    alice.send("PRP 10 PHH 1")
+    yield alice.expect_line("PRP 10 7 PHH 1")
+    yield bob.expect_silence()
+    yield carol.expect_silence()
+    yield sign_out(alice, bob, carol)
