@@ -178,8 +178,8 @@ def test_add_errors(server, dialect):
     """
     ADD refuses a malformed handle (201), an unknown account (205), a
     handle without a domain (206), a contact already on the list (215), one
-    on the opposite list (219), missing parameters (201) and a group before
-    MSNP7 (201).
+    on the opposite list (219), missing parameters (201), and a group before
+    MSNP7 or on AL/BL (201, REM too).
     """
     alice = yield sign_in(server, ALICE, dialect)
     for trid, line, code in (
@@ -202,6 +202,13 @@ def test_add_errors(server, dialect):
     yield alice.expect_line("219 22")
     if dialect != "MSNP7":
         alice.send("ADD 23 FL bob@example.com Bob 0")
+        yield alice.expect_line("201 23")
+        alice.send("ADD 24 FL carol@example.com Carol")
+        yield alice.expect_line("ADD 24 FL 3 carol@example.com Carol")
+        alice.send("REM 25 FL carol@example.com 0")
+        yield alice.expect_line("201 25")
+    else:
+        alice.send("ADD 23 BL carol@example.com Carol 0")
         yield alice.expect_line("201 23")
     yield sign_out(alice)
 
