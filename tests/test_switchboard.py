@@ -600,3 +600,16 @@ def test_ten_party_session(server):
     for handle in handles:
         yield sbs[handle].disconnect()
         yield ns[handle].disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_server_stop_closes_conversations(server):
+    """
+    Stopping the server closes every switchboard connection along with the
+    notification connections.
+    """
+    alice_ns, bob_ns, alice, bob, session_id = yield two_party(server)
+    yield server.stop()
+    for client in (alice, bob, alice_ns, bob_ns):
+        yield client.expect_close()
+    assert server.service.directory.find_conversation(session_id) is None
