@@ -5,6 +5,8 @@ the idle timeout, cookie expiry and the CAL rate.
 """
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -311,3 +313,30 @@ def test_shutdown_announces_departures(harness):
     bob.shut_down()
     assert bob_transport.disconnecting
     assert alice_transport.value() == b"BYE bob@example.com\r\n"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payloads=st.lists(st.binary(max_size=1664), min_size=1, max_size=4),
+    cut=st.integers(min_value=1, max_value=64),
+)
+def test_payloads_are_relayed_byte_exact_however_they_arrive(payloads, cut):
+    """
+    Any payload up to 1664 bytes (CRLFs, NULs, text that looks like
+    commands) reaches the other participant byte for byte, however the
+    stream is cut into reads, and each MSG U N A gets its due answer.
+    """
+    harness = Harness()
+    try:
+        alice, alice_transport = harness.open()
+        bob, bob_transport = harness.join(session_id_of(alice))
+        alice_transport.clear()
+        bob_transport.clear()
+        stream = b"".join(b"MSG %d %s %d\r\n%s" % (n, b"UNA"[n % 3 : n % 3 + 1], len(p), p) for n, p in enumerate(payloads))
+        for start in range(0, len(stream), cut):
+            alice.dataReceived(stream[start : start + cut])
+        expected = b"".join(b"MSG alice@example.com Alice %d\r\n%s" % (len(p), p) for p in payloads)
+        assert bob_transport.value() == expected
+        assert alice_transport.value() == b"".join(b"ACK %d\r\n" % n for n in range(len(payloads)) if n % 3 == 2)
+    finally:
+        harness.close_all()
