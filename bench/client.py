@@ -159,10 +159,11 @@ class LoginTimes:
     When each step of one login finished, in seconds since it began.
     """
 
-    __slots__ = ("connected", "greeted", "referred", "authenticated", "synced", "online")
+    __slots__ = ("connected", "greeted", "referred", "ns_greeted", "authenticated", "synced", "online")
 
     def __init__(self) -> None:
-        self.connected = self.greeted = self.referred = self.authenticated = self.synced = self.online = 0.0
+        self.connected = self.greeted = self.referred = self.ns_greeted = 0.0
+        self.authenticated = self.synced = self.online = 0.0
 
     def as_tuple(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -200,6 +201,8 @@ async def login(
     try:
         ns.trid = 3
         await ns.request(b"VER %d " + DIALECTS, b"VER")
+        if times is not None:
+            times.ns_greeted = now() - started
         await ns.request(b"INF %d", b"INF")
         challenge = await ns.request(b"USR %d MD5 I " + handle_bytes, b"USR")
         await ns.request(b"USR %d MD5 S " + md5_answer(challenge[4], password.encode()), b"USR")

@@ -51,6 +51,16 @@ def available_options(wanted: dict) -> list[str]:
     return arguments
 
 
+def server_default_backlog() -> Optional[str]:
+    """
+    The listen backlog the server's own default endpoints ask for, so the
+    benchmark's endpoints (which name their ports) keep it.
+    """
+    from msnp import tap
+
+    return getattr(tap, "LISTEN_BACKLOG", None)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -157,8 +167,9 @@ class ServerProcess:
 
     def _endpoint(self, role: str) -> str:
         description = f"tcp:{self.ports[role]}:interface=127.0.0.1"
-        if self.backlog:
-            description += f":backlog={self.backlog}"
+        backlog = self.backlog if self.backlog else server_default_backlog()
+        if backlog:
+            description += f":backlog={backlog}"
         return description
 
     def start(self) -> "ServerProcess":
