@@ -37,6 +37,7 @@ class ServerConfig:
     command_burst: int = 200  # commands accepted at once before the rate applies
     flood_strikes: int = 20  # refused commands in a row before the connection is closed
     max_outbound_buffer: int = 1024 * 1024  # bytes queued to a client that does not read
+    outbound_grace: float = 2.0  # seconds a client may stay over that before it is dropped
     notification_lease: float = 20 * 60.0  # seconds of silence before a connection is dropped
     dispatch_lease: float = 60.0
     challenge_lifetime: float = 300.0  # seconds an MD5 challenge may be answered

@@ -102,6 +102,11 @@ def connections_of(factory) -> ConnectionRegistry:
     return registry
 
 
+# Past this many times the outbound limit a client is dropped at once,
+# without waiting out the grace period.
+OUTBOUND_HARD_FACTOR = 4
+
+
 def outbound_buffered(transport) -> int:
     """
     Bytes written to C{transport} (or the TCP transport under a TLS one)
@@ -137,6 +142,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         self._admitted = False
         self._payload_refused = False
         self._strikes = 0
+        self._backlog_check = None
         self.peer = "?"
         self.address = "?"
 
@@ -157,6 +163,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         self.MAX_LENGTH = config.max_line_length
         self.payload_limit = config.max_payload_length
         self.outbound_limit = config.max_outbound_buffer
+        self.outbound_grace = config.outbound_grace
         self.flood_strikes = config.flood_strikes
         self._rate = TokenBucket(config.command_rate, config.command_burst, clock.seconds)
         peer = self.transport.getPeer()
@@ -182,6 +189,9 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
     def connectionLost(self, reason: Failure = None) -> None:
         self._closed = True
         self.setTimeout(None)
+        if self._backlog_check is not None:
+            self._backlog_check.cancel()
+            self._backlog_check = None
         self._buffer = b""
         self._payload_chunks = []
         if not self._admitted:
@@ -202,12 +212,29 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         if self._closed:
             return
         self.transport.write(data)
-        if self.outbound_limit and outbound_buffered(self.transport) > self.outbound_limit:
-            # The client stopped reading: drop it and what is queued for it
-            # rather than hold ever more memory.
-            self.log.info("{role} dropping {peer}: not reading what is sent", role=self.role, peer=self.peer)
-            self._closed = True
-            self.transport.abortConnection()
+        limit = self.outbound_limit
+        if not limit:
+            return
+        queued = outbound_buffered(self.transport)
+        if queued > limit * OUTBOUND_HARD_FACTOR:
+            self._drop_slow_reader()
+        elif queued > limit and self._backlog_check is None:
+            # A burst written within one turn of the reactor is over the
+            # limit before the socket had a chance to take it; only a
+            # client still behind after the grace period is too slow.
+            self._backlog_check = self.callLater(self.outbound_grace, self._check_backlog)
+
+    def _check_backlog(self) -> None:
+        self._backlog_check = None
+        if not self._closed and outbound_buffered(self.transport) > self.outbound_limit:
+            self._drop_slow_reader()
+
+    def _drop_slow_reader(self) -> None:
+        # The client stopped reading: drop it and what is queued for it
+        # rather than hold ever more memory.
+        self.log.info("{role} dropping {peer}: not reading what is sent", role=self.role, peer=self.peer)
+        self._closed = True
+        self.transport.abortConnection()
 
     def shut_down(self) -> None:
         """

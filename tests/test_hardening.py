@@ -165,12 +165,13 @@ def test_short_payload_then_close_takes_user_offline(server, log_events):
     A logged-in client declares a payload, sends part of it and hangs up:
     nothing is dispatched, its watchers see it go offline, nothing fails.
     """
-    bob = yield login(server.notification_port, "bob@example.com", "pw-bob")
+    # MSNP5: no CHL challenge after CHG to interleave with presence.
+    bob = yield login(server.notification_port, "bob@example.com", "pw-bob", "MSNP5")
     bob.send("ADD 10 FL alice@example.com Alice")
     yield bob.expect(r"ADD 10 FL \d+ alice@example.com Alice( 0)?")
     bob.send("CHG 11 NLN")
     yield bob.expect_line("CHG 11 NLN")
-    alice = yield login(server.notification_port, "alice@example.com", "pw-alice")
+    alice = yield login(server.notification_port, "alice@example.com", "pw-alice", "MSNP5")
     alice.send("CHG 5 NLN")
     yield alice.expect_line("CHG 5 NLN")
     yield bob.expect_line("NLN NLN alice@example.com Alice")
