@@ -5,6 +5,7 @@ directory they share, and an orderly shutdown.
 
 from __future__ import annotations
 
+import signal
 from typing import Optional
 
 from twisted.application.service import MultiService, Service
@@ -135,6 +136,10 @@ class MessengerService(MultiService):
                 timeout.cancel()
         yield self.store.stop()
         log.info("msnp stopped")
+        # twistd re-raises the signal that stopped the reactor once it is
+        # done; a SIGTERM that ended in this orderly stop is a normal exit.
+        if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
+            self.reactor._exitSignal = None
 
     @staticmethod
     def _abort_connections(connections) -> None:
