@@ -9,6 +9,10 @@ from twisted.python import usage
 from msnp.config import ServerConfig
 
 DEFAULT_DB = "msnp.sqlite"
+# Twisted listens with a queue of 50 unless told otherwise; a burst of
+# logins overflows that and each dropped connection waits a second for its
+# SYN to be retried.  The kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = "4096"
 
 
 class Options(usage.Options):
@@ -19,9 +23,9 @@ class Options(usage.Options):
         "string (tcp:PORT:interface=ADDR, ssl:..., unix:PATH, systemd:...)."
     )
     optParameters = [
-        ["dispatch", None, "tcp:1863:interface=127.0.0.1", "Dispatch server endpoint.", str],
-        ["notification", None, "tcp:1864:interface=127.0.0.1", "Notification server endpoint.", str],
-        ["switchboard", None, "tcp:1865:interface=127.0.0.1", "Switchboard server endpoint.", str],
+        ["dispatch", None, "tcp:1863:interface=127.0.0.1:backlog=" + LISTEN_BACKLOG, "Dispatch server endpoint.", str],
+        ["notification", None, "tcp:1864:interface=127.0.0.1:backlog=" + LISTEN_BACKLOG, "Notification server endpoint.", str],
+        ["switchboard", None, "tcp:1865:interface=127.0.0.1:backlog=" + LISTEN_BACKLOG, "Switchboard server endpoint.", str],
         ["public-host", None, "127.0.0.1", "Address written into XFR and RNG replies.", str],
         ["db", None, DEFAULT_DB, "SQLite database file.", str],
         ["web-url", None, "", "Base URL answered to URL and CVR (default http://PUBLIC-HOST/).", str],
