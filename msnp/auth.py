@@ -103,7 +103,9 @@ class MD5ChallengeCredentials:
         self.response = response.lower()
 
     def check_password(self, password: str) -> bool:
-        return hmac.compare_digest(md5_answer(self.challenge, password), self.response)
+        # Bytes: compare_digest refuses str with non-ASCII characters, and
+        # the answer is whatever the client sent.
+        return hmac.compare_digest(md5_answer(self.challenge, password).encode(), self.response.encode("utf-8"))
 
 
 @implementer(ICredentialsChecker)

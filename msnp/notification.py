@@ -107,7 +107,9 @@ class NotificationSession:
         return self.user is not None
 
     def send(self, data: bytes) -> None:
-        self.connection.send(data)
+        # A store write may finish after the client has gone.
+        if self.connection is not None:
+            self.connection.send(data)
 
     # Dispatch
 

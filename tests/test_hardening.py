@@ -250,3 +250,20 @@ def test_dispatch_refuses_notification_commands_after_ver(server, log_events):
     yield client.expect_line("302 3")
     yield client.disconnect()
     assert_no_failure(log_events)
+
+
+@pytest_twisted.inlineCallbacks
+def test_non_ascii_challenge_answer_is_911(server, log_events):
+    """
+    An MD5 answer with non-ASCII characters is a wrong answer (911 and
+    close), not a failure inside the password check.
+    """
+    client = yield connect(server.notification_port)
+    client.send("VER 1 MSNP5")
+    yield client.expect_line("VER 1 MSNP5")
+    client.send("USR 2 MD5 I alice@example.com")
+    yield client.expect(r"USR 2 MD5 S \S+")
+    client.send("USR 3 MD5 S d1713d0f1d2e8fae230328d8fd59de0\u00e9")
+    yield client.expect_line("911 3")
+    yield client.expect_close()
+    assert_no_failure(log_events)

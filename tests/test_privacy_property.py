@@ -1,0 +1,243 @@
+"""
+Privacy as a property: across generated FL/AL/BL/BLP settings and
+sequences of logins, status changes (HDN included) and logouts, what each
+watcher believes about each contact (from the ILN/NLN/FLN it received) is
+exactly what the rules allow it to see — never presence from someone who
+hides from it.  Checked against the notification sessions in memory with
+hypothesis, and through a live server for a few generated cases.
+"""
+
+from __future__ import annotations
+
+import random
+import types
+
+import pytest_twisted
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from msnclient import login
+from msnp import dialects, presence, wire
+from msnp.config import ServerConfig
+from msnp.directory import LocalDirectory
+from msnp.notification import NotificationSession
+from msnp.store import UserState
+
+HANDLES = ["alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com"]
+PASSWORDS = {h: "pw-" + h.split("@")[0] for h in HANDLES}
+STATES = ["NLN", "BSY", "AWY", "HDN"]
+
+
+def may_see(owner_lists: dict, owner_blp: str, watcher: str) -> bool:
+    """
+    The reference's rule, written out independently: BL hides, AL shows,
+    otherwise BLP decides.
+    """
+    if watcher in owner_lists["BL"]:
+        return False
+    if watcher in owner_lists["AL"]:
+        return True
+    return owner_blp == "AL"
+
+
+@st.composite
+def privacy_settings(draw):
+    """
+    For each user: FL, AL, BL (AL and BL disjoint) and BLP.
+    """
+    result = {}
+    for handle in HANDLES:
+        others = [h for h in HANDLES if h != handle]
+        fl = draw(st.sets(st.sampled_from(others)))
+        al = draw(st.sets(st.sampled_from(others)))
+        bl = draw(st.sets(st.sampled_from(others))) - al
+        blp = draw(st.sampled_from(["AL", "BL"]))
+        result[handle] = {"FL": fl, "AL": al, "BL": bl, "blp": blp}
+    return result
+
+
+def reverse_lists(config: dict) -> dict:
+    return {h: {o for o in HANDLES if h in config[o]["FL"]} for h in HANDLES}
+
+
+def user_state(handle: str, config: dict) -> UserState:
+    rl = reverse_lists(config)[handle]
+    lists = {lst: {c: c.split("@")[0] for c in config[handle][lst]} for lst in ("FL", "AL", "BL")}
+    lists["RL"] = {c: c.split("@")[0] for c in rl}
+    return UserState(
+        handle=handle,
+        friendly_name=handle.split("@")[0],
+        version=1,
+        gtc="A",
+        blp=config[handle]["blp"],
+        properties={},
+        lists=lists,
+        groups={},
+        memberships={},
+    )
+
+
+@given(st.sampled_from(STATES + ["NLN"]), privacy_settings())
+def test_rule_matches_the_reference(status, config):
+    """
+    msnp.presence.allows is the reference's rule for every generated
+    combination, and HDN is shown to nobody.
+    """
+    for owner in HANDLES:
+        user = user_state(owner, config)
+        for watcher in HANDLES:
+            if watcher != owner:
+                assert presence.allows(user, watcher) == may_see(config[owner], config[owner]["blp"], watcher)
+    assert presence.shows_online(status) == (status != "HDN")
+
+
+class RecordingConnection:
+    def __init__(self) -> None:
+        self.data = b""
+        self.transport = types.SimpleNamespace(getPeer=lambda: types.SimpleNamespace(host="127.0.0.1", port=1))
+
+    def send(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self, reason: str = "") -> None:
+        pass
+
+
+def beliefs_from(lines: list[str], beliefs: dict) -> None:
+    """
+    Update C{handle: status or None} from presence lines.
+    """
+    for line in lines:
+        parts = line.split(" ")
+        if parts[0] == "ILN":
+            beliefs[parts[3]] = parts[2]
+        elif parts[0] == "NLN":
+            beliefs[parts[2]] = parts[1]
+        elif parts[0] == "FLN":
+            beliefs[parts[1]] = None
+
+
+actions = st.lists(st.tuples(st.sampled_from(HANDLES), st.sampled_from(STATES + ["logout"])), max_size=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(privacy_settings(), actions)
+def test_watchers_see_exactly_what_the_rules_allow(config, steps):
+    """
+    After every login, status change and logout, each online watcher
+    believes each FL contact online (with its status) exactly when that
+    contact is online, not hidden, and its rules let the watcher see it;
+    about anyone else it has heard nothing.
+    """
+    server = types.SimpleNamespace(config=ServerConfig(), directory=LocalDirectory(), clock=Clock(), store=None)
+    dialect = dialects.choose_dialect(["MSNP5"], server.config.supported_dialects)
+    sessions: dict = {}
+    beliefs: dict = {}
+    for trid, (handle, action) in enumerate(steps, 1):
+        session = sessions.get(handle)
+        if action == "logout":
+            if session is not None:
+                session.connection_lost()
+                server.directory.unregister(handle, session)
+                del sessions[handle], beliefs[handle]
+        else:
+            if session is None:
+                session = NotificationSession(RecordingConnection(), server)
+                session.dialect = dialect
+                session.user = user_state(handle, config)
+                session.handle = handle
+                session._encoded_name = wire.url_encode(session.user.friendly_name)
+                server.directory.register(handle, session)
+                sessions[handle] = session
+                beliefs[handle] = {}
+            session.command_received(wire.Command("CHG", trid, (action,)))
+        for watcher, watcher_session in sessions.items():
+            connection = watcher_session.connection
+            beliefs_from(connection.data.decode("utf-8").split("\r\n"), beliefs[watcher])
+            connection.data = b""
+            for contact in HANDLES:
+                if contact == watcher:
+                    continue
+                other = sessions.get(contact)
+                visible = (
+                    contact in config[watcher]["FL"]
+                    and other is not None
+                    and other.status != "HDN"
+                    and may_see(config[contact], config[contact]["blp"], watcher)
+                )
+                believed = beliefs[watcher].get(contact)
+                assert believed == (other.status if visible else None), (watcher, contact, believed)
+
+
+@defer.inlineCallbacks
+def live_case(server, rng: random.Random):
+    """
+    Store a generated privacy configuration through the protocol, then log
+    everyone in in a random order with a random status and compare what
+    each watcher was told with the rules.
+    """
+    config = {}
+    for handle in HANDLES:
+        others = [h for h in HANDLES if h != handle]
+        fl = {h for h in others if rng.random() < 0.6}
+        al = {h for h in others if rng.random() < 0.3}
+        bl = {h for h in others if rng.random() < 0.3} - al
+        config[handle] = {"FL": fl, "AL": al, "BL": bl, "blp": rng.choice(["AL", "BL"])}
+        client = yield login(server.notification_port, handle, PASSWORDS[handle], "MSNP5")
+        trid = 10
+        for lst in ("FL", "AL", "BL"):
+            for contact in sorted(config[handle][lst]):
+                trid += 1
+                client.send(f"ADD {trid} {lst} {contact} {contact.split('@')[0]}")
+                yield client.expect(rf"ADD {trid} {lst} \d+ {contact} \S+")
+        if config[handle]["blp"] == "BL":
+            client.send("BLP 9 BL")
+            yield client.expect(r"BLP 9 \d+ BL")
+        yield client.disconnect()
+
+    order = list(HANDLES)
+    rng.shuffle(order)
+    statuses = {h: rng.choice(STATES) for h in HANDLES}
+    clients = {}
+    for handle in order:
+        client = yield login(server.notification_port, handle, PASSWORDS[handle], "MSNP5")
+        client.send(f"CHG 50 {statuses[handle]}")
+        clients[handle] = client
+        yield client.expect_line(f"CHG 50 {statuses[handle]}")
+    # A round trip per client so that every presence line has arrived.
+    for client in clients.values():
+        client.send("PNG")
+    for handle, client in clients.items():
+        lines = []
+        while True:
+            line = yield client.next()
+            if line.text == "QNG":
+                break
+            lines.append(line.text)
+        beliefs: dict = {}
+        beliefs_from(lines, beliefs)
+        for contact in HANDLES:
+            if contact == handle:
+                continue
+            visible = contact in config[handle]["FL"] and statuses[contact] != "HDN" and may_see(config[contact], config[contact]["blp"], handle)
+            assert beliefs.get(contact) == (statuses[contact] if visible else None), (handle, contact, lines)
+    for client in clients.values():
+        yield client.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_live_server_shows_only_what_rules_allow(tmp_path):
+    """
+    Three generated configurations through a live server (a fresh database
+    each): every watcher's ILN/NLN match the rules exactly.
+    """
+    from conftest import start_server
+
+    for seed in range(3):
+        running = yield start_server(str(tmp_path / f"privacy-{seed}.sqlite"))
+        try:
+            yield live_case(running, random.Random(seed))
+        finally:
+            yield running.stop()
