@@ -301,3 +301,49 @@ def test_connections_per_address_over_tcp(server):
     yield again.expect_line("VER 1 MSNP5")
     for client in clients + [again]:
         yield client.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_logs_hold_no_switchboard_cookie(server):
+    """
+    Opening a switchboard session, inviting, answering and a refused reuse
+    of a cookie are all logged, without the cookies themselves.
+    """
+    events: list = []
+    observer = events.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        alice = yield login(server.notification_port, "alice@example.com", "pw-alice", "MSNP5")
+        alice.send("CHG 4 NLN")
+        yield alice.expect_line("CHG 4 NLN")
+        bob = yield login(server.notification_port, "bob@example.com", "pw-bob", "MSNP5")
+        bob.send("CHG 4 NLN")
+        yield bob.expect_line("CHG 4 NLN")
+        alice.send("XFR 5 SB")
+        match = yield alice.expect(r"XFR 5 SB \S+ CKI (\S+)")
+        opening = match.group(1)
+        alice_sb = yield connect(server.switchboard_port)
+        alice_sb.send(f"USR 1 alice@example.com {opening}")
+        yield alice_sb.expect_line("USR 1 OK alice@example.com Alice")
+        alice_sb.send("CAL 2 bob@example.com")
+        match = yield alice_sb.expect(r"CAL 2 RINGING (\d+)")
+        session_id = match.group(1)
+        ring = yield bob.expect(rf"RNG {session_id} \S+ CKI (\S+) alice@example.com Alice")
+        invitation = ring.group(1)
+        bob_sb = yield connect(server.switchboard_port)
+        bob_sb.send(f"ANS 1 bob@example.com {invitation} {session_id}")
+        yield bob_sb.expect_line("IRO 1 1 1 alice@example.com Alice")
+        yield bob_sb.expect_line("ANS 1 OK")
+        thief = yield connect(server.switchboard_port)
+        thief.send(f"USR 1 alice@example.com {opening}")
+        yield thief.expect_line("911 1")
+        yield thief.expect_close()
+        for client in (bob_sb, alice_sb, bob, alice):
+            yield client.disconnect()
+        yield pause(0.05)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    text = "\n".join(formatEvent(e) + " " + repr(sorted((k, v) for k, v in e.items() if not k.startswith("log_"))) for e in events)
+    assert "opened switchboard session" in text and "switchboard login refused" in text
+    for secret in (opening, invitation, "pw-alice", "pw-bob"):
+        assert secret not in text
