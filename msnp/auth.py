@@ -11,13 +11,14 @@ import hmac
 import secrets
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials
+from twisted.cred.credentials import ICredentials, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.threads import deferToThreadPool
 from zope.interface import Attribute, Interface, implementer
 
-from msnp.store import canonical_handle
+from msnp.store import canonical_handle, hash_password, verify_password_hash
 
 
 class IMD5ChallengeCredentials(ICredentials):
@@ -159,5 +160,153 @@ class MessengerRealm:
         return d.addCallback(loaded)
 
 
-def make_portal(store, directory) -> Portal:
-    return Portal(MessengerRealm(store, directory), [StoreChecker(store)])
+def make_portal(store, directory, tickets: "PassportTickets | None" = None, md5_login: bool = True) -> Portal:
+    """
+    The notification server's portal: MD5 challenge answers (unless MD5
+    login is switched off) and, when Passport runs, Passport tickets.
+    """
+    checkers = []
+    if md5_login:
+        checkers.append(StoreChecker(store))
+    if tickets is not None:
+        checkers.append(PassportTicketChecker(tickets, store))
+    return Portal(MessengerRealm(store, directory), checkers)
+
+
+# Passport (MSNP8+): the HTTPS login checks a password against the slow
+# salted hash and hands out a ticket; the notification server accepts the
+# ticket once, for the account it was issued to, until it expires.
+
+
+class IPassportTicketCredentials(ICredentials):
+    """
+    A handle and the Passport ticket presented with C{USR t TWN S}.
+    """
+
+    handle = Attribute("the account name given in USR TWN I")
+    ticket = Attribute("the ticket, t=...&p=...")
+
+
+@implementer(IPassportTicketCredentials)
+class PassportTicketCredentials:
+    def __init__(self, handle: str, ticket: str):
+        self.handle = canonical_handle(handle)
+        self.ticket = ticket
+
+
+class PassportTickets:
+    """
+    Tickets issued by the Passport login: unguessable, bound to one
+    account, single-use and expiring after C{lifetime} seconds of C{now()}.
+    """
+
+    MAX_TICKETS = 100_000
+
+    def __init__(self, lifetime: float, now):
+        self._lifetime = lifetime
+        self._now = now
+        self._issued: dict[str, tuple[str, str, float]] = {}
+        self._sweep_at = 64
+
+    def issue(self, handle: str) -> str:
+        self._forget_expired()
+        key = secrets.token_urlsafe(24)
+        profile = secrets.token_urlsafe(24)
+        self._issued[key] = (canonical_handle(handle), profile, self._now() + self._lifetime)
+        return f"t={key}&p={profile}"
+
+    def redeem(self, ticket: str, handle: str) -> bool:
+        """
+        Whether C{ticket} is a live ticket of C{handle}.  A ticket is used
+        up by being presented at all, so a leaked one cannot be tried twice.
+        """
+        fields = dict(part.partition("=")[::2] for part in ticket.split("&"))
+        entry = self._issued.pop(fields.get("t", ""), None)
+        if entry is None:
+            return False
+        owner, profile, expires = entry
+        return (
+            hmac.compare_digest(profile.encode(), fields.get("p", "").encode())
+            and owner == canonical_handle(handle)
+            and self._now() <= expires
+        )
+
+    def __len__(self) -> int:
+        return len(self._issued)
+
+    def _forget_expired(self) -> None:
+        # Swept when the table has doubled since the last sweep, so issuing
+        # stays cheap on average.
+        if len(self._issued) < self._sweep_at:
+            return
+        now = self._now()
+        for key in [k for k, (_, _, expires) in self._issued.items() if expires < now]:
+            del self._issued[key]
+        while len(self._issued) >= self.MAX_TICKETS:
+            del self._issued[next(iter(self._issued))]
+        self._sweep_at = max(64, 2 * len(self._issued))
+
+
+@implementer(ICredentialsChecker)
+class PassportTicketChecker:
+    """
+    Accepts a ticket the Passport login issued to the same, still existing
+    account.
+    """
+
+    credentialInterfaces = (IPassportTicketCredentials,)
+
+    def __init__(self, tickets: PassportTickets, store):
+        self._tickets = tickets
+        self._store = store
+
+    def requestAvatarId(self, credentials) -> Deferred:
+        if not self._tickets.redeem(credentials.ticket, credentials.handle):
+            return fail(UnauthorizedLogin())
+        d = self._store.get_account(credentials.handle)
+
+        def check(account):
+            if account is None:
+                raise UnauthorizedLogin()
+            return account.handle
+
+        return d.addCallback(check)
+
+
+# Compared against when the account does not exist, so that an unknown
+# account costs as much time as a wrong password.
+_DUMMY_HASH = hash_password("no such account", b"\0" * 16)
+
+
+@implementer(ICredentialsChecker)
+class PasswordHashChecker:
+    """
+    Checks a handle and plaintext password (the Passport login) against the
+    stored scrypt hash, on a worker thread so the reactor keeps serving.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, store, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self._store = store
+        self._reactor = reactor
+
+    def requestAvatarId(self, credentials) -> Deferred:
+        handle = canonical_handle(credentials.username.decode("utf-8") if isinstance(credentials.username, bytes) else credentials.username)
+        password = credentials.password.decode("utf-8") if isinstance(credentials.password, bytes) else credentials.password
+        d = self._store.get_account(handle)
+
+        def verify(account):
+            stored = account.password_hash if account is not None else _DUMMY_HASH
+            check = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), verify_password_hash, password, stored)
+            return check.addCallback(lambda ok: (account, ok))
+
+        def decide(result):
+            account, ok = result
+            if account is None or not ok:
+                raise UnauthorizedLogin()
+            return account.handle
+
+        return d.addCallback(verify).addCallback(decide)

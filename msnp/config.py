@@ -17,7 +17,7 @@ class ServerConfig:
     dispatch_port: int = 1863
     notification_port: int = 1864
     switchboard_port: int = 1865
-    supported_dialects: tuple[int, ...] = tuple(range(2, 8))
+    supported_dialects: tuple[int, ...] = tuple(range(2, 13))
     max_line_length: int = wire.DEFAULT_MAX_LINE
     max_payload_length: int = 8192
     list_limits: dict = attrs.Factory(lambda: {"FL": 600, "AL": 1000, "BL": 1000})
@@ -25,6 +25,12 @@ class ServerConfig:
     max_group_name_bytes: int = 61
     max_phone_bytes: int = 95
     web_url: str = ""
+    # Passport and MSNP6+ challenges (see protocol-notes/passport.md)
+    passport_port: int = 0  # where the HTTPS Passport login listens; 0: not running
+    passport_ticket_lifetime: float = 300.0  # seconds a Passport ticket may be redeemed
+    md5_login: bool = True  # False refuses MD5 logins (MSNP2-MSNP7)
+    challenge_deadline: float = 50.0  # seconds a client has to answer CHL with QRY
+    ping_interval: int = 60  # seconds told to MSNP9+ clients in QNG
     # switchboard
     cookie_lifetime: float = 120.0
     sb_auth_timeout: float = 60.0
@@ -59,6 +65,14 @@ class ServerConfig:
     @property
     def switchboard_address(self) -> str:
         return f"{self.public_host}:{self.switchboard_port}"
+
+    @property
+    def passport_login_address(self) -> str:
+        """
+        The Passport login as the nexus names it (no scheme, as the
+        original did).
+        """
+        return f"{self.public_host}:{self.passport_port}/login2.srf"
 
     @property
     def web_base(self) -> str:

@@ -7,6 +7,7 @@ command exists; they never compare version numbers themselves.
 
 from __future__ import annotations
 
+import uuid
 from typing import Optional, Sequence
 
 import attrs
@@ -120,6 +121,86 @@ class Dialect:
     @property
     def has_url_site_id(self) -> bool:
         return self.version >= 3
+
+    # MSNP8+ (Passport, merged lists, contact ids)
+
+    @property
+    def auth_package(self) -> str:
+        """
+        The one login package of this dialect: MD5 until MSNP7, Passport
+        (TWN) from MSNP8.
+        """
+        return "MD5" if self.version <= 7 else "TWN"
+
+    @property
+    def uses_msnp11_challenge(self) -> bool:
+        return self.version >= 11
+
+    @property
+    def merges_lists(self) -> bool:
+        """
+        SYN sends one LST per contact with a list bitmask (MSNP8+).
+        """
+        return self.version >= 8
+
+    @property
+    def has_contact_ids(self) -> bool:
+        """
+        ADC, N=/F=/C= list lines, contacts and groups named by GUID and
+        list edits answered without a list version (MSNP10+).
+        """
+        return self.version >= 10
+
+    @property
+    def has_network_ids(self) -> bool:
+        return self.version >= 12
+
+    @property
+    def sends_sbs(self) -> bool:
+        return self.version >= 11
+
+    @property
+    def has_personal_messages(self) -> bool:
+        """
+        UUX/UBX personal message and current media (MSNP11+).
+        """
+        return self.version >= 11
+
+    def versioned(self, version: int) -> tuple:
+        """
+        The list-version parameter of a reply to a list edit: present until
+        MSNP9, gone from MSNP10.
+        """
+        return () if self.has_contact_ids else (version,)
+
+    def reverse_list_added(self, version: int, handle: str, encoded_name: str) -> bytes:
+        if self.has_contact_ids:
+            return wire.format_line("ADC", 0, "RL", f"N={handle}", f"F={encoded_name}")
+        return wire.format_line("ADD", 0, "RL", version, handle, encoded_name)
+
+    def reverse_list_removed(self, version: int, handle: str) -> bytes:
+        return wire.format_line("REM", 0, "RL", *self.versioned(version), handle)
+
+    def adg(self, trid: int, version: int, encoded_name: str, group: object) -> bytes:
+        if self.has_contact_ids:
+            return wire.format_line("ADG", trid, encoded_name, group)
+        return wire.format_line("ADG", trid, version, encoded_name, group, 0)
+
+    def reg(self, trid: int, version: int, group: object, encoded_name: str) -> bytes:
+        if self.has_contact_ids:
+            return wire.format_line("REG", trid, group, encoded_name)
+        return wire.format_line("REG", trid, version, group, encoded_name, 0)
+
+    def sync_current(self, trid: int, version: int) -> bytes:
+        """
+        The whole answer to a SYN from a client that is up to date.
+        """
+        if self.has_contact_ids:
+            return wire.format_line("SYN", trid, version, version)
+        return wire.format_line("SYN", trid, version)
+
+    def ubx(self, handle: str, payload: bytes) -> bytes:
+        return wire.format_payload("UBX", None, (handle,), payload)
 
     def xfr_ns(self, trid: int, address: str, current: str) -> bytes:
         if self.version == 2:
@@ -252,6 +333,8 @@ def sync_lines(dialect: Dialect, trid: int, user, contact_properties: dict) -> l
     """
     The full answer to a SYN from a client whose list version is stale.
     """
+    if dialect.merges_lists:
+        return merged_sync_lines(dialect, trid, user, contact_properties)
     version = user.version
     lines = [
         wire.format_line("SYN", trid, version),
@@ -302,3 +385,109 @@ def profile_message(dialect: Dialect, login_time: int, client_ip: str = "", clie
         headers.append("ABCHMigrated: 1")
     body = ("\r\n".join(headers) + "\r\n\r\n").encode("utf-8")
     return wire.format_payload("MSG", None, ("Hotmail", "Hotmail"), body)
+
+
+# MSNP10+ names contacts and groups by GUID.  They are derived from the
+# owner and the contact (or group number), so they need no storage, stay the
+# same across restarts and mean nothing outside the owner's own list.
+_ID_NAMESPACE = uuid.UUID("6d736e70-6964-5f6e-616d-657370616365")
+
+
+def contact_id(owner: str, contact: str) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, f"contact\0{owner}\0{contact}"))
+
+
+def group_guid(owner: str, group_id: int) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, f"group\0{owner}\0{group_id}"))
+
+
+def find_contact(user, contact_guid: str) -> Optional[str]:
+    """
+    The handle on any of C{user}'s lists whose contact id is C{contact_guid}.
+    """
+    for lst in LIST_ORDER:
+        for handle in user.lists[lst]:
+            if contact_id(user.handle, handle) == contact_guid:
+                return handle
+    return None
+
+
+def find_group(user, guid: str) -> Optional[int]:
+    for group_id in user.groups:
+        if group_guid(user.handle, group_id) == guid:
+            return group_id
+    return None
+
+
+LIST_BITS = {"FL": 1, "AL": 2, "BL": 4, "RL": 8}
+
+
+def _contacts_with_bits(user) -> list[tuple[str, str, int]]:
+    """
+    Every contact on any list, once, with its name (the FL name first) and
+    its list bitmask.
+    """
+    merged: dict[str, list] = {}
+    for lst in LIST_ORDER:
+        for handle, name in user.lists[lst].items():
+            entry = merged.setdefault(handle, [name, 0])
+            entry[1] |= LIST_BITS[lst]
+    return [(handle, name, bits) for handle, (name, bits) in merged.items()]
+
+
+def _visible_groups(dialect: Dialect, user) -> list[tuple[int, str]]:
+    # Group 0 is the catch-all of MSNP7-9; MSNP10+ clients keep ungrouped
+    # contacts in their own built-in group, so it is not listed to them.
+    return [(g, name) for g, name in sorted(user.groups.items()) if not (dialect.has_contact_ids and g == 0)]
+
+
+def merged_sync_lines(dialect: Dialect, trid: int, user, contact_properties: dict) -> list[bytes]:
+    """
+    The full answer to a stale SYN from MSNP8 on: counts on the SYN line,
+    then GTC, BLP, PRP, LSG, and one LST per contact with its list bitmask
+    (BPR lines after it), none of them with a TrID.
+    """
+    owner = user.handle
+    groups = _visible_groups(dialect, user)
+    shown_groups = {g for g, _ in groups}
+    contacts = _contacts_with_bits(user)
+    version = user.version
+    if dialect.has_contact_ids:
+        lines = [wire.format_line("SYN", trid, version, version, len(contacts), len(groups))]
+    else:
+        lines = [wire.format_line("SYN", trid, version, len(contacts), len(groups))]
+    lines.append(wire.format_line("GTC", None, user.gtc))
+    lines.append(wire.format_line("BLP", None, user.blp))
+    if dialect.has_contact_ids:
+        lines.append(wire.format_line("PRP", None, "MFN", wire.url_encode(user.friendly_name)))
+    for key in PHONE_KEYS:
+        value = user.properties.get(key)
+        if value:
+            lines.append(wire.format_line("PRP", None, key, wire.url_encode(value)))
+    for group_id, name in groups:
+        if dialect.has_contact_ids:
+            lines.append(wire.format_line("LSG", None, wire.url_encode(name), group_guid(owner, group_id)))
+        else:
+            lines.append(wire.format_line("LSG", None, group_id, wire.url_encode(name), 0))
+    for handle, name, bits in contacts:
+        in_fl = bool(bits & LIST_BITS["FL"])
+        member_of = sorted(g for g in user.memberships.get(handle, ()) if g in shown_groups) if in_fl else []
+        if dialect.has_contact_ids:
+            fields = [f"N={handle}", f"F={wire.url_encode(name)}"]
+            if in_fl:
+                fields.append(f"C={contact_id(owner, handle)}")
+            fields.append(bits)
+            if dialect.has_network_ids:
+                fields.append(1)
+            if member_of:
+                fields.append(",".join(group_guid(owner, g) for g in member_of))
+        else:
+            fields = [handle, wire.url_encode(name), bits]
+            if in_fl:
+                fields.append(",".join(str(g) for g in member_of) or "0")
+        lines.append(wire.format_line("LST", None, *fields))
+        if in_fl:
+            for key, value in sorted(contact_properties.get(handle, {}).items()):
+                if key in CONTACT_PHONE_KEYS:
+                    lines.append(wire.format_line("BPR", None, key, wire.url_encode(value)))
+    return lines

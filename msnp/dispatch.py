@@ -16,12 +16,13 @@ from msnp.protocol import CommandProtocol
 class DispatchSession(NotificationSession):
     """
     Speaks the notification server's pre-login commands; a login attempt
-    is answered with the notification server's address.
+    (C{USR t MD5 I} until MSNP7, C{USR t TWN I} from MSNP8) is answered
+    with the notification server's address.
     """
 
     def do_USR(self, command):
         args = command.args
-        if len(args) != 3 or args[0] != "MD5" or args[1] != "I":
+        if len(args) != 3 or args[0] != self.dialect.auth_package or args[1] != "I":
             raise CommandError(errors.AUTHENTICATION_FAILED, "unsupported login", close=True)
         if not wire.is_valid_handle(args[2]):
             raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import deferLater
 from twisted.internet.protocol import Factory
@@ -20,6 +20,8 @@ from twisted.logger import Logger
 
 from msnp import dialects, errors, presence, switchboard, wire
 from msnp.auth import IMessengerUser, LoginThrottle, MD5ChallengeCredentials, new_md5_challenge
+from msnp import challenge, passport
+from msnp.auth import PassportTicketCredentials
 from msnp.errors import CloseConnection, CommandError
 from msnp.protocol import CommandProtocol
 from msnp.store import StoreError, UserState, canonical_handle
@@ -101,6 +103,13 @@ class NotificationSession:
         self._authenticating = False
         self._logout = None
         self._encoded_name = ""
+        # MSNP8+: the handle named in USR TWN I; MSNP6+: the open CHL and
+        # the timer that hangs up on a client that never answers it;
+        # MSNP11+: the personal message shown with UBX.
+        self._passport_handle: Optional[str] = None
+        self._open_challenge: Optional[str] = None
+        self._challenge_timer = None
+        self.personal_message = b""
 
     @property
     def logged_in(self) -> bool:
@@ -162,8 +171,12 @@ class NotificationSession:
         if self._authenticating:
             raise CommandError(errors.NOT_EXPECTED)
         args = command.args
-        if len(args) != 3 or args[0] != "MD5" or args[1] not in ("I", "S"):
+        if len(args) != 3 or args[0] != self.dialect.auth_package or args[1] not in ("I", "S"):
             raise CommandError(errors.AUTHENTICATION_FAILED, "unsupported login", close=True)
+        if args[0] == "TWN":
+            return self._passport_login(command)
+        if not self.config.md5_login:
+            raise CommandError(errors.AUTHENTICATION_FAILED, "MD5 login is switched off", close=True)
         if args[1] == "I":
             handle = args[2]
             if not wire.is_valid_handle(handle):
@@ -179,6 +192,24 @@ class NotificationSession:
         credentials = MD5ChallengeCredentials(handle, challenge, args[2])
         expired = self.server.clock.seconds() - issued > self.config.challenge_lifetime
         return self._login(command, credentials, expired)
+
+    def _passport_login(self, command):
+        """
+        C{USR t TWN I handle} → the policy the client shows Passport;
+        C{USR t TWN S ticket} → logged in when the ticket is a live one of
+        that handle.
+        """
+        stage, value = command.args[1], command.args[2]
+        if stage == "I":
+            if not wire.is_valid_handle(value):
+                raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
+            self._passport_handle = value
+            self.send(wire.format_line("USR", command.trid, "TWN", "S", passport.policy(self.server.clock.seconds())))
+            return None
+        if self._passport_handle is None:
+            raise CommandError(errors.AUTHENTICATION_FAILED, "ticket without USR TWN I", close=True)
+        handle, self._passport_handle = self._passport_handle, None
+        return self._login(command, PassportTicketCredentials(handle, value))
 
     def _login(self, command, credentials, expired: bool = False) -> Deferred:
         self._authenticating = True
@@ -198,6 +229,8 @@ class NotificationSession:
             self.handle = user.handle
             self._encoded_name = wire.url_encode(user.friendly_name)
             self.send(self.dialect.usr_ok(command.trid, user.handle, self._encoded_name))
+            if self.dialect.sends_sbs:
+                self.send(wire.format_line("SBS", 0, "null"))
             peer = self.connection.transport.getPeer()
             self.send(
                 dialects.profile_message(
@@ -208,7 +241,7 @@ class NotificationSession:
 
         def failed(failure):
             self._authenticating = False
-            failure.trap(UnauthorizedLogin)
+            failure.trap(UnauthorizedLogin, UnhandledCredentials)
             log.info("login failed for {handle}", handle=credentials.handle)
             address = self.connection.address if self.connection is not None else "?"
             delay = self.server.login_throttle.record_failure(credentials.handle, address)
@@ -236,6 +269,7 @@ class NotificationSession:
             self.connection.close("server shutting down")
 
     def connection_lost(self) -> None:
+        self._cancel_challenge()
         self._go_offline()
         self.connection = None
 
@@ -254,7 +288,40 @@ class NotificationSession:
         raise CloseConnection("client signed out")
 
     def do_PNG(self, command):
-        self.send(self.dialect.qng(60))
+        self.send(self.dialect.qng(self.config.ping_interval))
+
+    # Challenges (MSNP6+)
+
+    def _send_challenge(self) -> None:
+        self._open_challenge = challenge.new_challenge()
+        self._cancel_challenge_timer()
+        self._challenge_timer = self.server.clock.callLater(self.config.challenge_deadline, self._challenge_unanswered)
+        self.send(wire.format_line("CHL", 0, self._open_challenge))
+
+    def _challenge_unanswered(self) -> None:
+        self._challenge_timer = None
+        if self.connection is not None:
+            self.connection.close("challenge not answered in time")
+
+    def _cancel_challenge_timer(self) -> None:
+        timer, self._challenge_timer = self._challenge_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _cancel_challenge(self) -> None:
+        self._open_challenge = None
+        self._cancel_challenge_timer()
+
+    def do_QRY(self, command):
+        if len(command.args) != 1:
+            raise CommandError(errors.CHALLENGE_FAILED, "malformed QRY", close=True)
+        pending, self._open_challenge = self._open_challenge, None
+        self._cancel_challenge_timer()
+        if pending is None or not challenge.answer_is_right(
+            self.dialect.uses_msnp11_challenge, pending, command.args[0], command.payload or b""
+        ):
+            raise CommandError(errors.CHALLENGE_FAILED, "wrong challenge answer", close=True)
+        self.send(wire.format_line("QRY", command.trid))
 
     # Lists
 
@@ -263,7 +330,7 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER)
         user = self.user
         if int(command.args[0]) == user.version:
-            self.send(wire.format_line("SYN", command.trid, user.version))
+            self.send(self.dialect.sync_current(command.trid, user.version))
             return None
         d = self._contact_properties()
         d.addCallback(lambda props: self.send(b"".join(dialects.sync_lines(self.dialect, command.trid, self.user, props))))
@@ -372,6 +439,8 @@ class NotificationSession:
         args = command.args
         if len(args) < 2 or len(args) > 3:
             raise CommandError(errors.INVALID_PARAMETER)
+        if self.dialect.has_contact_ids:
+            return self._remove_by_contact_id(command)
         lst = self._list_argument(args[0])
         contact = canonical_handle(args[1])
         user = self.user
@@ -415,6 +484,176 @@ class NotificationSession:
         if other is not None and reverse_version is not None:
             other.reverse_list_removed(self.user.handle, reverse_version)
 
+    # Lists by contact id (MSNP10+)
+
+    def do_ADC(self, command):
+        """
+        C{ADC t FL N=handle F=name {group}}, C{ADC t AL|BL N=handle}, or
+        C{ADC t FL C=contact-id group} to put a listed contact in a group.
+        """
+        args = command.args
+        if len(args) < 2:
+            raise CommandError(errors.INVALID_PARAMETER)
+        lst = self._list_argument(args[0])
+        fields, extra = {}, []
+        for token in args[1:]:
+            key, eq, value = token.partition("=")
+            if eq and key in ("N", "F", "C") and key not in fields:
+                fields[key] = value
+            else:
+                extra.append(token)
+        if len(extra) > 1 or (extra and lst != "FL"):
+            raise CommandError(errors.INVALID_PARAMETER)
+        user = self.user
+        group_id = self._group_argument(extra[0]) if extra else None
+        if "C" in fields:
+            if lst != "FL" or "N" in fields or group_id is None:
+                raise CommandError(errors.INVALID_PARAMETER)
+            contact = dialects.find_contact(user, fields["C"])
+            if contact is None or contact not in user.lists["FL"]:
+                raise CommandError(errors.NOT_ON_LIST)
+            if group_id in user.memberships.get(contact, set()):
+                raise CommandError(errors.ALREADY_THERE)
+            d = self.server.store.add_to_group(user.handle, contact, group_id)
+
+            def grouped(version):
+                user.memberships.setdefault(contact, set()).add(group_id)
+                user.version = max(user.version, version)
+                self.send(wire.format_line("ADC", command.trid, "FL", f"C={fields['C']}", extra[0]))
+
+            return d.addCallback(grouped)
+        if "N" not in fields:
+            raise CommandError(errors.INVALID_PARAMETER)
+        contact = self._contact_argument(fields["N"])
+        name = decode_name(fields["F"]) if lst == "FL" and "F" in fields else contact
+        if lst == "FL" and group_id is None and 0 in user.groups:
+            group_id = 0
+        if contact in user.lists[lst]:
+            raise CommandError(errors.ALREADY_THERE)
+        opposite = {"AL": "BL", "BL": "AL"}.get(lst)
+        if opposite and contact in user.lists[opposite]:
+            raise CommandError(errors.IN_OPPOSITE_LIST)
+        if len(user.lists[lst]) >= self.config.list_limits[lst]:
+            raise CommandError(errors.LIST_FULL)
+        d = self.server.store.add_to_list(user.handle, lst, contact, name, group_id)
+
+        def stored(change):
+            seen_before = self._visibility([contact])
+            user.lists[lst][contact] = name
+            if group_id is not None:
+                user.memberships.setdefault(contact, set()).add(group_id)
+            user.version = max(user.version, change.version)
+            if lst == "FL":
+                reply = [f"N={contact}", f"F={wire.url_encode(name)}", f"C={dialects.contact_id(user.handle, contact)}", *extra]
+            else:
+                reply = [f"N={contact}"]
+            self.send(wire.format_line("ADC", command.trid, lst, *reply))
+            if lst == "FL":
+                other = self.server.directory.find(contact)
+                if other is not None and change.reverse_version is not None:
+                    other.reverse_list_added(user.handle, user.friendly_name, change.reverse_version)
+                if self.status is not None:
+                    self._show_initial_presence(command.trid, [contact])
+            else:
+                self._privacy_changed(seen_before)
+
+        def refused(failure):
+            failure.trap(StoreError)
+            # MSNP10 answers an unknown account with 208 where ADD used 205.
+            code = errors.INVALID_USERNAME if failure.value.code == errors.INVALID_USER else failure.value.code
+            raise CommandError(code, str(failure.value))
+
+        return d.addCallbacks(stored, refused)
+
+    def _remove_by_contact_id(self, command):
+        """
+        C{REM t FL contact-id {group}} or C{REM t AL|BL handle}.
+        """
+        args = command.args
+        lst = self._list_argument(args[0])
+        user = self.user
+        if lst == "FL":
+            contact = dialects.find_contact(user, args[1])
+        else:
+            contact = canonical_handle(args[1])
+        if contact is None or contact not in user.lists[lst]:
+            raise CommandError(errors.NOT_ON_LIST)
+        if len(args) == 3:
+            if lst != "FL":
+                raise CommandError(errors.INVALID_PARAMETER)
+            group_id = self._group_argument(args[2])
+            if group_id not in user.memberships.get(contact, set()):
+                raise CommandError(errors.NOT_IN_GROUP)
+            d = self.server.store.remove_from_group(user.handle, contact, group_id)
+
+            def ungrouped(version):
+                user.memberships[contact].discard(group_id)
+                user.version = max(user.version, version)
+                self.send(wire.format_line("REM", command.trid, "FL", args[1], args[2]))
+
+            return d.addCallback(ungrouped)
+        d = self.server.store.remove_from_list(user.handle, lst, contact)
+
+        def removed(change):
+            seen_before = self._visibility([contact])
+            del user.lists[lst][contact]
+            if lst == "FL":
+                user.memberships.pop(contact, None)
+            user.version = max(user.version, change.version)
+            self.send(wire.format_line("REM", command.trid, lst, args[1]))
+            if lst == "FL":
+                self._reverse_list_dropped(contact, change.reverse_version)
+            else:
+                self._privacy_changed(seen_before)
+
+        return d.addCallbacks(removed, self._store_refused)
+
+    def do_SBP(self, command):
+        """
+        C{SBP t contact-id MFN name}: rename a contact on one's lists.
+        """
+        args = command.args
+        if len(args) != 3:
+            raise CommandError(errors.INVALID_PARAMETER)
+        if args[1] != "MFN":
+            raise CommandError(errors.NOT_EXPECTED)
+        user = self.user
+        contact = dialects.find_contact(user, args[0])
+        if contact is None or not any(contact in user.lists[lst] for lst in EDITABLE_LISTS):
+            raise CommandError(errors.NOT_ON_LIST)
+        name = decode_name(args[2])
+        d = self.server.store.rename_contact(user.handle, contact, name)
+
+        def renamed(version):
+            for lst in EDITABLE_LISTS:
+                if contact in user.lists[lst]:
+                    user.lists[lst][contact] = name
+            user.version = max(user.version, version)
+            self.send(wire.format_line("SBP", command.trid, args[0], "MFN", wire.url_encode(name)))
+
+        return d.addCallback(renamed)
+
+    def _set_own_name(self, command, token: str):
+        """
+        C{PRP t MFN name} (MSNP10+): one's own friendly name, which watchers
+        then see.
+        """
+        name = decode_name(token)
+        if not name:
+            raise CommandError(errors.INVALID_PARAMETER)
+        user = self.user
+        d = self.server.store.set_friendly_name(user.handle, name)
+
+        def renamed(version):
+            user.friendly_name = name
+            self._encoded_name = wire.url_encode(name)
+            user.version = max(user.version, version)
+            self.send(wire.format_line("PRP", command.trid, "MFN", self._encoded_name))
+            if presence.shows_online(self.status):
+                self._announce_to_watchers(self.status)
+
+        return d.addCallback(renamed)
+
     # Events from other sessions
 
     def reverse_list_added(self, watcher: str, name: str, version: int) -> None:
@@ -422,14 +661,14 @@ class NotificationSession:
             return
         self.user.lists["RL"][watcher] = name
         self.user.version = max(self.user.version, version)
-        self.send(wire.format_line("ADD", 0, "RL", self.user.version, watcher, wire.url_encode(name)))
+        self.send(self.dialect.reverse_list_added(self.user.version, watcher, wire.url_encode(name)))
 
     def reverse_list_removed(self, watcher: str, version: int) -> None:
         if self.user is None:
             return
         self.user.lists["RL"].pop(watcher, None)
         self.user.version = max(self.user.version, version)
-        self.send(wire.format_line("REM", 0, "RL", self.user.version, watcher))
+        self.send(self.dialect.reverse_list_removed(self.user.version, watcher))
 
     # Privacy settings
 
@@ -452,7 +691,7 @@ class NotificationSession:
             seen_before = self._visibility(user.lists["RL"]) if setting == "blp" else {}
             setattr(user, setting, value)
             user.version = max(user.version, version)
-            self.send(wire.format_line(command.name, command.trid, user.version, value))
+            self.send(wire.format_line(command.name, command.trid, *self.dialect.versioned(user.version), value))
             self._privacy_changed(seen_before)
 
         return d.addCallback(stored)
@@ -497,6 +736,8 @@ class NotificationSession:
         key = args[0]
         if len(key) > 3:
             raise CloseConnection("PRP key too long")
+        if key == "MFN" and self.dialect.has_contact_ids:
+            return self._set_own_name(command, args[1] if len(args) == 2 else "")
         if key not in dialects.SETTABLE_PHONE_KEYS:
             raise CommandError(errors.NOT_EXPECTED)
         raw = args[1] if len(args) == 2 else ""
@@ -513,7 +754,11 @@ class NotificationSession:
                 user.properties.pop(key, None)
             user.version = max(user.version, version)
             self._phone_changed(key, value)
-            self.send(wire.format_line("PRP", command.trid, user.version, key, wire.url_encode(value) if value else None))
+            self.send(
+                wire.format_line(
+                    "PRP", command.trid, *self.dialect.versioned(user.version), key, wire.url_encode(value) if value else None
+                )
+            )
 
         return d.addCallback(stored)
 
@@ -541,6 +786,23 @@ class NotificationSession:
             raise CommandError(errors.GROUP_NAME_TOO_LONG)
         return decode_name(token)
 
+    def _group_argument(self, token: str) -> int:
+        """
+        A group as the client names it: a number until MSNP9, a GUID from
+        MSNP10 (224 when it names no group of this user).
+        """
+        if not self.dialect.has_contact_ids:
+            return parse_group_id(token, self.config.max_groups)
+        group_id = dialects.find_group(self.user, token)
+        if group_id is None:
+            raise CommandError(errors.INVALID_GROUP)
+        return group_id
+
+    def _group_token(self, group_id: int) -> object:
+        if self.dialect.has_contact_ids:
+            return dialects.group_guid(self.user.handle, group_id)
+        return group_id
+
     def do_ADG(self, command):
         args = command.args
         if len(args) not in (1, 2):
@@ -556,7 +818,7 @@ class NotificationSession:
         def stored(version):
             user.groups[group_id] = name
             user.version = max(user.version, version)
-            self.send(wire.format_line("ADG", command.trid, user.version, wire.url_encode(name), group_id, 0))
+            self.send(self.dialect.adg(command.trid, user.version, wire.url_encode(name), self._group_token(group_id)))
 
         return d.addCallback(stored)
 
@@ -564,7 +826,7 @@ class NotificationSession:
         args = command.args
         if len(args) not in (2, 3):
             raise CommandError(errors.INVALID_PARAMETER)
-        group_id = parse_group_id(args[0], self.config.max_groups)
+        group_id = self._group_argument(args[0])
         name = self._group_name(args[1])
         user = self.user
         if group_id not in user.groups:
@@ -574,14 +836,14 @@ class NotificationSession:
         def stored(version):
             user.groups[group_id] = name
             user.version = max(user.version, version)
-            self.send(wire.format_line("REG", command.trid, user.version, group_id, wire.url_encode(name), 0))
+            self.send(self.dialect.reg(command.trid, user.version, self._group_token(group_id), wire.url_encode(name)))
 
         return d.addCallback(stored)
 
     def do_RMG(self, command):
         if len(command.args) != 1:
             raise CommandError(errors.INVALID_PARAMETER)
-        group_id = parse_group_id(command.args[0], self.config.max_groups)
+        group_id = self._group_argument(command.args[0])
         user = self.user
         if group_id == 0:
             raise CommandError(errors.CANNOT_REMOVE_GROUP_ZERO)
@@ -598,7 +860,7 @@ class NotificationSession:
                 user.lists["FL"].pop(contact, None)
                 user.memberships.pop(contact, None)
             user.version = max(user.version, removal.version)
-            self.send(wire.format_line("RMG", command.trid, user.version, group_id))
+            self.send(wire.format_line("RMG", command.trid, *self.dialect.versioned(user.version), self._group_token(group_id)))
             for contact, reverse_version in removal.dropped:
                 self._reverse_list_dropped(contact, reverse_version)
 
@@ -614,14 +876,34 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER, "CHG FLN")
         if state not in presence.SETTABLE_STATES:
             raise CloseConnection(f"unknown status {state!r}")
+        caps, msnobj = self._client_details(command.args[1:])
         first = self.status is None
         previous = self.status
+        details_changed = (caps, msnobj) != (self.caps, self.msnobj)
         self.status = state
+        self.caps, self.msnobj = caps, msnobj
         self.send(wire.format_line("CHG", command.trid, *command.args))
         if first:
             self._show_initial_presence(command.trid, list(self.user.lists["FL"]))
-        if state != previous and (presence.shows_online(state) or presence.shows_online(previous)):
+        if (state != previous or details_changed) and (presence.shows_online(state) or presence.shows_online(previous)):
             self._announce_to_watchers(state if presence.shows_online(state) else None)
+        if first and self.dialect.has_challenges:
+            self._send_challenge()
+
+    def _client_details(self, extra) -> tuple[int, str]:
+        """
+        The client capabilities (MSNP8+) and URL-encoded MSN object (MSNP9+,
+        only after capabilities) given with CHG.
+        """
+        if not self.dialect.merges_lists or not extra:
+            return 0, ""
+        if len(extra) > 2 or (len(extra) == 2 and self.dialect.version < 9):
+            raise CommandError(errors.INVALID_PARAMETER, "too many CHG parameters")
+        try:
+            caps = wire.parse_trid(extra[0])
+        except ValueError:
+            raise CommandError(errors.INVALID_PARAMETER, "capabilities are not a number")
+        return caps, extra[1] if len(extra) == 2 else ""
 
     def _show_initial_presence(self, trid: int, contacts: list[str]) -> None:
         """
@@ -636,6 +918,8 @@ class NotificationSession:
                 continue
             if presence.allows(other.user, self.handle):
                 lines.append(self.dialect.iln(trid, other.status, other.handle, other._encoded_name, other.caps, other.msnobj))
+                if self.dialect.has_personal_messages and other.personal_message:
+                    lines.append(self.dialect.ubx(other.handle, other.personal_message))
         if lines:
             self.send(b"".join(lines))
 
@@ -653,6 +937,29 @@ class NotificationSession:
             if not presence.allows(self.user, watcher_handle):
                 continue
             watcher.send(self._presence_line(watcher.dialect, status, rendered))
+
+    def do_UUX(self, command):
+        """
+        MSNP11+: the personal message and current media (an XML payload,
+        passed on untouched) → C{UUX t 0}, and C{UBX} to every watcher that
+        may see this user and speaks MSNP11+.
+        """
+        payload = command.payload or b""
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CommandError(errors.INVALID_PARAMETER, "UUX payload is not UTF-8")
+        self.personal_message = payload
+        self.send(wire.format_line("UUX", command.trid, 0))
+        if not presence.shows_online(self.status):
+            return
+        directory = self.server.directory
+        for watcher_handle in self.user.lists["RL"]:
+            watcher = directory.find(watcher_handle)
+            if watcher is None or watcher is self or watcher.status is None or watcher.dialect is None:
+                continue
+            if watcher.dialect.has_personal_messages and presence.allows(self.user, watcher_handle):
+                watcher.send(watcher.dialect.ubx(self.handle, payload))
 
     def _presence_line(self, dialect, status, rendered: dict) -> bytes:
         line = rendered.get(dialect)

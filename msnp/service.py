@@ -13,11 +13,12 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from msnp.auth import make_portal
+from msnp.auth import PasswordHashChecker, PassportTickets, make_portal
 from msnp.config import ServerConfig
 from msnp.directory import LocalDirectory
 from msnp.dispatch import DispatchServer
 from msnp.notification import NotificationServer
+from msnp.passport import make_site
 from msnp.protocol import connections_of
 from msnp.store import ThreadedStore
 from msnp.switchboard import SwitchboardServer
@@ -81,7 +82,9 @@ class MessengerService(MultiService):
         self.config = config
         self.store = ThreadedStore(db_path, reactor)
         self.directory = LocalDirectory()
-        self.portal = make_portal(self.store, self.directory)
+        # Passport tickets exist only when the Passport login runs.
+        self.tickets = PassportTickets(config.passport_ticket_lifetime, reactor.seconds) if endpoints.get("passport") else None
+        self.portal = make_portal(self.store, self.directory, self.tickets, config.md5_login)
         self.notification = NotificationServer(config, self.store, self.directory, self.portal, reactor)
         self.dispatch = DispatchServer(config, reactor)
         self.switchboard = SwitchboardServer(config, self.directory, reactor)
@@ -89,6 +92,9 @@ class MessengerService(MultiService):
         self._add_listener("dispatch", endpoints.get("dispatch"), self.dispatch, "dispatch_port")
         self._add_listener("notification", endpoints.get("notification"), self.notification, "notification_port")
         self._add_listener("switchboard", endpoints.get("switchboard"), self.switchboard, "switchboard_port")
+        if self.tickets is not None:
+            self.passport = make_site(config, PasswordHashChecker(self.store, reactor), self.tickets)
+            self._add_listener("passport", endpoints["passport"], self.passport, "passport_port")
 
     def _add_listener(self, role: str, description: Optional[str], factory, port_setting: str) -> None:
         if not description:
@@ -117,7 +123,8 @@ class MessengerService(MultiService):
 
     @inlineCallbacks
     def stopService(self):
-        factories = [listener.factory for listener in self.listeners.values()]
+        # The Passport site answers single HTTP requests and has no OUT SSD.
+        factories = [listener.factory for role, listener in self.listeners.items() if role != "passport"]
         # Stop listening first so nobody new arrives, then tell every
         # connected client of every role (logged in or not) and wait for
         # them to go, within a grace period.

@@ -18,8 +18,9 @@ LISTEN_BACKLOG = "4096"
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
-        "Run an MSN Messenger service (MSNP2-MSNP7): dispatch, notification and "
-        "switchboard servers over one SQLite store. ENDPOINT is a Twisted endpoint "
+        "Run an MSN Messenger service (MSNP2-MSNP12): dispatch, notification and "
+        "switchboard servers over one SQLite store, and with --passport the HTTPS "
+        "Passport login MSNP8+ clients need. ENDPOINT is a Twisted endpoint "
         "string (tcp:PORT:interface=ADDR, ssl:..., unix:PATH, systemd:...)."
     )
     optParameters = [
@@ -31,6 +32,19 @@ class Options(usage.Options):
         ["web-url", None, "", "Base URL answered to URL and CVR (default http://PUBLIC-HOST/).", str],
         ["cookie-lifetime", None, 120.0, "Seconds a switchboard cookie stays valid.", float],
         ["sb-idle-timeout", None, 300.0, "Seconds of silence before a switchboard participant is removed.", float],
+        [
+            "passport",
+            None,
+            None,
+            "Passport login endpoint for MSNP8+ clients, e.g. ssl:1443:privateKey=key.pem:certKey=cert.pem "
+            "(off when not given).",
+            str,
+        ],
+        ["ticket-lifetime", None, 300.0, "Seconds a Passport ticket may be used to log in.", float],
+        ["challenge-deadline", None, 50.0, "Seconds a client has to answer a CHL challenge before it is closed.", float],
+    ]
+    optFlags = [
+        ["no-md5", None, "Refuse MD5 logins: MSNP2-MSNP7 clients cannot log in, and the MD5 dialects are not offered."],
     ]
     # Limits against broken and hostile clients: (option, ServerConfig field, type, help).
     LIMITS = [
@@ -75,6 +89,11 @@ def config_from_options(options) -> ServerConfig:
         web_url=options["web-url"],
         cookie_lifetime=options["cookie-lifetime"],
         sb_idle_timeout=options["sb-idle-timeout"],
+        passport_port=_port_from_endpoint(options["passport"], 0) if options["passport"] else 0,
+        passport_ticket_lifetime=options["ticket-lifetime"],
+        challenge_deadline=options["challenge-deadline"],
+        md5_login=not options["no-md5"],
+        supported_dialects=tuple(range(8, 13)) if options["no-md5"] else tuple(range(2, 13)),
         list_limits={lst: options["max-" + lst.lower()] for lst in ("FL", "AL", "BL")},
         **{field: options[option] for option, field, _, _ in Options.LIMITS if field},
     )
@@ -87,5 +106,6 @@ def makeService(options):
         "dispatch": options["dispatch"],
         "notification": options["notification"],
         "switchboard": options["switchboard"],
+        "passport": options["passport"],
     }
     return MessengerService(config_from_options(options), options["db"], endpoints)

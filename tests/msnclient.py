@@ -13,6 +13,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
+from msnp import challenge
+
 DEFAULT_TIMEOUT = 5.0
 
 # Server-to-client commands whose last parameter is a payload length.
@@ -44,6 +46,10 @@ class ScriptedClient(Protocol):
         self.closed = defer.Deferred()
         self.is_closed = False
         self.payload_replies = set(PAYLOAD_REPLIES)
+        # Like a real client, answer CHL challenges (MSNP6+) without the
+        # test seeing them; a test of the challenge itself turns this off.
+        self.answer_challenges = True
+        self.dialect = 0
 
     def dataReceived(self, data: bytes) -> None:
         self.buffer += data
@@ -62,8 +68,20 @@ class ScriptedClient(Protocol):
                 self.received.append(Received(line, payload))
             else:
                 self.buffer = self.buffer[end + 2 :]
-                self.received.append(Received(line))
+                if not self._answered_by_client(parts):
+                    self.received.append(Received(line))
         self._wake()
+
+    def _answered_by_client(self, parts: list[str]) -> bool:
+        if parts[0] == "VER" and len(parts) == 3 and parts[2].startswith("MSNP"):
+            self.dialect = int(parts[2][4:])
+        if not self.answer_challenges:
+            return False
+        if parts[0] == "CHL" and len(parts) == 3:
+            product, answer = challenge_answer(self.dialect, parts[2])
+            self.send_payload(f"QRY {AUTO_QRY_TRID} {product}", answer.encode("ascii"))
+            return True
+        return parts == ["QRY", str(AUTO_QRY_TRID)]
 
     def connectionLost(self, reason=None) -> None:
         self.is_closed = True
@@ -165,6 +183,20 @@ class ScriptedClient(Protocol):
 def connect(port: int, name: str = "client") -> defer.Deferred:
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
     return connectProtocol(endpoint, ScriptedClient(name))
+
+
+# The TrID of challenge answers sent by the client on its own.
+AUTO_QRY_TRID = 4294967295
+
+
+def challenge_answer(dialect: int, text: str) -> tuple[str, str]:
+    """
+    The product id and answer an official client of C{dialect} gives to
+    C{CHL 0 text}.
+    """
+    if dialect >= 11:
+        return "PROD0090YUAUV{2B", challenge.msnp11_answer(text, "PROD0090YUAUV{2B", "YMM8C_H7KCQ2S_KL")
+    return "msmsgs@msnmsgr.com", challenge.md5_answer(text, "Q1P7W2E4J9R8U3S5")
 
 
 def md5_answer(challenge: str, password: str) -> str:

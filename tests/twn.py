@@ -1,0 +1,170 @@
+"""
+Helpers for Passport (MSNP8+) tests: a development certificate made in the
+test, a server with the Passport login on TLS, an HTTPS client that trusts
+that certificate, and the whole TWN login of a scripted client.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+from urllib.parse import quote
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.protocol import Protocol
+from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
+from twisted.web.http_headers import Headers
+
+from conftest import ACCOUNTS, ENDPOINTS, RunningServer
+from msnclient import connect
+from msnp.config import ServerConfig
+from msnp.service import MessengerService
+
+
+def make_certificate(directory) -> tuple[str, str, bytes]:
+    """
+    A self-signed certificate for 127.0.0.1; returns the key and
+    certificate paths and the certificate in PEM.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path = directory / "key.pem"
+    cert_path = directory / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    cert_path.write_bytes(cert_pem)
+    return str(key_path), str(cert_path), cert_pem
+
+
+class PassportServer(RunningServer):
+    cert_pem: bytes = b""
+
+    @property
+    def passport_port(self) -> int:
+        return self.service.listeners["passport"].port.getHost().port
+
+    def agent(self) -> Agent:
+        """
+        An HTTPS client that trusts only this server's certificate.
+        """
+        policy = BrowserLikePolicyForHTTPS(trustRoot=Certificate.loadPEM(self.cert_pem))
+        return Agent(reactor, contextFactory=policy)
+
+    def url(self, path: str) -> bytes:
+        return f"https://127.0.0.1:{self.passport_port}{path}".encode("ascii")
+
+
+@defer.inlineCallbacks
+def start_passport_server(tmp_path, config: ServerConfig = None):
+    key_path, cert_path, cert_pem = make_certificate(tmp_path)
+    endpoints = dict(ENDPOINTS)
+    endpoints["passport"] = f"ssl:0:interface=127.0.0.1:privateKey={key_path}:certKey={cert_path}"
+    service = MessengerService(config or ServerConfig(), str(tmp_path / "msnp.sqlite"), endpoints, reactor)
+    service.startService()
+    yield service._store_ready
+    for handle, (password, name) in ACCOUNTS.items():
+        yield service.store.create_account(handle, password, name)
+    running = PassportServer(service, str(tmp_path / "msnp.sqlite"))
+    running.cert_pem = cert_pem
+    return running
+
+
+def authorization(handle: str, password: str, policy: str = "lc=1033,id=507") -> bytes:
+    return (
+        "Passport1.4 OrgVerb=GET,OrgURL=http%3A%2F%2Fmessenger%2Emsn%2Ecom,"
+        f"sign-in={quote(handle, safe='')},pwd={quote(password, safe='')},{policy}"
+    ).encode("ascii")
+
+
+@defer.inlineCallbacks
+def passport_login(server: PassportServer, handle: str, password: str, policy: str = "lc=1033,id=507"):
+    """
+    The HTTPS login; returns (response, ticket or None).
+    """
+    agent = server.agent()
+    response = yield agent.request(
+        b"GET", server.url("/login2.srf"), Headers({b"Authorization": [authorization(handle, password, policy)]})
+    )
+    yield readBody(response)
+    ticket = None
+    info = response.headers.getRawHeaders(b"authentication-info")
+    if info:
+        match = re.search(r"from-PP='([^']*)'", info[0].decode("ascii"))
+        ticket = match.group(1) if match else None
+    return response, ticket
+
+
+@defer.inlineCallbacks
+def twn_login(server: PassportServer, handle: str, password: str, dialect: str = "MSNP8", name=None):
+    """
+    VER, CVR, USR TWN I, the Passport exchange and USR TWN S; reads through
+    the profile message (and SBS from MSNP11) and returns the client.
+    """
+    client = yield connect(server.notification_port, name or handle.split("@")[0])
+    client.send(f"VER 1 {dialect} CVR0")
+    yield client.expect_line(f"VER 1 {dialect}")
+    client.send(f"CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.5.0324 MSMSGS {handle}")
+    yield client.expect(r"CVR 2 \S+ \S+ \S+ \S+ \S+")
+    client.send(f"USR 3 TWN I {handle}")
+    match = yield client.expect(r"USR 3 TWN S (\S+)")
+    response, ticket = yield passport_login(server, handle, password, match.group(1))
+    assert response.code == 200 and ticket, response.code
+    client.send(f"USR 4 TWN S {ticket}")
+    yield client.expect(rf"USR 4 OK {re.escape(handle)} .*")
+    if int(dialect[4:]) >= 11:
+        yield client.expect_line("SBS 0 null")
+    profile = yield client.next()
+    assert profile.name == "MSG" and b"text/x-msmsgsprofile" in profile.payload, profile
+    return client
+
+
+class RawTLSClient(Protocol):
+    """
+    Collects every byte a TLS server sends.
+    """
+
+    def __init__(self):
+        self.data = b""
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason=None) -> None:
+        self.done.callback(self.data)
+
+
+@defer.inlineCallbacks
+def raw_https_get(server: PassportServer, path: str) -> bytes:
+    """
+    The exact bytes of the response to C{GET path}, read over TLS without
+    any HTTP library in between.
+    """
+    options = optionsForClientTLS("127.0.0.1", trustRoot=Certificate.loadPEM(server.cert_pem))
+    endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", server.passport_port))
+    client = yield connectProtocol(endpoint, RawTLSClient())
+    client.transport.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode("ascii"))
+    data = yield client.done
+    return data
