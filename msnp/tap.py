@@ -57,6 +57,7 @@ class Options(usage.Options):
         ("max-outbound-buffer", "max_outbound_buffer", int, "Bytes queued to a client that stays behind for the grace period (or four times that at any moment) before it is dropped."),
         ("outbound-grace", "outbound_grace", float, "Seconds a client may stay over the outbound buffer limit."),
         ("notification-lease", "notification_lease", float, "Seconds a silent notification connection is kept."),
+        ("dispatch-lease", "dispatch_lease", float, "Seconds a silent dispatch connection is kept."),
         ("max-sb-participants", "max_sb_participants", int, "Participants in one switchboard session."),
         ("login-delay-max", "login_delay_max", float, "Longest delay in seconds before answering a repeated failed login."),
         ("max-fl", None, int, "Entries on a forward list (FL)."),

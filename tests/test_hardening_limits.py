@@ -205,3 +205,45 @@ def test_protocol_survives_any_byte_stream(chunks):
         assert len(protocol._buffer) <= 512 + 1
     assert transport.value() == b"" or transport.value().endswith(b"\r\n")
     protocol.connectionLost(None)
+
+
+def test_dispatch_connection_has_a_lease():
+    """
+    A dispatch connection that says nothing for its lease is closed; any
+    line starts the lease again.
+    """
+    factory = dispatch_factory(dispatch_lease=60.0)
+    protocol, transport = open_connection(factory)
+    factory.clock.advance(59)
+    protocol.dataReceived(b"VER 1 MSNP7\r\n")
+    factory.clock.advance(59)
+    assert not transport.disconnecting
+    factory.clock.advance(1)
+    assert transport.disconnecting
+    protocol.connectionLost(None)
+    assert not factory.clock.getDelayedCalls()
+
+
+def test_limit_options_reach_the_config():
+    """
+    Every limit is a C{twistd msnp} option that lands in ServerConfig.
+    """
+    from msnp.tap import Options, config_from_options
+
+    options = Options()
+    options.parseOptions(
+        [
+            "--max-line-length", "4096", "--max-payload-length", "2048", "--max-connections-per-address", "7",
+            "--command-rate", "3", "--command-burst", "9", "--flood-strikes", "4", "--max-outbound-buffer", "65536",
+            "--outbound-grace", "0.5", "--notification-lease", "90", "--dispatch-lease", "15", "--max-sb-participants", "12",
+            "--login-delay-max", "8", "--max-fl", "150", "--max-al", "20", "--max-bl", "30",
+        ]
+    )
+    config = config_from_options(options)
+    assert (config.max_line_length, config.max_payload_length, config.max_connections_per_address) == (4096, 2048, 7)
+    assert (config.command_rate, config.command_burst, config.flood_strikes) == (3.0, 9, 4)
+    assert (config.max_outbound_buffer, config.outbound_grace) == (65536, 0.5)
+    assert (config.notification_lease, config.dispatch_lease, config.max_sb_participants, config.login_delay_max) == (90.0, 15.0, 12, 8.0)
+    assert config.list_limits == {"FL": 150, "AL": 20, "BL": 30}
+    defaults = config_from_options(Options())
+    assert defaults.notification_lease == 20 * 60 and defaults.max_line_length == 8192
