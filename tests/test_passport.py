@@ -16,15 +16,7 @@ from msnp import passport
 from msnp.auth import PassportTickets
 from msnp.config import ServerConfig
 from msnp.tap import Options, config_from_options
-from twn import authorization, passport_login, raw_https_get, start_passport_server, twn_login
-
-
-@pytest.fixture
-def pp_server(tmp_path, server_config):
-    running = pytest_twisted.blockon(start_passport_server(tmp_path, server_config))
-    yield running
-    if running.service.running:
-        pytest_twisted.blockon(running.stop())
+from twn import authorization, passport_login, pp_server, raw_https_get, twn_login  # noqa: F401 (fixture)
 
 
 @pytest_twisted.inlineCallbacks

@@ -11,6 +11,8 @@ import ipaddress
 import re
 from urllib.parse import quote
 
+import pytest
+import pytest_twisted
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -168,3 +170,14 @@ def raw_https_get(server: PassportServer, path: str) -> bytes:
     client.transport.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode("ascii"))
     data = yield client.done
     return data
+
+
+@pytest.fixture
+def pp_server(tmp_path, server_config):
+    """
+    A live server with the Passport login on TLS (import this fixture).
+    """
+    running = pytest_twisted.blockon(start_passport_server(tmp_path, server_config))
+    yield running
+    if running.service.running:
+        pytest_twisted.blockon(running.stop())
