@@ -8,7 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 
-from msnclient import challenge_answer, login
+from msnclient import answer_ring, challenge_answer, go_online, login, open_switchboard
 from msnp import challenge
 from twn import pp_server, twn_login  # noqa: F401 (fixture)
 
@@ -250,3 +250,55 @@ def test_answered_challenge_stops_the_deadline(pp_server):
     alice.send("PNG")
     yield alice.expect_line("QNG 60")
     yield alice.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_chat_between_msnp2_and_msnp12(pp_server):
+    """
+    An MSNP12 user (logged in with Passport, capabilities set by CHG) calls
+    an MSNP2 user: the MSNP2 side sees IRO without capabilities, the MSNP12
+    side a JOI with the MSNP2 user's (zero) capabilities.  Text goes both
+    ways byte-exact; MSG D is ACKed for P2P data and refused with 282
+    otherwise.  A third user on MSNP12 gets IRO lines with capabilities,
+    and only the MSNP12 caller sees capabilities in that user's JOI.
+    """
+    bob = yield login(pp_server.notification_port, "bob@example.com", "pw-bob", "MSNP2")
+    yield go_online(bob)
+    alice = yield twn_login(pp_server, "alice@example.com", "pw-alice", "MSNP12")
+    alice.send(f"CHG 5 NLN {CAPS}")
+    yield alice.expect_line(f"CHG 5 NLN {CAPS}")
+    sb_alice = yield open_switchboard(alice, "alice@example.com", trid=6)
+    sb_alice.send("CAL 2 bob@example.com")
+    yield sb_alice.expect(r"CAL 2 RINGING \d+")
+    sb_bob, ring, roster = yield answer_ring(bob, "bob@example.com")
+    assert roster == ["IRO 1 1 1 alice@example.com Alice"]
+    yield sb_alice.expect_line("JOI bob@example.com Bob 0")
+
+    text = "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nh\u00e9llo".encode()
+    sb_alice.send_payload("MSG 3 A", text)
+    yield sb_alice.expect_line("ACK 3")
+    got = yield sb_bob.next()
+    assert got.text == f"MSG alice@example.com Alice {len(text)}" and got.payload == text
+    sb_bob.send_payload("MSG 2 N", b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhi")
+    got = yield sb_alice.next()
+    assert got.payload.endswith(b"\r\n\r\nhi")
+
+    p2p = b"MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: bob@example.com\r\n\r\n" + bytes(48)
+    sb_alice.send_payload("MSG 4 D", p2p)
+    yield sb_alice.expect_line("ACK 4")
+    got = yield sb_bob.next()
+    assert got.payload == p2p
+    sb_alice.send_payload("MSG 5 D", text)
+    yield sb_alice.expect_line("282 5")
+
+    carol = yield twn_login(pp_server, "carol@example.com", "pw-carol", "MSNP12")
+    carol.send("CHG 5 NLN 268435500")
+    yield carol.expect_line("CHG 5 NLN 268435500")
+    sb_alice.send("CAL 6 carol@example.com")
+    yield sb_alice.expect(r"CAL 6 RINGING \d+")
+    sb_carol, ring, roster = yield answer_ring(carol, "carol@example.com")
+    assert roster == [f"IRO 1 1 2 alice@example.com Alice {CAPS}", "IRO 1 2 2 bob@example.com Bob 0"]
+    yield sb_alice.expect_line("JOI carol@example.com Carol 268435500")
+    yield sb_bob.expect_line("JOI carol@example.com Carol")
+    for client in (sb_alice, sb_bob, sb_carol, alice, bob, carol):
+        yield client.disconnect()
