@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Optional
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ICredentials, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import Attribute, Interface, implementer
 
@@ -72,15 +74,18 @@ class LoginThrottle:
             self._failures.pop(key, None)
         return stamps
 
-    def record_failure(self, handle: str, address: str) -> float:
+    def record_failure(self, handle: str, address: Optional[str]) -> float:
         """
         Note a failed login and return how many seconds to wait before
-        answering it.
+        answering it.  C{address} None: the source is not known here.
         """
         config = self._config
         now = self._now()
         excess = 0
-        for key, free in ((("account", handle), config.login_failures_per_account), (("address", address), config.login_failures_per_address)):
+        keys = [(("account", handle), config.login_failures_per_account)]
+        if address is not None:
+            keys.append((("address", address), config.login_failures_per_address))
+        for key, free in keys:
             stamps = self._recent(key)
             stamps.append(now)
             self._failures[key] = stamps
@@ -90,6 +95,36 @@ class LoginThrottle:
         if excess <= 0:
             return 0.0
         return min(config.login_delay_max, config.login_delay_base * 2 ** (excess - 1))
+
+
+@implementer(ICredentialsChecker)
+class ThrottledChecker:
+    """
+    Another checker whose refusals for an account are answered after that
+    account's L{LoginThrottle} delay: the Passport login, where passwords
+    are guessed over HTTPS, is slowed like the MD5 one.
+    """
+
+    def __init__(self, checker, throttle: LoginThrottle, clock):
+        self._checker = checker
+        self._throttle = throttle
+        self._clock = clock
+        self.credentialInterfaces = checker.credentialInterfaces
+
+    def requestAvatarId(self, credentials) -> Deferred:
+        d = self._checker.requestAvatarId(credentials)
+
+        def refused(failure):
+            failure.trap(UnauthorizedLogin)
+            username = credentials.username
+            if isinstance(username, bytes):
+                username = username.decode("utf-8", "replace")
+            delay = self._throttle.record_failure(canonical_handle(username), None)
+            if not delay:
+                return failure
+            return deferLater(self._clock, delay, lambda: failure)
+
+        return d.addErrback(refused)
 
 
 def md5_answer(challenge: str, secret: str) -> str:

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from msnp.auth import PasswordHashChecker, PassportTickets, make_portal
+from msnp.auth import PasswordHashChecker, PassportTickets, ThrottledChecker, make_portal
 from msnp.config import ServerConfig
 from msnp.directory import LocalDirectory
 from msnp.dispatch import DispatchServer
@@ -93,7 +93,10 @@ class MessengerService(MultiService):
         self._add_listener("notification", endpoints.get("notification"), self.notification, "notification_port")
         self._add_listener("switchboard", endpoints.get("switchboard"), self.switchboard, "switchboard_port")
         if self.tickets is not None:
-            self.passport = make_site(config, PasswordHashChecker(self.store, reactor), self.tickets)
+            # Guesses at the HTTPS login count with the account's failed
+            # logins at the notification server.
+            checker = ThrottledChecker(PasswordHashChecker(self.store, reactor), self.notification.login_throttle, reactor)
+            self.passport = make_site(config, checker, self.tickets)
             self._add_listener("passport", endpoints["passport"], self.passport, "passport_port")
 
     def _add_listener(self, role: str, description: Optional[str], factory, port_setting: str) -> None:

@@ -13,6 +13,7 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -247,3 +248,38 @@ def test_limit_options_reach_the_config():
     assert config.list_limits == {"FL": 150, "AL": 20, "BL": 30}
     defaults = config_from_options(Options())
     assert defaults.notification_lease == 20 * 60 and defaults.max_line_length == 8192
+
+
+def test_passport_checker_refusals_are_slowed_per_account():
+    """
+    Wrong passwords at the Passport login: the first few refusals come at
+    once, later ones only after the account's growing delay; another
+    account is not slowed, and a right password never is.
+    """
+    from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+    from twisted.cred.credentials import UsernamePassword
+
+    from msnp.auth import ThrottledChecker
+
+    clock = Clock()
+    config = ServerConfig(login_failures_per_account=2, login_delay_base=1.0)
+    inner = InMemoryUsernamePasswordDatabaseDontUse(**{"alice@example.com": b"right"})
+    checker = ThrottledChecker(inner, LoginThrottle(config, clock.seconds), clock)
+
+    def attempt(handle: str, password: bytes) -> list:
+        outcome: list = []
+        checker.requestAvatarId(UsernamePassword(handle.encode(), password)).addBoth(outcome.append)
+        return outcome
+
+    for _ in range(2):
+        outcome = attempt("alice@example.com", b"wrong")
+        assert outcome and outcome[0].check(UnauthorizedLogin)
+    for delay in (1, 2):
+        outcome = attempt("alice@example.com", b"wrong")
+        clock.advance(delay - 0.5)
+        assert outcome == []
+        clock.advance(0.5)
+        assert outcome and outcome[0].check(UnauthorizedLogin)
+    outcome = attempt("bob@example.com", b"wrong")
+    assert outcome and outcome[0].check(UnauthorizedLogin)
+    assert attempt("alice@example.com", b"right") == [b"alice@example.com"]
