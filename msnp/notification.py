@@ -887,6 +887,9 @@ class NotificationSession:
             self._show_initial_presence(command.trid, list(self.user.lists["FL"]))
         if (state != previous or details_changed) and (presence.shows_online(state) or presence.shows_online(previous)):
             self._announce_to_watchers(state if presence.shows_online(state) else None)
+        if self.personal_message and presence.shows_online(state) and not presence.shows_online(previous):
+            # A personal message set while offline or hidden follows the NLN.
+            self._announce_personal_message()
         if first and self.dialect.has_challenges:
             self._send_challenge()
 
@@ -951,8 +954,11 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER, "UUX payload is not UTF-8")
         self.personal_message = payload
         self.send(wire.format_line("UUX", command.trid, 0))
-        if not presence.shows_online(self.status):
-            return
+        if presence.shows_online(self.status):
+            self._announce_personal_message()
+
+    def _announce_personal_message(self) -> None:
+        payload = self.personal_message
         directory = self.server.directory
         for watcher_handle in self.user.lists["RL"]:
             watcher = directory.find(watcher_handle)

@@ -302,3 +302,33 @@ def test_chat_between_msnp2_and_msnp12(pp_server):
     yield sb_bob.expect_line("JOI carol@example.com Carol")
     for client in (sb_alice, sb_bob, sb_carol, alice, bob, carol):
         yield client.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_personal_message_set_before_going_online(pp_server):
+    """
+    A UUX sent before the first CHG (or while hidden) reaches no one; the
+    NLN that makes the user visible is followed by the UBX.  Hidden users
+    send nothing.
+    """
+    dave = yield _watching(pp_server, "dave@example.com", "pw-dave", "MSNP11", "alice@example.com")
+    alice = yield twn_login(pp_server, "alice@example.com", "pw-alice", "MSNP12")
+    alice.send_payload("UUX 5", PSM)
+    yield alice.expect_line("UUX 5 0")
+    yield dave.expect_silence()
+    alice.send("CHG 6 HDN 0")
+    yield alice.expect_line("CHG 6 HDN 0")
+    alice.send_payload("UUX 7", PSM)
+    yield alice.expect_line("UUX 7 0")
+    yield dave.expect_silence()
+    alice.send("CHG 8 NLN 0")
+    yield alice.expect_line("CHG 8 NLN 0")
+    yield dave.expect_line("NLN NLN alice@example.com Alice 0")
+    ubx = yield dave.next()
+    assert ubx.text == f"UBX alice@example.com {len(PSM)}" and ubx.payload == PSM
+    alice.send("CHG 9 AWY 0")
+    yield alice.expect_line("CHG 9 AWY 0")
+    yield dave.expect_line("NLN AWY alice@example.com Alice 0")
+    yield dave.expect_silence()
+    yield alice.disconnect()
+    yield dave.disconnect()
