@@ -64,6 +64,19 @@ NOTIFICATION_LINES = [
     b"PNG",
     b"QRY 34 msmsgs@msnmsgr.com 32\r\n0123456789abcdef0123456789abcdef",
     b"UUX 35 53\r\n<Data><PSM>hi</PSM><CurrentMedia></CurrentMedia></Data>",
+    # MSNP8-MSNP12
+    b"VER 36 MSNP12 MSNP11 MSNP10 MSNP9 MSNP8 CVR0",
+    b"USR 37 TWN I alice@example.com",
+    b"USR 38 TWN S t=abc&p=def",
+    b"ADC 39 FL N=bob@example.com F=Bob",
+    b"ADC 40 AL N=bob@example.com",
+    b"ADC 41 FL C=0f5e1a2b-1111-2222-3333-444455556666 0",
+    b"REM 42 FL 0f5e1a2b-1111-2222-3333-444455556666",
+    b"SBP 43 0f5e1a2b-1111-2222-3333-444455556666 MFN Bob",
+    b"PRP 44 MFN Alice%20Z",
+    b"CHG 45 NLN 268435500 %3Cmsnobj%20Creator%3D%22alice%40example.com%22%2F%3E",
+    b"SYN 46 2005-04-23T18:57:44.8130000-07:00 2005-04-23T18:57:54.2070000-07:00",
+    b"QRY 47 PROD0090YUAUV{2B 32\r\n0123456789abcdef0123456789abcdef",
 ]
 DISPATCH_LINES = [
     b"VER 1 MSNP7 MSNP6 MSNP5 MSNP4 CVR0",
@@ -150,7 +163,8 @@ def fuzz_worker(server, rng: random.Random, counter: LineCounter, target: int, a
         else:
             client = yield connect(port, "fuzz")
             if role != "switchboard" and rng.random() < 0.8:
-                client.send_raw(corpus[0] + b"\r\n")
+                opening = rng.choice([corpus[0], b"VER 1 MSNP12 MSNP11 MSNP10 MSNP9 MSNP8 CVR0"])
+                client.send_raw(opening + b"\r\n")
         lines = []
         for _ in range(rng.randrange(20, 120)):
             line = rng.choice(corpus)
