@@ -886,7 +886,9 @@ class NotificationSession:
         if first:
             self._show_initial_presence(command.trid, list(self.user.lists["FL"]))
         if (state != previous or details_changed) and (presence.shows_online(state) or presence.shows_online(previous)):
-            self._announce_to_watchers(state if presence.shows_online(state) else None)
+            self._announce_to_watchers(
+                state if presence.shows_online(state) else None, details_only=state == previous
+            )
         if self.personal_message and presence.shows_online(state) and not presence.shows_online(previous):
             # A personal message set while offline or hidden follows the NLN.
             self._announce_personal_message()
@@ -926,10 +928,13 @@ class NotificationSession:
         if lines:
             self.send(b"".join(lines))
 
-    def _announce_to_watchers(self, status: Optional[str], only: Optional[list[str]] = None) -> None:
+    def _announce_to_watchers(
+        self, status: Optional[str], only: Optional[list[str]] = None, details_only: bool = False
+    ) -> None:
         """
         Tell every online watcher allowed to see this user its new state
-        (C{None}: offline).
+        (C{None}: offline).  With C{details_only} (only capabilities or MSN
+        object changed) watchers whose dialect shows neither are skipped.
         """
         directory = self.server.directory
         rendered: dict = {}
@@ -938,6 +943,8 @@ class NotificationSession:
             if watcher is None or watcher.status is None or watcher is self:
                 continue
             if not presence.allows(self.user, watcher_handle):
+                continue
+            if details_only and not watcher.dialect.merges_lists:
                 continue
             watcher.send(self._presence_line(watcher.dialect, status, rendered))
 

@@ -79,12 +79,13 @@ def test_presence_in_each_watchers_dialect(pp_server):
     ubx = yield dave.next()
     assert ubx.text == "UBX alice@example.com 24" and ubx.payload == b"<Data><PSM></PSM></Data>"
 
-    # Capabilities changing alone are announced; a rename with PRP MFN too.
+    # Capabilities changing alone are announced to the dialects that show
+    # them (not to MSNP2); a rename with PRP MFN to everyone.
     alice.send("CHG 9 NLN 268435500")
     yield alice.expect_line("CHG 9 NLN 268435500")
     yield dave.expect_line("NLN NLN alice@example.com Alice 268435500")
     yield carol.expect_line("NLN NLN alice@example.com Alice 268435500")
-    yield bob.expect_line("NLN NLN alice@example.com Alice")
+    yield bob.expect_silence()
     alice.send("PRP 10 MFN Al")
     yield alice.expect_line("PRP 10 MFN Al")
     yield bob.expect_line("NLN NLN alice@example.com Al")
