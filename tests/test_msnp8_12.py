@@ -54,11 +54,14 @@ def test_msnp8_9_sync_and_add(pp_server, dialect):
     """
     MSNP8-9: USR OK with name, verified and restricted flags; SYN with
     counts; GTC/BLP/LSG/LST without TrIDs; one LST per contact with the
-    merged list bitmask and its groups; an up-to-date SYN is one line.
+    merged list bitmask and its groups, each FL contact's phone numbers in
+    BPR lines without handle or version; an up-to-date SYN is one line.
     """
-    bob = yield login(pp_server.notification_port, "bob@example.com", "pw-bob", "MSNP2")
+    bob = yield login(pp_server.notification_port, "bob@example.com", "pw-bob", "MSNP5")
     bob.send("ADD 5 FL alice@example.com Alice")
     yield bob.expect(r"ADD 5 FL \d+ alice@example.com Alice")
+    bob.send("PRP 6 PHW 555%200100")
+    yield bob.expect(r"PRP 6 \d+ PHW 555%200100")
     yield bob.disconnect()
     alice = yield twn_login(pp_server, "alice@example.com", "pw-alice", dialect)
     alice.send("PRP 5 PHH 555%201234")
@@ -75,6 +78,7 @@ def test_msnp8_9_sync_and_add(pp_server, dialect):
     yield alice.expect_line("PRP PHH 555%201234")
     yield alice.expect_line("LSG 0 ~ 0")
     yield alice.expect_line("LST bob@example.com Bobby 9 0")
+    yield alice.expect_line("BPR PHW 555%200100")
     yield alice.expect_line("LST dave@example.com dave@example.com 4")
     alice.send(f"SYN 9 {version}")
     yield alice.expect_line(f"SYN 9 {version}")
