@@ -243,3 +243,22 @@ def test_authorization_parsing():
     assert passport.parse_authorization(b"Basic abc") is None
     assert passport.parse_authorization(None) is None
     assert passport.parse_authorization(b"Passport1.4 \xff") is None
+
+
+@pytest.mark.parametrize("server_config", [ServerConfig(passport_ticket_lifetime=-1)])
+@pytest_twisted.inlineCallbacks
+def test_expired_ticket_is_refused(pp_server):
+    """
+    A ticket past its lifetime (here: expired when issued) gets 911 and a
+    close at the notification server.
+    """
+    response, ticket = yield passport_login(pp_server, "alice@example.com", "pw-alice")
+    assert response.code == 200 and ticket
+    client = yield connect(pp_server.notification_port)
+    client.send("VER 1 MSNP11 CVR0")
+    yield client.expect_line("VER 1 MSNP11")
+    client.send("USR 2 TWN I alice@example.com")
+    yield client.expect(r"USR 2 TWN S \S+")
+    client.send(f"USR 3 TWN S {ticket}")
+    yield client.expect_line("911 3")
+    yield client.expect_close()
