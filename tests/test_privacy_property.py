@@ -169,6 +169,10 @@ def test_watchers_see_exactly_what_the_rules_allow(config, steps):
                 )
                 believed = beliefs[watcher].get(contact)
                 assert believed == (other.status if visible else None), (watcher, contact, believed)
+                # Nor may a hidden contact be rung for someone it hides from.
+                if other is not None:
+                    rings = other.accepts_invitation_from(watcher)
+                    assert rings == (other.status != "HDN" and may_see(config[contact], config[contact]["blp"], watcher))
 
 
 @defer.inlineCallbacks
@@ -206,7 +210,43 @@ def live_case(server, rng: random.Random):
         client.send(f"CHG 50 {statuses[handle]}")
         clients[handle] = client
         yield client.expect_line(f"CHG 50 {statuses[handle]}")
-    # A round trip per client so that every presence line has arrived.
+    beliefs: dict = {h: {} for h in HANDLES}
+    yield check_beliefs(clients, config, statuses, beliefs)
+    # Privacy changes while everyone is online are applied at once.
+    for trid in range(60, 66):
+        owner = rng.choice(HANDLES)
+        watcher = rng.choice([h for h in HANDLES if h != owner])
+        rules = config[owner]
+        choice = rng.randrange(3)
+        if choice == 0:
+            rules["blp"] = "BL" if rules["blp"] == "AL" else "AL"
+            clients[owner].send(f"BLP {trid} {rules['blp']}")
+        elif choice == 1 and watcher not in rules["AL"]:
+            lst = "BL"
+            verb = "REM" if watcher in rules[lst] else "ADD"
+        else:
+            lst = "AL" if watcher not in rules["BL"] else "BL"
+            verb = "REM" if watcher in rules[lst] else "ADD"
+        if choice != 0:
+            if verb == "ADD":
+                rules[lst].add(watcher)
+                clients[owner].send(f"ADD {trid} {lst} {watcher} x")
+            else:
+                rules[lst].discard(watcher)
+                clients[owner].send(f"REM {trid} {lst} {watcher}")
+        # The watchers' lines are written before the owner's reply.
+        yield clients[owner].expect(rf"(BLP|ADD|REM) {trid} .*")
+        yield check_beliefs(clients, config, statuses, beliefs)
+    for client in clients.values():
+        yield client.disconnect()
+
+
+@defer.inlineCallbacks
+def check_beliefs(clients: dict, config: dict, statuses: dict, beliefs: dict):
+    """
+    A round trip per client so that every line sent so far has arrived,
+    then compare what each watcher was told with the rules.
+    """
     for client in clients.values():
         client.send("PNG")
     for handle, client in clients.items():
@@ -215,16 +255,14 @@ def live_case(server, rng: random.Random):
             line = yield client.next()
             if line.text == "QNG":
                 break
+            assert not line.name.isdigit(), line
             lines.append(line.text)
-        beliefs: dict = {}
-        beliefs_from(lines, beliefs)
+        beliefs_from(lines, beliefs[handle])
         for contact in HANDLES:
             if contact == handle:
                 continue
             visible = contact in config[handle]["FL"] and statuses[contact] != "HDN" and may_see(config[contact], config[contact]["blp"], handle)
-            assert beliefs.get(contact) == (statuses[contact] if visible else None), (handle, contact, lines)
-    for client in clients.values():
-        yield client.disconnect()
+            assert beliefs[handle].get(contact) == (statuses[contact] if visible else None), (handle, contact, lines)
 
 
 @pytest_twisted.inlineCallbacks
