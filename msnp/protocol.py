@@ -275,9 +275,11 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         try:
             command, length = wire.parse_client_line(line, self.payload_commands, self.payload_limit)
         except wire.WireError as error:
-            if allowed or error.code is None:
+            if allowed or (error.code is None and error.reason != wire.BLANK_LINE):
                 self._wire_error(error)
             else:
+                # Blank lines count too, or a flood of them would go on
+                # for ever.
                 self._refuse_flood(None, error.trid)
             return
         if allowed:
@@ -334,7 +336,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
 
     def _wire_error(self, error: wire.WireError) -> None:
         if error.code is None:
-            if error.reason != "blank line":
+            if error.reason != wire.BLANK_LINE:
                 self.close(error.reason)
             return
         self.send(wire.format_error(error.code, error.trid))

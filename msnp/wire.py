@@ -26,6 +26,10 @@ _DECIMAL = re.compile(r"^[0-9]{1,10}$")
 _HANDLE = re.compile(r"^[A-Za-z0-9._%+\-=~!#$&'*/?^`{|}]+@[A-Za-z0-9.\-]+$")
 
 
+# The reason of the WireError for a line with nothing on it.
+BLANK_LINE = "blank line"
+
+
 class WireError(Exception):
     """
     A line that cannot be understood.  C{code} is the error number to answer
@@ -97,7 +101,7 @@ def split_line(line: bytes) -> tuple[str, list[str]]:
         raise WireError(200, _salvage_trid(line), "line is not UTF-8")
     tokens = text.split()
     if not tokens:
-        raise WireError(None, reason="blank line")
+        raise WireError(None, reason=BLANK_LINE)
     name = tokens[0]
     if not _COMMAND_NAME.match(name.encode("ascii", "replace")):
         raise WireError(200, reason="not a command")

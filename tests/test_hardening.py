@@ -157,6 +157,8 @@ def test_bad_payload_length_closes(server, length, log_events):
     yield client.expect_close()
     yield still_answers(server.notification_port)
     assert_no_failure(log_events)
+    closing = [e for e in log_events if "closing" in (e.get("log_format") or "")]
+    assert len(closing) == 1 and closing[0]["reason"] in ("bad payload length", "payload too long"), closing
 
 
 @pytest_twisted.inlineCallbacks

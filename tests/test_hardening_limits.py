@@ -283,3 +283,18 @@ def test_passport_checker_refusals_are_slowed_per_account():
     outcome = attempt("bob@example.com", b"wrong")
     assert outcome and outcome[0].check(UnauthorizedLogin)
     assert attempt("alice@example.com", b"right") == [b"alice@example.com"]
+
+
+def test_blank_line_flood_is_closed():
+    """
+    Blank lines are skipped, but they use up the allowance like commands,
+    so a flood of them ends in a close rather than going on for ever.
+    """
+    factory = dispatch_factory(command_rate=1.0, command_burst=3, flood_strikes=2)
+    protocol, transport = open_connection(factory)
+    protocol.dataReceived(b"\r\n" * 5)
+    assert take_output(transport) == []
+    assert not transport.disconnecting
+    protocol.dataReceived(b"\r\n")
+    assert transport.disconnecting
+    protocol.connectionLost(None)
