@@ -298,3 +298,86 @@ def test_blank_line_flood_is_closed():
     protocol.dataReceived(b"\r\n")
     assert transport.disconnecting
     protocol.connectionLost(None)
+
+
+class BacklogTransport(StringTransport):
+    """
+    A transport whose written bytes stay queued (as on a socket nobody
+    reads) until C{drain} is called.
+    """
+
+    offset = 0
+    _tempDataLen = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dataBuffer = b""
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.dataBuffer += data
+
+    def drain(self) -> None:
+        self.dataBuffer = b""
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        super().abortConnection()
+
+
+def open_backlogged(factory):
+    address = IPv4Address("TCP", "10.0.0.9", 9)
+    protocol = factory.buildProtocol(address)
+    transport = BacklogTransport(peerAddress=address)
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def test_reader_that_catches_up_within_the_grace_is_kept():
+    """
+    Over the outbound limit, a client gets the grace period: if the queue
+    has drained by then it stays.
+    """
+    factory = dispatch_factory(max_outbound_buffer=1000, outbound_grace=2.0)
+    protocol, transport = open_backlogged(factory)
+    protocol.send(b"x" * 1500)
+    assert not transport.aborted
+    transport.drain()
+    factory.clock.advance(2.0)
+    assert not transport.aborted
+    protocol.connectionLost(None)
+
+
+def test_reader_still_behind_after_the_grace_is_dropped():
+    """
+    A client still over the limit when the grace period ends is aborted,
+    and nothing more is written to it.
+    """
+    factory = dispatch_factory(max_outbound_buffer=1000, outbound_grace=2.0)
+    protocol, transport = open_backlogged(factory)
+    protocol.send(b"x" * 1500)
+    factory.clock.advance(1.9)
+    assert not transport.aborted
+    factory.clock.advance(0.1)
+    assert transport.aborted
+    written = len(transport.value())
+    protocol.send(b"more")
+    assert len(transport.value()) == written
+    protocol.connectionLost(None)
+    assert not factory.clock.getDelayedCalls()
+
+
+def test_reader_far_behind_is_dropped_at_once():
+    """
+    Past four times the limit there is no grace.
+    """
+    factory = dispatch_factory(max_outbound_buffer=1000, outbound_grace=2.0)
+    protocol, transport = open_backlogged(factory)
+    for _ in range(4):
+        protocol.send(b"x" * 1000)
+    assert not transport.aborted
+    protocol.send(b"x")
+    assert transport.aborted
+    protocol.connectionLost(None)
+    assert not factory.clock.getDelayedCalls()
