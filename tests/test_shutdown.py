@@ -11,6 +11,7 @@ import signal
 import sqlite3
 
 import pytest_twisted
+from twisted.internet import defer
 
 from msnclient import connect, login
 from serverprocess import ServerProcess, make_accounts
@@ -18,7 +19,7 @@ from serverprocess import ServerProcess, make_accounts
 ACCOUNTS = {"alice@example.com": ("pw-alice", "Alice"), "bob@example.com": ("pw-bob", "Bob")}
 
 
-@pytest_twisted.inlineCallbacks
+@defer.inlineCallbacks
 def connected_everywhere(dispatch_port: int, notification_port: int, switchboard_port: int):
     """
     One client of each kind: logged in at the notification server, before
@@ -35,7 +36,7 @@ def connected_everywhere(dispatch_port: int, notification_port: int, switchboard
     return alice, waiting, dispatched, chatting
 
 
-@pytest_twisted.inlineCallbacks
+@defer.inlineCallbacks
 def expect_told_and_closed(alice, waiting, dispatched, chatting):
     for client in (alice, waiting, dispatched):
         yield client.expect_line("OUT SSD")
