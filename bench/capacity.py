@@ -100,8 +100,6 @@ def run(options) -> tuple[dict, Table]:
         "server_threads": threads,
     }
     table = Table(f"capacity: {options.clients} logged-in idle clients, {options.contacts} contacts each")
-    if note:
-        table.add("note", note)
     table.add("clients online", online)
     table.add("failed logins", len(failures), "0")
     table.add("server RSS before MiB", results["server_rss_before_mib"])

@@ -113,6 +113,6 @@ def write_results(scenario: str, results: dict, directory: Optional[Path] = None
     directory = Path(directory) if directory else RESULTS_DIR
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{scenario}.json"
-    document = {"scenario": scenario, "machine": machine(), "command": " ".join(sys.argv), **results}
+    document = {"scenario": scenario, "machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]), **results}
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
