@@ -20,6 +20,13 @@ SCENARIOS = {
     "floor": "bench.conversations",
     "capacity": "bench.capacity",
 }
+DESCRIPTIONS = {
+    "login": "MD5 logins through the dispatch server: sustained rate, latency, a burst",
+    "presence": "status changes fanned out to online watchers: CHG-to-NLN latency, NLN/s",
+    "conversations": "two-party switchboard sessions sending MSG A, and the same through the floor relay",
+    "floor": "only the floor: the conversation traffic through a bare Twisted relay",
+    "capacity": "many logged-in idle clients: server memory per connection, idle CPU",
+}
 ALL = ("login", "presence", "conversations", "capacity")
 
 # Sizes small enough for a CI smoke run of every scenario in a few seconds.
@@ -40,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     commands = parser.add_subparsers(dest="scenario", required=True)
     for scenario in SCENARIOS:
-        sub = commands.add_parser(scenario, help=(_module(scenario).__doc__ or "").strip().split("\n")[0])
+        sub = commands.add_parser(scenario, help=DESCRIPTIONS[scenario])
         _common_arguments(sub)
         if scenario == "floor":
             _module(scenario).add_floor_arguments(sub)

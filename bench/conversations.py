@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import nullcontext
 from typing import Optional
 
 from bench import client
@@ -277,8 +278,10 @@ def run(options, with_server: bool = True) -> tuple[dict, Table]:
     workers = min(options.workers, options.sessions)
     server_figures: Optional[dict] = None
     server_missing: Optional[str] = None
-    with ServerProcess(2 * options.sessions, 1, topology="pairs") as server, FloorProcess() as floor:
-        with Generator(ConversationWorker, workers, _setup(options.sessions, workers, server.dispatch)) as generator:
+    server_context = ServerProcess(2 * options.sessions, 1, topology="pairs") if with_server else nullcontext()
+    with server_context as server, FloorProcess() as floor:
+        dispatch = server.dispatch if server is not None else None
+        with Generator(ConversationWorker, workers, _setup(options.sessions, workers, dispatch)) as generator:
             if with_server:
                 logins = generator.call("log_in", [(max(1, options.concurrency // workers),)] * workers)
                 failures = [f for part in logins for f in part["failures"]]
@@ -289,7 +292,8 @@ def run(options, with_server: bool = True) -> tuple[dict, Table]:
                     examples = server_figures["session_failure_examples"]
                     server_missing = "the server offers no switchboard: " + (examples[0] if examples else "no session opened")
             floor_figures = _measure(generator, floor.stats, options, workers, floor.address)
-            generator.call("log_out")
+            if with_server:
+                generator.call("log_out")
 
     def ratio(phase: str) -> Optional[float]:
         if not server_figures or phase not in server_figures or phase not in floor_figures:

@@ -165,7 +165,8 @@ class ClientWorker:
         self.count = count
         self.setup = setup
         self.users: list[int] = setup["shares"][index]
-        self.dispatch = tuple(setup["dispatch"])
+        # None when the scenario talks to something other than msnp
+        self.dispatch = tuple(setup["dispatch"]) if setup.get("dispatch") else None
         self.local_host: Optional[str] = (setup.get("local_hosts") or [None] * count)[index]
         self.connections: dict[int, client.Connection] = {}
 
