@@ -820,7 +820,7 @@ class NotificationSession:
             user.version = max(user.version, version)
             self.send(self.dialect.adg(command.trid, user.version, wire.url_encode(name), self._group_token(group_id)))
 
-        return d.addCallback(stored)
+        return d.addCallbacks(stored, self._store_refused)
 
     def do_REG(self, command):
         args = command.args

@@ -453,7 +453,12 @@ class Database:
     def add_group(self, owner: str, group_id: int, name: str) -> int:
         def work(db):
             owner_id = self._account_id(db, owner)
-            db.execute("INSERT INTO groups (account_id, group_id, name) VALUES (?, ?, ?)", (owner_id, group_id, name))
+            try:
+                db.execute("INSERT INTO groups (account_id, group_id, name) VALUES (?, ?, ?)", (owner_id, group_id, name))
+            except sqlite3.IntegrityError:
+                # A session that had not yet seen a group another session
+                # of the same account just created.
+                raise StoreError(500, "group id already taken")
             return self._bump(db, owner_id)
 
         return self._transaction(work)

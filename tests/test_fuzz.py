@@ -13,6 +13,7 @@ logged may be a failure.
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 import pytest_twisted
@@ -158,8 +159,11 @@ def fuzz_worker(server, rng: random.Random, counter: LineCounter, target: int, a
         role = rng.choice(list(ROLES))
         corpus = ROLES[role]
         port = getattr(server, f"{role}_port")
+        ns = None
         if role == "notification" and rng.random() < 0.5:
             client = yield login(port, account[0], account[1], rng.choice(["MSNP2", "MSNP5", "MSNP7"]))
+        elif role == "switchboard" and rng.random() < 0.5:
+            ns, client = yield switchboard_login(server, account)
         else:
             client = yield connect(port, "fuzz")
             if role != "switchboard" and rng.random() < 0.8:
@@ -174,13 +178,46 @@ def fuzz_worker(server, rng: random.Random, counter: LineCounter, target: int, a
         client.send_raw(b"".join(lines))
         yield sleep(0.002)
         yield client.disconnect()
+        if ns is not None:
+            yield ns.disconnect()
+
+
+@defer.inlineCallbacks
+def wait_for(client, pattern: str):
+    """
+    Skip lines (presence from other workers' fuzzing) until one matches.
+    """
+    while True:
+        line = yield client.next()
+        match = re.fullmatch(pattern, line.text)
+        if match:
+            return match
+
+
+@defer.inlineCallbacks
+def switchboard_login(server, account):
+    """
+    Log in at the notification server, get a cookie and open a switchboard
+    session with it, so that fuzzed lines reach a logged-in switchboard.
+    """
+    handle, password = account
+    ns = yield login(server.notification_port, handle, password, "MSNP5")
+    ns.send("CHG 90 NLN")
+    yield wait_for(ns, r"CHG 90 NLN")
+    ns.send("XFR 91 SB")
+    match = yield wait_for(ns, r"XFR 91 SB \S+ CKI (\S+)")
+    client = yield connect(server.switchboard_port, "fuzz-sb")
+    client.send(f"USR 1 {handle} {match.group(1)}")
+    yield client.expect(rf"USR 1 OK {re.escape(handle)} .*")
+    return ns, client
 
 
 @defer.inlineCallbacks
 def run_fuzz(server, monkeypatch, target: int, seed: int):
     # Login delays and leases run on a clock nobody advances: a fuzzed
     # wrong password leaves no real timer behind.
-    clock = server.service.notification.clock = Clock()
+    # The switchboard shares it: cookies are issued and redeemed on one clock.
+    clock = server.service.notification.clock = server.service.switchboard.clock = Clock()
     server.config.command_burst = 10**6
     # A connection waiting out a login delay does not read, so it does not
     # see its client leave until the delay is over.
@@ -207,7 +244,7 @@ def run_fuzz(server, monkeypatch, target: int, seed: int):
     for factory in (server.service.dispatch, server.service.notification, server.service.switchboard):
         assert len(connections_of(factory)) == 0, factory
     # The server still does its job.
-    server.service.notification.clock = reactor
+    server.service.notification.clock = server.service.switchboard.clock = reactor
     dave = yield login(server.notification_port, "dave@example.com", "pw-dave", "MSNP7")
     dave.send("SYN 9 0")
     yield dave.expect(r"SYN 9 \d+( .*)?")

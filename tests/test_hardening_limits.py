@@ -381,3 +381,25 @@ def test_reader_far_behind_is_dropped_at_once():
     assert transport.aborted
     protocol.connectionLost(None)
     assert not factory.clock.getDelayedCalls()
+
+
+def test_group_id_taken_meanwhile_is_a_store_refusal(tmp_path):
+    """
+    A session whose view of the groups is stale (another session of the
+    same account just made that group) gets a refusal the session turns
+    into an error answer, not an integrity failure from SQLite.
+    """
+    import pytest
+
+    from msnp.store import Database, StoreError
+
+    db = Database(str(tmp_path / "groups.sqlite"))
+    try:
+        db.create_account("alice@example.com", "pw", "Alice")
+        db.add_group("alice@example.com", 1, "Work")
+        with pytest.raises(StoreError) as refused:
+            db.add_group("alice@example.com", 1, "Friends")
+        assert refused.value.code == 500
+        assert db.load_user("alice@example.com").groups[1] == "Work"
+    finally:
+        db.close()
