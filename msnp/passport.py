@@ -12,6 +12,13 @@ Two twisted.web resources on their own endpoint:
    password or unknown account gets 401 with C{WWW-Authenticate:
    Passport1.4 da-status=failed,...}.
 
+From MSN Messenger 7.5 (MSNP12) the client asks for the same ticket with
+Passport SOAP instead: C{POST /RST.srf} with a WS-Trust
+RequestSecurityToken envelope whose C{wsse:UsernameToken} holds the name
+and password; the answer is a RequestSecurityTokenResponseCollection whose
+C{messenger.msn.com} token is the ticket, or a C{wsse:FailedAuthentication}
+fault.
+
 The client then presents the ticket with C{USR t TWN S t=...&p=...}.
 
 twisted.web writes header names in its own canonical case
@@ -21,12 +28,19 @@ the channel here writes the names it was given in the case it was given.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
+import time
 from typing import Optional
 from urllib.parse import unquote
+from xml.etree.ElementTree import TreeBuilder
+from xml.parsers import expat
+from xml.sax.saxutils import escape, quoteattr
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
@@ -36,6 +50,7 @@ log = Logger()
 
 NEXUS_PATH = b"/rdr/pprdr.asp"
 LOGIN_PATH = b"/login2.srf"
+RST_PATH = b"/RST.srf"
 
 # Header names whose exact case the official client depends on.
 _EXACT_CASE = {name.lower(): name for name in (b"PassportURLs",)}
@@ -136,6 +151,27 @@ class NexusResource(resource.Resource):
         return b""
 
 
+def sign_in(checker, handle: str, password: Optional[str]) -> Deferred:
+    """
+    Checks a sign-in name and password through C{checker} (which applies
+    the account's growing delay to refusals).  Fires with the account's
+    handle, or None when refused: a malformed name, a wrong password and an
+    unknown account are not told apart.  Both Passport logins use this.
+    """
+    if not wire.is_valid_handle(handle) or password is None:
+        log.info("passport login refused for {handle}: malformed request", handle=handle or "?")
+        return succeed(None)
+    d = checker.requestAvatarId(UsernamePassword(handle.encode("utf-8"), password.encode("utf-8")))
+
+    def refused(failure):
+        if not failure.check(UnauthorizedLogin):
+            log.failure("passport login failed", failure)
+        log.info("passport login refused for {handle}: wrong password or unknown account", handle=handle)
+        return None
+
+    return d.addErrback(refused)
+
+
 class LoginResource(resource.Resource):
     """
     Checks the sign-in name and password of a C{Passport1.4} request and
@@ -151,34 +187,281 @@ class LoginResource(resource.Resource):
 
     def render_GET(self, request):
         request.setHeader(b"Content-Type", b"text/html")
-        fields = parse_authorization(request.getHeader(b"authorization"))
-        handle = (fields or {}).get("sign-in", "")
-        password = (fields or {}).get("pwd")
-        if not wire.is_valid_handle(handle) or password is None:
-            return self._refuse(request, "malformed request")
-        d = self._checker.requestAvatarId(UsernamePassword(handle.encode("utf-8"), password.encode("utf-8")))
+        fields = parse_authorization(request.getHeader(b"authorization")) or {}
 
-        def accepted(avatar_id):
-            ticket = self._tickets.issue(avatar_id)
-            log.info("passport ticket issued to {handle}", handle=avatar_id)
-            request.setHeader(b"Authentication-Info", success_header(ticket).encode("ascii"))
-            request.setResponseCode(http.OK)
+        def answer(avatar_id):
+            if avatar_id is None:
+                request.setResponseCode(http.UNAUTHORIZED)
+                request.setHeader(b"WWW-Authenticate", _FAILED.encode("ascii"))
+            else:
+                ticket = self._tickets.issue(avatar_id)
+                log.info("passport ticket issued to {handle}", handle=avatar_id)
+                request.setHeader(b"Authentication-Info", success_header(ticket).encode("ascii"))
+                request.setResponseCode(http.OK)
             _finish(request)
 
-        def refused(failure):
-            if not failure.check(UnauthorizedLogin):
-                log.failure("passport login failed", failure)
-            self._refuse(request, "wrong password or unknown account", handle)
-            _finish(request)
-
-        d.addCallbacks(accepted, refused)
+        sign_in(self._checker, fields.get("sign-in", ""), fields.get("pwd")).addCallback(answer)
         return server.NOT_DONE_YET
 
-    def _refuse(self, request, reason: str, handle: str = "") -> bytes:
-        log.info("passport login refused for {handle}: {reason}", handle=handle or "?", reason=reason)
-        request.setResponseCode(http.UNAUTHORIZED)
-        request.setHeader(b"WWW-Authenticate", _FAILED.encode("ascii"))
-        return b""
+# Passport SOAP (RST), MSN Messenger 7.5 / MSNP12: the same ticket, asked
+# for with a WS-Trust RequestSecurityToken envelope instead of a header.
+
+# Bigger envelopes are refused unparsed; a real one is about 2 KB.
+RST_MAX_BODY = 64 * 1024
+# Token requests answered in one envelope; clients ask for two to five.
+RST_MAX_TOKENS = 16
+# The addresses whose token is the ticket for USR TWN S.
+MESSENGER_ADDRESSES = frozenset({"messenger.msn.com", "messengerclear.live.com"})
+# The Passport token every client asks for first; answered with an opaque
+# legacy token.
+LEGACY_ADDRESS = "http://Passport.NET/tb"
+
+_NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+_NS_WST = "http://schemas.xmlsoap.org/ws/2004/04/trust"
+_NS_WSSE = "http://schemas.xmlsoap.org/ws/2003/06/secext"
+_NS_WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+_NS_WSP = "http://schemas.xmlsoap.org/ws/2002/12/policy"
+_NS_WSA = "http://schemas.xmlsoap.org/ws/2004/03/addressing"
+_NS_PSF = "http://schemas.microsoft.com/Passport/SoapServices/SOAPFault"
+
+
+class MalformedEnvelope(ValueError):
+    """
+    The body is not a RequestSecurityToken envelope this server can answer.
+    """
+
+
+def parse_xml(data: bytes):
+    """
+    The element tree of C{data}.  Any DOCTYPE is refused, so no entity can
+    be declared and none expanded; raises L{MalformedEnvelope}.
+    """
+
+    def refuse(*args):
+        raise MalformedEnvelope("DOCTYPE refused")
+
+    builder = TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    # Expat gives "uri}local"; ElementTree spells it "{uri}local".
+    parser.StartElementHandler = lambda name, attrs: builder.start(_clark(name), {_clark(k): v for k, v in attrs.items()})
+    parser.EndElementHandler = lambda name: builder.end(_clark(name))
+    parser.CharacterDataHandler = builder.data
+    try:
+        parser.Parse(data, True)
+        return builder.close()
+    except (expat.ExpatError, AssertionError) as e:
+        raise MalformedEnvelope(str(e)) from None
+
+
+def _clark(name: str) -> str:
+    return "{" + name if "}" in name else name
+
+
+def _local(tag) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def _child(element, name: str):
+    # Matched by local name: clients spell the same elements with default
+    # namespaces or prefixes, and the 2003 and OASIS secext namespaces.
+    if element is None:
+        return None
+    for child in element:
+        if _local(child.tag) == name:
+            return child
+    return None
+
+
+def _path(element, *names):
+    for name in names:
+        element = _child(element, name)
+    return element
+
+
+def parse_rst(data: bytes) -> tuple[str, Optional[str], list[str]]:
+    """
+    The user name, password and the address of each requested token, in
+    request order.  The password is None when the element is missing; an
+    empty element is the empty password.  Raises L{MalformedEnvelope}.
+    """
+    root = parse_xml(data)
+    if _local(root.tag) != "Envelope":
+        raise MalformedEnvelope("not a SOAP envelope")
+    token = _path(root, "Header", "Security", "UsernameToken")
+    username = _child(token, "Username")
+    password = _child(token, "Password")
+    if username is None or password is None:
+        raise MalformedEnvelope("no UsernameToken")
+    body = _child(root, "Body")
+    requests = _child(body, "RequestMultipleSecurityTokens")
+    if requests is None:
+        # One token may be asked for without the wrapper.
+        requests = body
+    addresses = []
+    for request in requests if requests is not None else ():
+        if _local(request.tag) != "RequestSecurityToken":
+            continue
+        reference = _path(request, "AppliesTo", "EndpointReference")
+        address = _child(reference, "Address")
+        if address is None:
+            # The other form names a service instead of an address.
+            address = _child(reference, "ServiceName")
+        addresses.append((address.text or "").strip() if address is not None else "")
+    if not addresses or len(addresses) > RST_MAX_TOKENS:
+        raise MalformedEnvelope("no token or too many tokens requested")
+    return (username.text or "").strip(), password.text or "", addresses
+
+
+def _timestamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _opaque(size: int) -> str:
+    return base64.b64encode(secrets.token_bytes(size)).decode("ascii")
+
+
+def _token_response(index: int, address: str, value: Optional[str], created: str, expires: str) -> str:
+    """
+    One RequestSecurityTokenResponse.  C{value}: the compact token
+    C{t=...&p=...}; None for the opaque legacy Passport token.  The C{Id}
+    carries the index of the request, as clients look tokens up by it.
+    """
+    head = (
+        "<wst:RequestSecurityTokenResponse>"
+        f"<wst:TokenType>urn:passport:{'legacy' if value is None else 'compact'}</wst:TokenType>"
+        f'<wsp:AppliesTo xmlns:wsa="{_NS_WSA}"><wsa:EndpointReference>'
+        f"<wsa:Address>{escape(address)}</wsa:Address>"
+        "</wsa:EndpointReference></wsp:AppliesTo>"
+        f"<wst:LifeTime><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></wst:LifeTime>"
+    )
+    if value is None:
+        token = (
+            f'<EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#" Id="BinaryDAToken{index}" '
+            'Type="http://www.w3.org/2001/04/xmlenc#Element">'
+            '<EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#tripledes-cbc"></EncryptionMethod>'
+            '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:KeyName>http://Passport.NET/STS</ds:KeyName></ds:KeyInfo>'
+            f"<CipherData><CipherValue>{_opaque(96)}</CipherValue></CipherData></EncryptedData>"
+        )
+        reference = f'<wsse:KeyIdentifier ValueType="urn:passport"></wsse:KeyIdentifier><wsse:Reference URI="#BinaryDAToken{index}"></wsse:Reference>'
+    else:
+        # The ampersand is escaped (t=...&amp;p=...): clients split on
+        # "&amp;" or unescape the element text.
+        token = f'<wsse:BinarySecurityToken Id="Compact{index}">{escape(value)}</wsse:BinarySecurityToken>'
+        reference = f'<wsse:KeyIdentifier ValueType="urn:passport:compact"></wsse:KeyIdentifier><wsse:Reference URI="#Compact{index}"></wsse:Reference>'
+    proof = ""
+    if value is None or address == "messengerclear.live.com":
+        proof = f"<wst:RequestedProofToken><wst:BinarySecret>{_opaque(24)}</wst:BinarySecret></wst:RequestedProofToken>"
+    return (
+        f"{head}<wst:RequestedSecurityToken>{token}</wst:RequestedSecurityToken>"
+        f"<wst:RequestedTokenReference>{reference}</wst:RequestedTokenReference>{proof}"
+        "</wst:RequestSecurityTokenResponse>"
+    )
+
+
+def rst_success(handle: str, tokens: list[tuple[str, Optional[str]]], now: float, lifetime: float) -> bytes:
+    """
+    The RequestSecurityTokenResponseCollection: one response per
+    (address, value) of C{tokens}, in request order.
+    """
+    created, expires = _timestamp(now), _timestamp(now + max(lifetime, 0))
+    # A stable 64-bit id per account, in the PUID's 16 hex digits.
+    puid = hashlib.sha256(handle.encode("utf-8")).hexdigest()[:16].upper()
+    responses = "".join(_token_response(i, address, value, created, expires) for i, (address, value) in enumerate(tokens))
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<S:Envelope xmlns:S="{_NS_SOAP}"><S:Header><psf:pp xmlns:psf="{_NS_PSF}">'
+        f"<psf:serverVersion>1</psf:serverVersion><psf:PUID>{puid}</psf:PUID>"
+        "<psf:configVersion>3.0.869.0</psf:configVersion><psf:uiVersion>3.0.869.0</psf:uiVersion>"
+        "<psf:authstate>0x48803</psf:authstate><psf:reqstatus>0x0</psf:reqstatus>"
+        f'<psf:serverInfo Path="Live1" RollingUpgradeState="ExclusiveNew" LocVersion="0" ServerTime={quoteattr(created)}>msnp</psf:serverInfo>'
+        "<psf:cookies/><psf:response/></psf:pp></S:Header>"
+        f'<S:Body><wst:RequestSecurityTokenResponseCollection xmlns:wst="{_NS_WST}" xmlns:wsse="{_NS_WSSE}" '
+        f'xmlns:wsu="{_NS_WSU}" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion" xmlns:wsp="{_NS_WSP}" xmlns:psf="{_NS_PSF}">'
+        f"{responses}</wst:RequestSecurityTokenResponseCollection></S:Body></S:Envelope>"
+    ).encode("utf-8")
+
+
+def rst_fault(code: str, text: str, reqstatus: str) -> bytes:
+    """
+    A Passport SOAP fault.  The Fault is a child of the Envelope, not of
+    the Body, as Passport sent it and as libpurple looks for it; it carries
+    no time or name, so every refusal of one kind is the same bytes.
+    """
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<S:Envelope xmlns:S="{_NS_SOAP}" xmlns:wsse="{_NS_WSSE}" xmlns:psf="{_NS_PSF}">'
+        "<S:Header><psf:pp><psf:serverVersion>1</psf:serverVersion>"
+        f"<psf:authstate>0x80048800</psf:authstate><psf:reqstatus>{reqstatus}</psf:reqstatus>"
+        "<psf:cookies/><psf:response/></psf:pp></S:Header>"
+        f"<S:Fault><faultcode>{code}</faultcode><faultstring>{escape(text)}</faultstring></S:Fault>"
+        "</S:Envelope>"
+    ).encode("utf-8")
+
+
+# Wrong password or unknown account (PPCRL_REQUEST_E_BAD_MEMBER_NAME_OR_PASSWORD).
+RST_FAILED = rst_fault("wsse:FailedAuthentication", "Authentication Failure", "0x80048823")
+# Not an envelope this server can answer.
+RST_INVALID = rst_fault("S:Client", "Invalid Request", "0x80048820")
+
+
+class RSTResource(resource.Resource):
+    """
+    C{POST /RST.srf}: checks the C{wsse:UsernameToken} of a
+    RequestSecurityToken envelope like the Passport 1.4 login and answers
+    every requested token; the messenger one is a ticket for C{USR TWN S}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, config, checker, tickets, now=time.time):
+        super().__init__()
+        self._config = config
+        self._checker = checker
+        self._tickets = tickets
+        self._now = now
+
+    def render_POST(self, request):
+        request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
+        data = request.content.read(RST_MAX_BODY + 1)
+        try:
+            if len(data) > RST_MAX_BODY:
+                raise MalformedEnvelope("envelope too large")
+            handle, password, addresses = parse_rst(data)
+        except MalformedEnvelope as e:
+            log.info("passport RST refused: {reason}", reason=str(e))
+            request.setResponseCode(http.BAD_REQUEST)
+            return RST_INVALID
+
+        def answer(avatar_id):
+            # Passport answered a refusal with 200 and the fault; clients
+            # only read the body of a 200.
+            request.setResponseCode(http.OK)
+            if avatar_id is None:
+                request.write(RST_FAILED)
+            else:
+                request.write(self._tokens(avatar_id, addresses))
+            _finish(request)
+
+        sign_in(self._checker, handle, password).addCallback(answer)
+        return server.NOT_DONE_YET
+
+    def _tokens(self, handle: str, addresses: list[str]) -> bytes:
+        tokens = []
+        for address in addresses:
+            if address == LEGACY_ADDRESS:
+                value = None
+            elif address in MESSENGER_ADDRESSES:
+                value = self._tickets.issue(handle)
+                log.info("passport ticket issued to {handle}", handle=handle)
+            else:
+                # Services this server does not run get a token nobody checks.
+                value = f"t={secrets.token_urlsafe(24)}&p={secrets.token_urlsafe(24)}"
+            tokens.append((address, value))
+        return rst_success(handle, tokens, self._now(), self._config.passport_ticket_lifetime)
 
 
 def _finish(request) -> None:
@@ -190,11 +473,13 @@ def _finish(request) -> None:
 
 def make_site(config, checker, tickets) -> PassportSite:
     """
-    The Passport site: nexus and login under their usual paths.
+    The Passport site: nexus, Passport 1.4 login and Passport SOAP (RST)
+    under their usual paths.
     """
     root = resource.Resource()
     root.putChild(b"rdr", _single_child(b"pprdr.asp", NexusResource(config)))
     root.putChild(b"login2.srf", LoginResource(checker, tickets))
+    root.putChild(b"RST.srf", RSTResource(config, checker, tickets))
     site = PassportSite(root)
     site.displayTracebacks = False
     return site
