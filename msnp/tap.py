@@ -24,27 +24,45 @@ class Options(usage.Options):
         "string (tcp:PORT:interface=ADDR, ssl:..., unix:PATH, systemd:...)."
     )
     optParameters = [
-        ["dispatch", None, "tcp:1863:interface=127.0.0.1:backlog=" + LISTEN_BACKLOG, "Dispatch server endpoint.", str],
-        ["notification", None, "tcp:1864:interface=127.0.0.1:backlog=" + LISTEN_BACKLOG, "Notification server endpoint.", str],
-        ["switchboard", None, "tcp:1865:interface=127.0.0.1:backlog=" + LISTEN_BACKLOG, "Switchboard server endpoint.", str],
-        ["public-host", None, "127.0.0.1", "Address written into XFR and RNG replies.", str],
-        ["db", None, DEFAULT_DB, "SQLite database file.", str],
+        [
+            "dispatch",
+            None,
+            "tcp:1863:interface=127.0.0.1:backlog=" + LISTEN_BACKLOG,
+            "ENDPOINT the dispatch server listens on (where clients first connect).",
+            str,
+        ],
+        ["notification", None, "tcp:1864:interface=127.0.0.1:backlog=" + LISTEN_BACKLOG, "ENDPOINT the notification server listens on.", str],
+        ["switchboard", None, "tcp:1865:interface=127.0.0.1:backlog=" + LISTEN_BACKLOG, "ENDPOINT the switchboard server listens on.", str],
+        [
+            "public-host",
+            None,
+            "127.0.0.1",
+            "Host name or address clients reach this server by; written into XFR and RNG replies.",
+            str,
+        ],
+        ["db", None, DEFAULT_DB, "SQLite database of accounts and lists (created if missing; manage it with msnp-admin).", str],
         ["web-url", None, "", "Base URL answered to URL and CVR (default http://PUBLIC-HOST/).", str],
-        ["cookie-lifetime", None, 120.0, "Seconds a switchboard cookie stays valid.", float],
+        ["cookie-lifetime", None, 120.0, "Seconds a switchboard cookie (from XFR SB or RNG) stays valid.", float],
+        ["sb-auth-timeout", None, 60.0, "Seconds a switchboard connection has to log in (USR or ANS) before it is closed.", float],
         ["sb-idle-timeout", None, 300.0, "Seconds of silence before a switchboard participant is removed.", float],
         [
             "passport",
             None,
             None,
-            "Passport login endpoint for MSNP8+ clients, e.g. ssl:1443:privateKey=key.pem:certKey=cert.pem "
-            "(off when not given).",
+            "ENDPOINT of the HTTPS Passport login MSNP8+ clients need, e.g. "
+            "ssl:1443:privateKey=key.pem:certKey=cert.pem (off when not given).",
             str,
         ],
         ["ticket-lifetime", None, 300.0, "Seconds a Passport ticket may be used to log in.", float],
-        ["challenge-deadline", None, 50.0, "Seconds a client has to answer a CHL challenge before it is closed.", float],
+        ["challenge-deadline", None, 50.0, "Seconds an MSNP6+ client has to answer a CHL challenge with QRY before it is closed.", float],
     ]
     optFlags = [
-        ["no-md5", None, "Refuse MD5 logins: MSNP2-MSNP7 clients cannot log in, and the MD5 dialects are not offered."],
+        [
+            "no-md5",
+            None,
+            "Refuse MD5 logins: MSNP2-MSNP7 clients cannot log in and those dialects are not offered "
+            "(then `msnp-admin md5 purge` drops the stored MD5 password-equivalents).",
+        ],
     ]
     # Limits against broken and hostile clients: (option, ServerConfig field, type, help).
     LIMITS = [
@@ -59,7 +77,13 @@ class Options(usage.Options):
         ("notification-lease", "notification_lease", float, "Seconds a silent notification connection is kept."),
         ("dispatch-lease", "dispatch_lease", float, "Seconds a silent dispatch connection is kept."),
         ("max-sb-participants", "max_sb_participants", int, "Participants in one switchboard session."),
+        ("max-sb-payload", "max_sb_payload", int, "Largest switchboard MSG payload in bytes."),
+        ("challenge-lifetime", "challenge_lifetime", float, "Seconds the challenge of an MD5 login (USR MD5 S) may be answered."),
+        ("login-failures-per-account", "login_failures_per_account", int, "Failed logins of one account answered without delay."),
+        ("login-failures-per-address", "login_failures_per_address", int, "Failed logins from one address answered without delay."),
+        ("login-failure-window", "login_failure_window", float, "Seconds a failed login counts towards the delay."),
         ("login-delay-max", "login_delay_max", float, "Longest delay in seconds before answering a repeated failed login."),
+        ("shutdown-grace", "shutdown_grace", float, "Seconds clients get to leave after OUT SSD on shutdown before they are cut off."),
         ("max-fl", None, int, "Entries on a forward list (FL)."),
         ("max-al", None, int, "Entries on an allow list (AL)."),
         ("max-bl", None, int, "Entries on a block list (BL)."),
@@ -89,6 +113,7 @@ def config_from_options(options) -> ServerConfig:
         switchboard_port=_port_from_endpoint(options["switchboard"], 1865),
         web_url=options["web-url"],
         cookie_lifetime=options["cookie-lifetime"],
+        sb_auth_timeout=options["sb-auth-timeout"],
         sb_idle_timeout=options["sb-idle-timeout"],
         passport_port=_port_from_endpoint(options["passport"], 0) if options["passport"] else 0,
         passport_ticket_lifetime=options["ticket-lifetime"],

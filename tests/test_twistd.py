@@ -137,13 +137,20 @@ def test_twistd_serves_an_admin_created_account(tmp_path):
 @pytest.mark.skipif(not os.path.exists(os.path.join(BIN, "twistd")), reason="twistd not installed next to python")
 def test_twistd_help_documents_the_options(tmp_path):
     """
-    twistd msnp --help lists the options other tools depend on.
+    twistd msnp --help lists every option an operator needs, with its
+    default.
     """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     result = subprocess.run(
         [os.path.join(BIN, "twistd"), "msnp", "--help"], capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60
     )
     assert result.returncode == 0, result.stderr
-    for option in ("--dispatch", "--notification", "--switchboard", "--public-host", "--db"):
-        assert option in result.stdout
+    operator_options = (
+        "--dispatch", "--notification", "--switchboard", "--public-host", "--db", "--passport", "--no-md5",
+        "--ticket-lifetime", "--challenge-deadline", "--cookie-lifetime", "--sb-auth-timeout", "--sb-idle-timeout",
+        "--notification-lease", "--dispatch-lease", "--max-line-length", "--max-connections-per-address",
+        "--command-rate", "--max-fl", "--login-delay-max", "--shutdown-grace",
+    )
+    for option in operator_options:
+        assert option + "=" in result.stdout or option + " " in result.stdout, option
     assert "tcp:1863:interface=127.0.0.1" in result.stdout and "msnp.sqlite" in result.stdout

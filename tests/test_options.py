@@ -1,0 +1,66 @@
+"""
+Operator options of `twistd msnp`: each reaches ServerConfig, and the
+switchboard login deadline follows --sb-auth-timeout.
+"""
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from msnp.directory import LocalDirectory
+from msnp.switchboard import SwitchboardServer
+from msnp.tap import Options, config_from_options
+
+
+def parsed(*argv):
+    options = Options()
+    options.parseOptions(list(argv))
+    return config_from_options(options)
+
+
+def test_defaults_match_the_server_config():
+    """
+    With no options the config is the documented default, and the
+    switchboard login deadline is 60 s (issue 3).
+    """
+    config = parsed()
+    assert config.sb_auth_timeout == 60.0
+    assert config.md5_login and config.supported_dialects == tuple(range(2, 13))
+
+
+def test_operator_options_reach_the_config():
+    config = parsed(
+        "--public-host", "chat.example.net",
+        "--dispatch", "tcp:2863", "--notification", "tcp:2864", "--switchboard", "tcp:2865",
+        "--passport", "ssl:2443:privateKey=key.pem:certKey=cert.pem",
+        "--cookie-lifetime", "30", "--sb-auth-timeout", "7.5", "--sb-idle-timeout", "90",
+        "--ticket-lifetime", "45", "--challenge-deadline", "20", "--challenge-lifetime", "40",
+        "--max-sb-payload", "4096", "--login-failures-per-account", "2", "--login-failures-per-address", "6",
+        "--login-failure-window", "120", "--shutdown-grace", "1.5", "--no-md5",
+    )
+    assert config.public_host == "chat.example.net"
+    assert (config.dispatch_port, config.notification_port, config.switchboard_port, config.passport_port) == (2863, 2864, 2865, 2443)
+    assert (config.cookie_lifetime, config.sb_auth_timeout, config.sb_idle_timeout) == (30.0, 7.5, 90.0)
+    assert (config.passport_ticket_lifetime, config.challenge_deadline, config.challenge_lifetime) == (45.0, 20.0, 40.0)
+    assert config.max_sb_payload == 4096
+    assert (config.login_failures_per_account, config.login_failures_per_address, config.login_failure_window) == (2, 6, 120.0)
+    assert config.shutdown_grace == 1.5
+    assert not config.md5_login and config.supported_dialects == tuple(range(8, 13))
+
+
+def test_silent_switchboard_connection_is_closed_after_sb_auth_timeout():
+    """
+    A switchboard connection that never logs in is closed when the
+    configured deadline passes, not before.
+    """
+    clock = Clock()
+    server = SwitchboardServer(parsed("--sb-auth-timeout", "5"), LocalDirectory(), clock)
+    protocol = server.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    clock.advance(4.9)
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.disconnecting
+    protocol.connectionLost(None)
+    assert clock.getDelayedCalls() == []
