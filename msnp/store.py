@@ -186,16 +186,22 @@ class Database:
 
     # Accounts
 
-    def create_account(self, handle: str, password: str, friendly_name: Optional[str] = None) -> Account:
+    def create_account(
+        self, handle: str, password: str, friendly_name: Optional[str] = None, keep_md5: bool = True
+    ) -> Account:
+        """
+        C{keep_md5} False stores only the slow hash: the account then cannot
+        log in with MD5 (see protocol-notes/passwords.md).
+        """
         handle = canonical_handle(handle)
         name = friendly_name if friendly_name is not None else handle
-        account = Account(handle, name, password, hash_password(password))
+        account = Account(handle, name, password if keep_md5 else "", hash_password(password))
 
         def work(db):
             try:
                 cursor = db.execute(
                     "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash) VALUES (?, ?, ?, ?)",
-                    (handle, name, password, account.password_hash),
+                    (handle, name, account.md5_password, account.password_hash),
                 )
             except sqlite3.IntegrityError:
                 raise AccountExists(handle)
@@ -207,14 +213,30 @@ class Database:
         self._transaction(work)
         return account
 
-    def set_password(self, handle: str, password: str) -> None:
+    def set_password(self, handle: str, password: str, keep_md5: bool = True) -> None:
         handle = canonical_handle(handle)
         cursor = self._db.execute(
             "UPDATE accounts SET md5_password = ?, password_hash = ? WHERE handle = ?",
-            (password, hash_password(password), handle),
+            (password if keep_md5 else "", hash_password(password), handle),
         )
         if cursor.rowcount == 0:
             raise NoSuchAccount(handle)
+
+    def purge_md5_passwords(self) -> int:
+        """
+        Forget every account's MD5 password-equivalent (MD5 logins then
+        fail for all); returns how many accounts had one.  Freed bytes are
+        overwritten and the write-ahead log emptied where no reader holds
+        it, so the plaintexts do not linger in the files.
+        """
+        previous = self._db.execute("PRAGMA secure_delete").fetchone()[0]
+        self._db.execute("PRAGMA secure_delete=ON")
+        try:
+            purged = self._db.execute("UPDATE accounts SET md5_password = '' WHERE md5_password != ''").rowcount
+        finally:
+            self._db.execute(f"PRAGMA secure_delete={int(previous)}")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return purged
 
     def delete_account(self, handle: str) -> None:
         handle = canonical_handle(handle)
