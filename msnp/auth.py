@@ -160,7 +160,9 @@ class StoreChecker:
         d = self._store.get_account(credentials.handle)
 
         def check(account):
-            if account is None or not credentials.check_password(account.md5_password):
+            # An empty md5_password means none is stored (msnp-admin --no-md5):
+            # refused like a wrong password, not checked as the empty string.
+            if account is None or not account.md5_password or not credentials.check_password(account.md5_password):
                 raise UnauthorizedLogin()
             return account.handle
 
