@@ -5,6 +5,7 @@ C{msnp-admin}: manage accounts in the server's database.
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 
 from msnp import wire
@@ -24,26 +25,61 @@ def _check_name(name: str) -> str:
     return name
 
 
+NO_MD5_HELP = (
+    "store only the slow salted hash, not the MD5 password-equivalent: the account can log in "
+    "through Passport (MSNP8+) but not with MD5 (MSNP2-MSNP7)"
+)
+
+
+PASSWORD_HELP = "the password (asked for when left out, so that it stays out of the shell history and process list)"
+EMAIL_HELP = "account name, user@domain"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    db_help = f"SQLite database file, the server's --db (default {DEFAULT_DB})"
     parser = argparse.ArgumentParser(prog="msnp-admin", description="Manage msnp accounts.")
-    parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite database file (default {DEFAULT_DB})")
+    parser.add_argument("--db", default=DEFAULT_DB, help=db_help)
+    # --db is also accepted after the action, where it is easy to put it.
+    db_after = argparse.ArgumentParser(add_help=False)
+    db_after.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     sections = parser.add_subparsers(dest="section", required=True)
     user = sections.add_parser("user", help="accounts")
     actions = user.add_subparsers(dest="action", required=True)
-    add = actions.add_parser("add", help="create an account")
-    add.add_argument("email")
-    add.add_argument("--password", required=True)
+    add = actions.add_parser("add", help="create an account", parents=[db_after])
+    add.add_argument("email", help=EMAIL_HELP)
+    add.add_argument("--password", help=PASSWORD_HELP)
     add.add_argument("--name", help="friendly name (default: the account name)")
-    passwd = actions.add_parser("passwd", help="change a password")
-    passwd.add_argument("email")
-    passwd.add_argument("--password", required=True)
-    delete = actions.add_parser("del", help="delete an account")
-    delete.add_argument("email")
-    actions.add_parser("list", help="list accounts")
+    add.add_argument("--no-md5", action="store_true", help=NO_MD5_HELP)
+    passwd = actions.add_parser("passwd", help="change a password", parents=[db_after])
+    passwd.add_argument("email", help=EMAIL_HELP)
+    passwd.add_argument("--password", help=PASSWORD_HELP)
+    passwd.add_argument("--no-md5", action="store_true", help=NO_MD5_HELP)
+    delete = actions.add_parser("del", help="delete an account", parents=[db_after])
+    delete.add_argument("email", help=EMAIL_HELP)
+    actions.add_parser("list", help="list accounts (name and friendly name)", parents=[db_after])
+    md5 = sections.add_parser("md5", help="the MD5 password-equivalents MSNP2-MSNP7 logins need")
+    md5_actions = md5.add_subparsers(dest="action", required=True)
+    md5_actions.add_parser("list", help="list the accounts that still keep one", parents=[db_after])
+    md5_actions.add_parser(
+        "purge",
+        help="drop every stored one: afterwards no account can log in with MD5 until its password is set again",
+        parents=[db_after],
+    )
     return parser
 
 
-def main(argv=None, out=sys.stdout, err=sys.stderr) -> int:
+def _read_password(given, stdin) -> str:
+    if given is not None:
+        return given
+    if stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the passwords differ")
+        return password
+    return stdin.readline().rstrip("\r\n")
+
+
+def main(argv=None, out=sys.stdout, err=sys.stderr, stdin=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         database = Database(args.db)
@@ -51,24 +87,37 @@ def main(argv=None, out=sys.stdout, err=sys.stderr) -> int:
         print(f"msnp-admin: cannot open {args.db}: {error}", file=err)
         return 1
     try:
-        if args.action == "add":
+        if (args.section, args.action) == ("user", "add"):
             handle = _check_handle(args.email)
             name = _check_name(args.name) if args.name is not None else None
-            if not args.password:
+            password = _read_password(args.password, stdin or sys.stdin)
+            if not password:
                 raise ValueError("the password must not be empty")
-            database.create_account(handle, args.password, name)
-            print(f"added {handle}", file=out)
-        elif args.action == "passwd":
-            if not args.password:
+            database.create_account(handle, password, name, keep_md5=not args.no_md5)
+            print(f"added {handle}" + (" (no MD5 login)" if args.no_md5 else ""), file=out)
+        elif (args.section, args.action) == ("user", "passwd"):
+            password = _read_password(args.password, stdin or sys.stdin)
+            if not password:
                 raise ValueError("the password must not be empty")
-            database.set_password(args.email, args.password)
-            print(f"password changed for {canonical_handle(args.email)}", file=out)
-        elif args.action == "del":
+            database.set_password(args.email, password, keep_md5=not args.no_md5)
+            print(f"password changed for {canonical_handle(args.email)}" + (" (no MD5 login)" if args.no_md5 else ""), file=out)
+        elif (args.section, args.action) == ("user", "del"):
             database.delete_account(args.email)
             print(f"deleted {canonical_handle(args.email)}", file=out)
-        elif args.action == "list":
-            for account in database.list_accounts():
+        elif (args.section, args.action) == ("user", "list"):
+            accounts = database.list_accounts()
+            for account in accounts:
                 print(f"{account.handle}\t{account.friendly_name}", file=out)
+            if not accounts:
+                # Said on stderr so that the listing stays empty for scripts.
+                print(f"msnp-admin: no accounts in {args.db}", file=err)
+        elif (args.section, args.action) == ("md5", "list"):
+            for account in database.list_accounts():
+                if account.md5_password:
+                    print(account.handle, file=out)
+        elif (args.section, args.action) == ("md5", "purge"):
+            purged = database.purge_md5_passwords()
+            print(f"dropped the MD5 password-equivalent of {purged} account{'' if purged == 1 else 's'}", file=out)
         return 0
     except ValueError as error:
         print(f"msnp-admin: {error}", file=err)

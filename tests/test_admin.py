@@ -14,7 +14,7 @@ import pytest_twisted
 from msnp import admin
 from msnp.store import Database
 from ns_steps import sign_out
-from msnclient import login
+from msnclient import connect, login, md5_answer
 
 
 def run_admin(db, *argv):
@@ -145,3 +145,117 @@ def test_name_too_long_is_refused(tmp_path):
     """
     status, out, err = run_admin(tmp_path / "a.sqlite", "user", "add", "a@example.com", "--password", "pw", "--name", "é" * 100)
     assert status != 0 and out == "" and err.count("\n") == 1
+
+
+def test_password_read_when_left_out(tmp_path):
+    """
+    Without --password the password is read (from standard input when it
+    is not a terminal), so it need not appear on the command line; --db
+    may also follow the action.
+    """
+    db = tmp_path / "admin.sqlite"
+    out, err = io.StringIO(), io.StringIO()
+    status = admin.main(["user", "add", "alice@example.com", "--db", str(db)], out, err, io.StringIO("from-stdin\n"))
+    assert (status, out.getvalue(), err.getvalue()) == (0, "added alice@example.com\n", "")
+    database = Database(str(db))
+    try:
+        assert database.get_account("alice@example.com").md5_password == "from-stdin"
+    finally:
+        database.close()
+    status = admin.main(["--db", str(db), "user", "passwd", "alice@example.com"], io.StringIO(), err, io.StringIO("\n"))
+    assert status != 0 and err.getvalue() == "msnp-admin: the password must not be empty\n"
+
+
+def test_empty_list_says_so_on_stderr(tmp_path):
+    assert run_admin(tmp_path / "new.sqlite", "user", "list") == (0, "", f"msnp-admin: no accounts in {tmp_path / 'new.sqlite'}\n")
+
+
+def stored_md5(db, handle):
+    database = Database(str(db))
+    try:
+        return database.get_account(handle).md5_password
+    finally:
+        database.close()
+
+
+def test_no_md5_stores_only_the_slow_hash(tmp_path):
+    """
+    add/passwd --no-md5 leave the MD5 password-equivalent empty and keep
+    the scrypt hash; passwd without it stores the equivalent again;
+    md5 list names the accounts that keep one.
+    """
+    db = tmp_path / "admin.sqlite"
+    assert run_admin(db, "user", "add", "alice@example.com", "--password", "pw", "--no-md5") == (
+        0,
+        "added alice@example.com (no MD5 login)\n",
+        "",
+    )
+    assert run_admin(db, "user", "add", "bob@example.com", "--password", "pw-bob")[0] == 0
+    assert stored_md5(db, "alice@example.com") == ""
+    assert run_admin(db, "md5", "list") == (0, "bob@example.com\n", "")
+    assert run_admin(db, "user", "passwd", "bob@example.com", "--password", "pw-new", "--no-md5") == (
+        0,
+        "password changed for bob@example.com (no MD5 login)\n",
+        "",
+    )
+    assert run_admin(db, "md5", "list") == (0, "", "")
+    assert run_admin(db, "user", "passwd", "alice@example.com", "--password", "pw-md5")[0] == 0
+    assert stored_md5(db, "alice@example.com") == "pw-md5"
+    database = Database(str(db))
+    try:
+        from msnp.store import verify_password_hash
+
+        assert verify_password_hash("pw-new", database.get_account("bob@example.com").password_hash)
+    finally:
+        database.close()
+
+
+def test_md5_purge_drops_every_equivalent_from_the_files(tmp_path):
+    """
+    md5 purge empties every account's MD5 password-equivalent in one go,
+    says how many it dropped, and leaves none of them in the database
+    files; a second purge drops nothing.
+    """
+    db = tmp_path / "admin.sqlite"
+    for number in range(3):
+        assert run_admin(db, "user", "add", f"user{number}@example.com", "--password", f"PLAINTEXT-{number}-SECRET")[0] == 0
+    assert run_admin(db, "md5", "purge") == (0, "dropped the MD5 password-equivalent of 3 accounts\n", "")
+    assert run_admin(db, "md5", "list") == (0, "", "")
+    for path in tmp_path.iterdir():
+        assert b"PLAINTEXT-" not in path.read_bytes(), path.name
+    assert run_admin(db, "md5", "purge") == (0, "dropped the MD5 password-equivalent of 0 accounts\n", "")
+    assert [line.split("\t")[0] for line in run_admin(db, "user", "list")[1].splitlines()] == [
+        "user0@example.com",
+        "user1@example.com",
+        "user2@example.com",
+    ]
+
+
+@pytest_twisted.inlineCallbacks
+def test_md5_login_without_a_stored_equivalent_is_911(server):
+    """
+    With MD5 enabled, an account whose MD5 equivalent was never stored or
+    was purged gets the same challenge and the same 911 and close as a
+    wrong password, whatever it answers (the answer for an empty password
+    included).
+    """
+    assert run_admin(server.db_path, "user", "add", "erin@example.com", "--password", "pw-erin", "--no-md5")[0] == 0
+    assert run_admin(server.db_path, "md5", "purge")[0] == 0
+    for handle, password in (
+        ("erin@example.com", "pw-erin"),
+        ("erin@example.com", ""),
+        ("alice@example.com", "pw-alice"),
+        ("alice@example.com", ""),
+    ):
+        client = yield connect(server.notification_port)
+        client.send("VER 1 MSNP7")
+        yield client.expect_line("VER 1 MSNP7")
+        client.send(f"USR 2 MD5 I {handle}")
+        match = yield client.expect(r"USR 2 MD5 S (\S+)")
+        client.send(f"USR 3 MD5 S {md5_answer(match.group(1), password)}")
+        yield client.expect_line("911 3")
+        yield client.expect_close()
+    # Setting the password again brings MD5 login back.
+    assert run_admin(server.db_path, "user", "passwd", "alice@example.com", "--password", "pw-alice")[0] == 0
+    alice = yield login(server.notification_port, "alice@example.com", "pw-alice")
+    yield sign_out(alice)
