@@ -107,17 +107,27 @@ def connections_of(factory) -> ConnectionRegistry:
 OUTBOUND_HARD_FACTOR = 4
 
 
-def outbound_buffered(transport) -> int:
+def send_queue_of(transport):
     """
-    Bytes written to C{transport} (or the TCP transport under a TLS one)
-    that the peer has not taken yet.
+    The transport under C{transport} (itself, or the TCP transport under a
+    TLS one) whose C{dataBuffer}, C{offset} and C{_tempDataLen} say what
+    the peer has not taken yet; None when there is none.
     """
     while transport is not None:
-        buffer = getattr(transport, "dataBuffer", None)
-        if buffer is not None:
-            return len(buffer) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+        if all(hasattr(transport, name) for name in ("dataBuffer", "offset", "_tempDataLen")):
+            return transport
         transport = getattr(transport, "transport", None)
-    return 0
+    return None
+
+
+def outbound_buffered(transport) -> int:
+    """
+    Bytes written to C{transport} that the peer has not taken yet.
+    """
+    queue = send_queue_of(transport)
+    if queue is None:
+        return 0
+    return len(queue.dataBuffer) - queue.offset + queue._tempDataLen
 
 
 class CommandProtocol(LineReceiver, TimeoutMixin):
@@ -143,6 +153,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         self._payload_refused = False
         self._strikes = 0
         self._backlog_check = None
+        self._send_queue = None
         self.peer = "?"
         self.address = "?"
 
@@ -176,6 +187,10 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
             self.transport.abortConnection()
             return
         self._admitted = True
+        # Found once: the chain of transports does not change, and walking
+        # it after every write costs more than the write itself.
+        if self.outbound_limit:
+            self._send_queue = send_queue_of(self.transport)
         # Replies and notifications are small lines: without this, Nagle
         # holds each one back until the client's delayed ACK (~40 ms).
         if hasattr(self.transport, "setTcpNoDelay"):
@@ -212,13 +227,16 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         if self._closed:
             return
         self.transport.write(data)
-        limit = self.outbound_limit
-        if not limit:
+        queue = self._send_queue
+        if queue is None:
             return
-        queued = outbound_buffered(self.transport)
+        queued = len(queue.dataBuffer) - queue.offset + queue._tempDataLen
+        limit = self.outbound_limit
+        if queued <= limit:
+            return
         if queued > limit * OUTBOUND_HARD_FACTOR:
             self._drop_slow_reader()
-        elif queued > limit and self._backlog_check is None:
+        elif self._backlog_check is None:
             # A burst written within one turn of the reactor is over the
             # limit before the socket had a chance to take it; only a
             # client still behind after the grace period is too slow.
@@ -226,7 +244,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
 
     def _check_backlog(self) -> None:
         self._backlog_check = None
-        if not self._closed and outbound_buffered(self.transport) > self.outbound_limit:
+        if not self._closed and outbound_buffered(self._send_queue) > self.outbound_limit:
             self._drop_slow_reader()
 
     def _drop_slow_reader(self) -> None:
@@ -271,10 +289,10 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
     def lineReceived(self, line: bytes) -> None:
         if self._closed:
             return
-        allowed = self._rate.take()
         try:
             command, length = wire.parse_client_line(line, self.payload_commands, self.payload_limit)
         except wire.WireError as error:
+            allowed = self._rate.take()
             if allowed or (error.code is None and error.reason != wire.BLANK_LINE):
                 self._wire_error(error)
             else:
@@ -282,6 +300,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
                 # for ever.
                 self._refuse_flood(None, error.trid)
             return
+        allowed = self.allowance_for(command.name).take()
         if allowed:
             self._strikes = 0
         if length:
@@ -299,6 +318,12 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         if length == 0:
             command = wire.Command(command.name, command.trid, command.args, b"")
         self._dispatch(command)
+
+    def allowance_for(self, name: str) -> TokenBucket:
+        """
+        The rate limit command C{name} counts against.
+        """
+        return self._rate
 
     def _refuse_flood(self, name: Optional[str], trid: Optional[int]) -> None:
         self._strikes += 1

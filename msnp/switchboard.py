@@ -22,6 +22,7 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
 
 from msnp import dialects, errors, wire
 from msnp.errors import CloseConnection, CommandError
@@ -155,15 +156,19 @@ class Conversation:
         Send C{payload} from C{sender} to every other participant; True
         when all of them (at least one) received it.
         """
-        data = wire.format_payload("MSG", None, (sender.handle, sender.encoded_name), payload)
-        others = [p for p in self.participants.values() if p is not sender]
-        delivered = True
-        for other in others:
-            if other.deliver(data):
-                other.activity()
+        # One write per participant: header and payload together.
+        data = sender.relay_prefix + b"%d\r\n" % len(payload) + payload
+        delivered = None
+        for other in self.participants.values():
+            if other is sender:
+                continue
+            connection = other.connection
+            if connection is not None and connection.relay_message(data):
+                if delivered is None:
+                    delivered = True
             else:
                 delivered = False
-        return delivered and bool(others)
+        return bool(delivered)
 
 
 class SwitchboardSession:
@@ -180,6 +185,8 @@ class SwitchboardSession:
         self.conversation: Optional[Conversation] = None
         self._logging_in = False
         self._calls = TokenBucket(server.call_rate, server.call_burst, server.clock.seconds)
+        self.relay_prefix = b""
+        self.ack_letters: frozenset = frozenset()
 
     @property
     def handle(self) -> str:
@@ -210,14 +217,6 @@ class SwitchboardSession:
         Send C{data}; whether it reached a connection still open.
         """
         return self.connection is not None and self.connection.deliver(data)
-
-    def activity(self) -> None:
-        """
-        Something happened in this participant's conversation: they are not
-        idle.
-        """
-        if self.connection is not None:
-            self.connection.resetTimeout()
 
     # Dispatch
 
@@ -302,6 +301,10 @@ class SwitchboardSession:
     def _enter(self, ticket: SwitchboardTicket, conversation: Conversation) -> None:
         self.ticket = ticket
         self.conversation = conversation
+        # Fixed for the whole session: the name travels in the ticket and
+        # a later change at the notification server does not reach it.
+        self.relay_prefix = ("MSG %s %s " % (ticket.handle, ticket.encoded_name)).encode("utf-8")
+        self.ack_letters = frozenset(letter.encode("ascii") for letter in ticket.dialect.msg_ack_types)
         self.connection.logged_in()
 
     # In a conversation
@@ -350,10 +353,10 @@ class SwitchboardSession:
         if ack == "D" and not _is_data_message(payload):
             raise CommandError(errors.MALFORMED_DATA_MESSAGE)
         delivered = self.conversation.relay(self, payload)
-        if ack in ("A", "D"):
-            self.send(wire.format_line("ACK" if delivered else "NAK", command.trid))
+        if ack == "A" or ack == "D":
+            self.send((b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % command.trid)
         elif ack == "N" and not delivered:
-            self.send(wire.format_line("NAK", command.trid))
+            self.send(b"NAK %d\r\n" % command.trid)
 
     # Leaving
 
@@ -405,21 +408,37 @@ class SwitchboardProtocol(CommandProtocol):
     C{sb_auth_timeout}; once in a conversation, removed with C{BYE handle
     1} after C{sb_idle_timeout} in which it sent nothing and was sent no
     message.
+
+    Messages are most of what a switchboard reads, so once in a
+    conversation a read that starts with whole C{MSG} commands in the shape
+    clients send (L{wire.parse_plain_msg}) is relayed straight from the
+    bytes; anything else, or a message that needs an answer other than
+    ACK/NAK, goes through the general parser and L{SwitchboardSession}.
     """
 
     role = "switchboard"
     payload_commands = frozenset({"MSG"})
 
     _login_deadline = None
+    _idle_call = None
+    _idle_timeout = 0.0
+    _last_heard = 0.0
 
     def connectionMade(self) -> None:
         super().connectionMade()
         if self.session is None:
             return
-        config = self.factory.config
+        factory = self.factory
+        config = factory.config
         # A longer MSG is refused by closing before its payload is read.
         self.payload_limit = config.max_sb_payload
-        self.callLater = self.factory.clock.callLater
+        self.callLater = factory.clock.callLater
+        self._seconds = factory.clock.seconds
+        self._messages = TokenBucket(
+            max(factory.message_rate, config.command_rate),
+            max(factory.message_burst, config.command_burst),
+            factory.clock.seconds,
+        )
         # A fixed deadline, not an idle timer: talking without logging in
         # does not buy time.
         self._login_deadline = self.callLater(config.sb_auth_timeout, self._login_overdue)
@@ -432,13 +451,34 @@ class SwitchboardProtocol(CommandProtocol):
         deadline, self._login_deadline = self._login_deadline, None
         if deadline is not None and deadline.active():
             deadline.cancel()
-        self.setTimeout(self.factory.config.sb_idle_timeout)
+        # Activity only stamps the time; the timer looks at the stamp when
+        # it fires, instead of being moved on every message.
+        self._idle_timeout = self.factory.config.sb_idle_timeout
+        self._last_heard = self._seconds()
+        if self._idle_timeout:
+            self._idle_call = self.callLater(self._idle_timeout, self._idle_due)
+
+    def _idle_due(self) -> None:
+        self._idle_call = None
+        if self._closed:
+            return
+        remaining = self._last_heard + self._idle_timeout - self._seconds()
+        if remaining > 0:
+            self._idle_call = self.callLater(remaining, self._idle_due)
+        else:
+            self.timeoutConnection()
 
     def connectionLost(self, reason=None) -> None:
         deadline, self._login_deadline = self._login_deadline, None
         if deadline is not None and deadline.active():
             deadline.cancel()
+        idle, self._idle_call = self._idle_call, None
+        if idle is not None and idle.active():
+            idle.cancel()
         super().connectionLost(reason)
+
+    def allowance_for(self, name: str) -> TokenBucket:
+        return self._messages if name == "MSG" else self._rate
 
     def deliver(self, data: bytes) -> bool:
         """
@@ -450,6 +490,16 @@ class SwitchboardProtocol(CommandProtocol):
         self.send(data)
         return not self._closed
 
+    def relay_message(self, data: bytes) -> bool:
+        """
+        Deliver a relayed C{MSG}; being sent a message counts as activity.
+        """
+        if self._closed:
+            return False
+        self._last_heard = self._seconds()
+        self.send(data)
+        return not self._closed
+
     def timeoutConnection(self) -> None:
         session = self.session
         if session is not None and session.in_conversation:
@@ -457,17 +507,87 @@ class SwitchboardProtocol(CommandProtocol):
         else:
             self.close("idle in the switchboard")
 
+    # Input
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._last_heard = self._seconds()
+        session = self.session
+        if (
+            session is not None
+            and session.conversation is not None
+            and self.line_mode
+            and not self._busyReceiving
+            and not self.paused
+        ):
+            if self._buffer:
+                data = self._buffer + data
+                self._buffer = b""
+            data = self._relay_plain_messages(session, data)
+            if not data or self._closed:
+                return
+        LineReceiver.dataReceived(self, data)
+
+    def _relay_plain_messages(self, session: SwitchboardSession, data: bytes) -> bytes:
+        """
+        Relay the whole plain C{MSG} commands at the start of C{data} and
+        return what follows them, for the general path.  Each one is
+        handled exactly as L{SwitchboardSession.do_MSG} would; anything
+        that could get another answer stops the loop before it is taken.
+        """
+        conversation = session.conversation
+        letters = session.ack_letters
+        payload_limit = self.payload_limit
+        line_limit = self.MAX_LENGTH
+        messages = self._messages
+        position = 0
+        end = len(data)
+        while position < end:
+            newline = data.find(b"\n", position)
+            if newline < 0 or newline - position > line_limit:
+                break
+            parsed = wire.parse_plain_msg(data[position:newline], letters, payload_limit)
+            if parsed is None:
+                break
+            trid, letter, length = parsed
+            start = newline + 1
+            stop = start + length
+            if stop > end:
+                break
+            payload = data[start:stop]
+            if letter == b"D" and not _is_data_message(payload):
+                break
+            if not messages.take():
+                break
+            self._strikes = 0
+            position = stop
+            delivered = conversation.relay(session, payload)
+            if letter == b"A" or letter == b"D":
+                self.send((b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % trid)
+            elif letter == b"N" and not delivered:
+                self.send(b"NAK %d\r\n" % trid)
+            if self._closed:
+                return b""
+        return data[position:] if position else data
+
 
 class SwitchboardServer(Factory):
     """
     Everything switchboard sessions share.  C{call_burst} invitations may
     be sent at once by one connection, then C{call_rate} per second; more
-    is answered with 713 (see protocol-notes/switchboard.md).
+    is answered with 713; C{MSG} likewise with C{message_burst} and
+    C{message_rate} (see protocol-notes/switchboard.md).
     """
 
     protocol = SwitchboardProtocol
     call_burst = 10
     call_rate = 1.0
+    # MSG has its own allowance, never below the command limit: a lively
+    # conversation with typing notices and MSNP9+ data messages sends far
+    # more than the 20 commands a second a notification client needs.
+    message_burst = 500
+    message_rate = 100.0
 
     def __init__(self, config, directory, clock=None):
         if clock is None:

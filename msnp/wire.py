@@ -209,6 +209,30 @@ def parse_client_line(
     return Command(name, trid, tuple(params)), None
 
 
+def parse_plain_msg(line: bytes, ack_letters: frozenset, payload_limit: int) -> Optional[tuple[int, bytes, int]]:
+    """
+    The TrID, acknowledgement letter and payload length of C{line} when it
+    is C{MSG t L n} written the way every client writes it (single spaces,
+    an optional CR, C{L} one of C{ack_letters}, C{n} within
+    C{payload_limit}); None for any other line.  A line this accepts reads
+    the same through L{parse_client_line}; the rest is left to it, so that
+    bad input gets exactly the general parser's answer.
+    """
+    parts = line.split(b" ")
+    if len(parts) != 4 or parts[0] != b"MSG":
+        return None
+    _, trid, letter, length = parts
+    if length[-1:] == b"\r":
+        length = length[:-1]
+    if letter not in ack_letters or not (trid.isdigit() and length.isdigit()) or len(trid) > 10 or len(length) > 10:
+        return None
+    trid_value = int(trid)
+    length_value = int(length)
+    if trid_value > MAX_TRID or length_value > payload_limit:
+        return None
+    return trid_value, letter, length_value
+
+
 def format_line(name: str, trid: Optional[int], *args: object) -> bytes:
     """
     Build one outgoing line, CRLF included.  Arguments are written as given:
