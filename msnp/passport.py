@@ -449,6 +449,12 @@ class RSTResource(resource.Resource):
         sign_in(self._checker, handle, password).addCallback(answer)
         return server.NOT_DONE_YET
 
+    def render_GET(self, request):
+        request.setResponseCode(http.NOT_ALLOWED)
+        request.setHeader(b"Allow", b"POST")
+        request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
+        return RST_INVALID
+
     def _tokens(self, handle: str, addresses: list[str]) -> bytes:
         tokens = []
         for address in addresses:
