@@ -8,7 +8,6 @@ import pytest
 import pytest_twisted
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
-from twisted.web.client import readBody
 from twisted.web.http_headers import Headers
 
 from msnclient import connect
@@ -16,7 +15,7 @@ from msnp import passport
 from msnp.auth import PassportTickets
 from msnp.config import ServerConfig
 from msnp.tap import Options, config_from_options
-from twn import authorization, passport_login, pp_server, raw_https_get, twn_login  # noqa: F401 (fixture)
+from twn import authorization, passport_login, pp_server, raw_https_get, read_body, twn_login  # noqa: F401 (fixture)
 
 
 @pytest_twisted.inlineCallbacks
@@ -81,7 +80,7 @@ def test_login_failures_get_401(pp_server):
     agent = pp_server.agent()
     for headers in (Headers(), Headers({b"Authorization": [b"Basic YWxpY2U6eA=="]})):
         response = yield agent.request(b"GET", pp_server.url("/login2.srf"), headers)
-        yield readBody(response)
+        yield read_body(response)
         assert response.code == 401
         assert response.headers.getRawHeaders(b"www-authenticate")[0].startswith(b"Passport1.4 da-status=failed")
     assert len(pp_server.service.tickets) == 0

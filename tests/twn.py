@@ -21,7 +21,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 
 from conftest import ACCOUNTS, ENDPOINTS, RunningServer
@@ -93,6 +94,35 @@ def start_passport_server(tmp_path, config: ServerConfig = None):
     return running
 
 
+class BodyCollector(Protocol):
+    """
+    Gathers a response body handed over by C{Response.deliverBody}.
+    """
+
+    def __init__(self):
+        self.parts = []
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def connectionLost(self, reason=None) -> None:
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self.parts))
+        else:
+            self.done.errback(reason)
+
+
+def read_body(response) -> defer.Deferred:
+    """
+    The whole body of C{response}.  Unlike C{readBody} this needs no way to
+    abort the connection, which is gone once a short body has arrived.
+    """
+    collector = BodyCollector()
+    response.deliverBody(collector)
+    return collector.done
+
+
 def authorization(handle: str, password: str, policy: str = "lc=1033,id=507") -> bytes:
     return (
         "Passport1.4 OrgVerb=GET,OrgURL=http%3A%2F%2Fmessenger%2Emsn%2Ecom,"
@@ -109,7 +139,7 @@ def passport_login(server: PassportServer, handle: str, password: str, policy: s
     response = yield agent.request(
         b"GET", server.url("/login2.srf"), Headers({b"Authorization": [authorization(handle, password, policy)]})
     )
-    yield readBody(response)
+    yield read_body(response)
     ticket = None
     info = response.headers.getRawHeaders(b"authentication-info")
     if info:
