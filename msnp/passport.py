@@ -159,7 +159,7 @@ def sign_in(checker, handle: str, password: Optional[str]) -> Deferred:
     unknown account are not told apart.  Both Passport logins use this.
     """
     if not wire.is_valid_handle(handle) or password is None:
-        log.info("passport login refused for {handle}: malformed request", handle=handle or "?")
+        log.info("passport login refused for {handle}: malformed request", handle=handle[:100] or "?")
         return succeed(None)
     d = checker.requestAvatarId(UsernamePassword(handle.encode("utf-8"), password.encode("utf-8")))
 
@@ -202,6 +202,7 @@ class LoginResource(resource.Resource):
 
         sign_in(self._checker, fields.get("sign-in", ""), fields.get("pwd")).addCallback(answer)
         return server.NOT_DONE_YET
+
 
 # Passport SOAP (RST), MSN Messenger 7.5 / MSNP12: the same ticket, asked
 # for with a WS-Trust RequestSecurityToken envelope instead of a header.
@@ -439,11 +440,11 @@ class RSTResource(resource.Resource):
         def answer(avatar_id):
             # Passport answered a refusal with 200 and the fault; clients
             # only read the body of a 200.
+            body = RST_FAILED if avatar_id is None else self._tokens(avatar_id, addresses)
             request.setResponseCode(http.OK)
-            if avatar_id is None:
-                request.write(RST_FAILED)
-            else:
-                request.write(self._tokens(avatar_id, addresses))
+            # Not chunked: some clients read exactly Content-Length bytes.
+            request.setHeader(b"Content-Length", b"%d" % len(body))
+            request.write(body)
             _finish(request)
 
         sign_in(self._checker, handle, password).addCallback(answer)

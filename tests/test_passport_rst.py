@@ -131,6 +131,7 @@ def test_rst_ticket_logs_in_at_msnp12(pp_server):
     response, data = yield rst_post(pp_server, body)
     assert response.code == 200
     assert response.headers.getRawHeaders(b"content-type") == [b"text/xml; charset=utf-8"]
+    assert response.length == len(data)  # Content-Length, not chunked
     raw = re.search(rb'<wsse:BinarySecurityToken Id="Compact1">([^<]*)</wsse:BinarySecurityToken>', data)
     assert raw and re.fullmatch(rb"t=[\w-]+&amp;p=[\w-]+", raw.group(1)), data
     token_type, token_id, ticket = tokens_by_address(data)["messenger.msn.com"]
@@ -158,6 +159,7 @@ def test_wrong_password_and_unknown_account_get_the_same_fault(pp_server):
     assert answers[0] == answers[1] == answers[2]
     code, data = answers[0]
     assert code == 200
+    assert response.length == len(data)  # Content-Length, not chunked
     root = ET.fromstring(data)
     assert root.tag == f"{SOAP}Envelope"
     assert root.find(f"{SOAP}Fault/faultcode").text == "wsse:FailedAuthentication"
