@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 import pytest
 import pytest_twisted
 from twisted.internet import defer
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.client import FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
@@ -325,3 +326,29 @@ def test_parse_xml_refuses_doctype_without_expanding():
     with pytest.raises(passport.MalformedEnvelope):
         passport.parse_xml(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY % p SYSTEM "file:///nonexistent">%p;]><x/>')
     assert passport.parse_xml(b"<a xmlns='urn:x'><b>t</b></a>").find("{urn:x}b").text == "t"
+
+
+@pytest_twisted.inlineCallbacks
+def test_rst_logs_hold_no_password_or_ticket(pp_server):
+    """
+    RST logins, refused, accepted and malformed, and the USR TWN that
+    redeems the ticket log lines without the password or the ticket.
+    """
+    events: list = []
+    observer = events.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        response, data = yield rst_post(pp_server, rst_envelope("alice@example.com", "pw-wrong"))
+        assert b"wsse:FailedAuthentication" in data
+        response, data = yield rst_post(pp_server, rst_envelope("alice@example.com", "pw-alice")[:-20])
+        assert response.code == 400
+        ticket = yield rst_ticket(pp_server, "alice@example.com", "pw-alice")
+        client, answer = yield twn_with_ticket(pp_server, "alice@example.com", ticket)
+        assert answer.text == "USR 4 OK alice@example.com 1 0"
+        yield client.disconnect()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    text = "\n".join(formatEvent(e) + " " + repr(sorted((k, v) for k, v in e.items() if not k.startswith("log_"))) for e in events)
+    assert "passport ticket issued to alice@example.com" in text
+    for secret in ("pw-wrong", "pw-alice", ticket, ticket.split("&")[0], ticket.split("&")[1]):
+        assert secret not in text, secret
