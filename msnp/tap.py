@@ -4,6 +4,9 @@ C{twistd msnp}: command-line options and the service they build.
 
 from __future__ import annotations
 
+import os
+import re
+
 from twisted.python import usage
 
 from msnp.config import ServerConfig
@@ -95,6 +98,35 @@ class Options(usage.Options):
     del _defaults, _option, _field, _type, _help, _value
 
 
+def check_options(options) -> None:
+    """
+    Refuse, before anything listens, settings that would start a server
+    nobody can log in to or end in a traceback.
+    """
+    if options["no-md5"] and not options["passport"]:
+        raise usage.UsageError("--no-md5 without --passport leaves no way to log in")
+    directory = os.path.dirname(os.path.abspath(options["db"]))
+    if not os.path.isdir(directory):
+        raise usage.UsageError(f"--db: no such directory: {directory}")
+    for role in ("dispatch", "notification", "switchboard", "passport"):
+        for path in _endpoint_files(options[role] or ""):
+            if not os.path.isfile(path):
+                raise usage.UsageError(f"--{role}: no such file: {path}")
+
+
+def _endpoint_files(description: str) -> list[str]:
+    """
+    The key and certificate files an ssl: endpoint description names.
+    """
+    if not description.startswith("ssl:"):
+        return []
+    # Twisted escapes a colon inside a value as a backslash-colon.
+    named = dict(part.partition("=")[::2] for part in re.split(r"(?<!\\):", description))
+    named.setdefault("privateKey", "server.pem")  # Twisted's default
+    keys = ("privateKey", "certKey", "extraCertChain", "dhParameters")
+    return [named[key].replace("\\:", ":") for key in keys if named.get(key)]
+
+
 def _port_from_endpoint(description: str, default: int) -> int:
     parts = description.split(":")
     if len(parts) >= 2 and parts[0] in ("tcp", "ssl", "tcp6") and parts[1].isdigit():
@@ -127,6 +159,11 @@ def config_from_options(options) -> ServerConfig:
 
 def makeService(options):
     from msnp.service import MessengerService
+
+    try:
+        check_options(options)
+    except usage.UsageError as error:
+        raise SystemExit(f"twistd msnp: {error}")
 
     endpoints = {
         "dispatch": options["dispatch"],

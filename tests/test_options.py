@@ -64,3 +64,38 @@ def test_silent_switchboard_connection_is_closed_after_sb_auth_timeout():
     assert transport.disconnecting
     protocol.connectionLost(None)
     assert clock.getDelayedCalls() == []
+
+
+def test_settings_nobody_could_use_are_refused(tmp_path):
+    """
+    --no-md5 without --passport, a --db in a missing directory and an ssl:
+    endpoint naming a missing key or certificate are usage errors.
+    """
+    from twisted.python import usage
+
+    from msnp.tap import check_options
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    key.write_text("key")
+    cert.write_text("cert")
+    db = str(tmp_path / "msnp.sqlite")
+    passport = f"ssl:1443:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    check_options(parsed_options("--db", db, "--no-md5", "--passport", passport))
+    for argv, message in (
+        (["--db", db, "--no-md5"], "--no-md5 without --passport leaves no way to log in"),
+        (["--db", str(tmp_path / "missing" / "msnp.sqlite")], f"--db: no such directory: {tmp_path / 'missing'}"),
+        (["--db", db, "--passport", f"ssl:1443:privateKey={tmp_path / 'nokey.pem'}:certKey={cert}"], f"--passport: no such file: {tmp_path / 'nokey.pem'}"),
+        (["--db", db, "--dispatch", f"ssl:1863:privateKey={key}:certKey={tmp_path / 'nocert.pem'}"], f"--dispatch: no such file: {tmp_path / 'nocert.pem'}"),
+    ):
+        try:
+            check_options(parsed_options(*argv))
+        except usage.UsageError as error:
+            assert str(error) == message
+        else:
+            raise AssertionError(f"accepted {argv}")
+
+
+def parsed_options(*argv):
+    options = Options()
+    options.parseOptions(list(argv))
+    return options

@@ -154,3 +154,25 @@ def test_twistd_help_documents_the_options(tmp_path):
     for option in operator_options:
         assert option + "=" in result.stdout or option + " " in result.stdout, option
     assert "tcp:1863:interface=127.0.0.1" in result.stdout and "msnp.sqlite" in result.stdout
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(BIN, "twistd")), reason="twistd not installed next to python")
+def test_twistd_refuses_a_missing_certificate_without_a_traceback(tmp_path):
+    """
+    A --passport endpoint naming a key file that is not there stops twistd
+    at once with one line saying so, not a traceback.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    result = subprocess.run(
+        [
+            os.path.join(BIN, "twistd"), "-n", "--pidfile=", "msnp",
+            "--db", str(tmp_path / "msnp.sqlite"),
+            "--passport", "ssl:0:interface=127.0.0.1:privateKey=nokey.pem:certKey=nocert.pem",
+            "--dispatch", "tcp:0:interface=127.0.0.1", "--notification", "tcp:0:interface=127.0.0.1",
+            "--switchboard", "tcp:0:interface=127.0.0.1",
+        ],
+        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60,
+    )
+    assert result.returncode != 0
+    assert "twistd msnp: --passport: no such file: nokey.pem" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
