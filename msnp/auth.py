@@ -15,12 +15,12 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ICredentials, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import Attribute, Interface, implementer
 
-from msnp.store import canonical_handle, hash_password, verify_password_hash
+from msnp.store import UserState, canonical_handle, hash_password, verify_password_hash
 
 
 class IMD5ChallengeCredentials(ICredentials):
@@ -157,16 +157,32 @@ class StoreChecker:
         self._store = store
 
     def requestAvatarId(self, credentials) -> Deferred:
-        d = self._store.get_account(credentials.handle)
+        def admit(account) -> bool:
+            # Runs on the store's thread.  An empty md5_password means none
+            # is stored (msnp-admin --no-md5): refused like a wrong password,
+            # not checked as the empty string.
+            return bool(account.md5_password) and credentials.check_password(account.md5_password)
 
-        def check(account):
-            # An empty md5_password means none is stored (msnp-admin --no-md5):
-            # refused like a wrong password, not checked as the empty string.
-            if account is None or not account.md5_password or not credentials.check_password(account.md5_password):
-                raise UnauthorizedLogin()
-            return account.handle
+        return self._store.load_user(credentials.handle, admit).addCallback(_avatar_of)
 
-        return d.addCallback(check)
+
+class LoadedAvatarId(str):
+    """
+    An avatar id (the handle) that carries the user's state, loaded with
+    the password check in one store call so the realm need not load it
+    again.
+    """
+
+    def __new__(cls, user: UserState):
+        avatar_id = super().__new__(cls, user.handle)
+        avatar_id.user = user
+        return avatar_id
+
+
+def _avatar_of(user: Optional[UserState]) -> LoadedAvatarId:
+    if user is None:
+        raise UnauthorizedLogin()
+    return LoadedAvatarId(user)
 
 
 @implementer(IRealm)
@@ -184,7 +200,8 @@ class MessengerRealm:
     def requestAvatar(self, avatar_id, mind, *interfaces):
         if IMessengerUser not in interfaces:
             return fail(NotImplementedError("no supported interface"))
-        d = self._store.load_user(avatar_id)
+        user = getattr(avatar_id, "user", None)
+        d = succeed(user) if user is not None else self._store.load_user(avatar_id)
 
         def loaded(user):
             if user is None:
@@ -300,14 +317,7 @@ class PassportTicketChecker:
     def requestAvatarId(self, credentials) -> Deferred:
         if not self._tickets.redeem(credentials.ticket, credentials.handle):
             return fail(UnauthorizedLogin())
-        d = self._store.get_account(credentials.handle)
-
-        def check(account):
-            if account is None:
-                raise UnauthorizedLogin()
-            return account.handle
-
-        return d.addCallback(check)
+        return self._store.load_user(credentials.handle).addCallback(_avatar_of)
 
 
 # Compared against when the account does not exist, so that an unknown

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import sqlite3
 import sys
 from typing import Callable, Optional, TypeVar
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -63,6 +64,17 @@ CREATE TABLE IF NOT EXISTS group_members (
     group_id INTEGER NOT NULL,
     PRIMARY KEY (account_id, contact, group_id)
 );
+"""
+
+
+# An online user's lists, groups, group memberships and phone properties as
+# one row of JSON arrays (see Database.load_user).
+_USER_STATE_QUERY = """
+SELECT
+    (SELECT json_group_array(json_array(rowid, list, contact, name)) FROM list_entries WHERE account_id = ?1),
+    (SELECT json_group_array(json_array(group_id, name)) FROM groups WHERE account_id = ?1),
+    (SELECT json_group_array(json_array(contact, group_id)) FROM group_members WHERE account_id = ?1),
+    (SELECT json_group_array(json_array(key, value)) FROM properties WHERE account_id = ?1)
 """
 
 
@@ -169,6 +181,16 @@ class Database:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        # Accounts that have a phone property.  Most contact lists hold
+        # none, and then SYN needs no property query (see
+        # ThreadedStore.contact_properties, which reads this from the
+        # reactor thread: only single set operations, atomic under the GIL).
+        self.handles_with_properties: set[str] = {
+            handle
+            for (handle,) in self._db.execute(
+                "SELECT handle FROM accounts WHERE id IN (SELECT account_id FROM properties)"
+            )
+        }
 
     def close(self) -> None:
         self._db.close()
@@ -260,6 +282,7 @@ class Database:
                 self._bump(db, owner)
 
         self._transaction(work)
+        self.handles_with_properties.discard(handle)
 
     def list_accounts(self) -> list[Account]:
         rows = self._db.execute(
@@ -274,41 +297,48 @@ class Database:
         ).fetchone()
         return Account(*row) if row else None
 
-    def load_user(self, handle: str) -> Optional[UserState]:
+    def load_user(self, handle: str, admit: Optional[Callable[[Account], bool]] = None) -> Optional[UserState]:
+        """
+        Everything an online user needs, in two statements.  With C{admit}
+        (the login's password check), the account is checked in the same
+        call and None comes back unless C{admit(account)} is true, so a
+        login costs one trip to the store's thread, and a refused one
+        loads no lists.
+        """
         db = self._db
         row = db.execute(
-            "SELECT id, handle, friendly_name, list_version, gtc, blp FROM accounts WHERE handle = ?",
+            "SELECT id, handle, friendly_name, md5_password, password_hash, list_version, gtc, blp"
+            " FROM accounts WHERE handle = ?",
             (canonical_handle(handle),),
         ).fetchone()
         if row is None:
             return None
-        account_id = row[0]
+        account_id, handle, friendly_name, md5_password, password_hash, version, gtc, blp = row
+        if admit is not None and not admit(Account(handle, friendly_name, md5_password, password_hash)):
+            return None
+        # One row for all of it: sqlite3 gives up and takes back the GIL
+        # for every row it steps, and each take waits for the reactor
+        # thread, so a row per list entry made logins queue here.
+        entries, groups, members, properties = db.execute(_USER_STATE_QUERY, (account_id,)).fetchone()
         lists: dict[str, dict[str, str]] = {name: {} for name in LISTS}
         # The same handles and names recur in the lists of every online
         # contact: sharing one string for each keeps online users small.
         intern = sys.intern
-        for lst, contact, name in db.execute(
-            "SELECT list, contact, name FROM list_entries WHERE account_id = ? ORDER BY rowid", (account_id,)
-        ):
+        # In the order they were added (rowid), which LST numbering follows.
+        for _, lst, contact, name in sorted(json.loads(entries)):
             lists[lst][intern(contact)] = intern(name)
-        groups = dict(
-            db.execute("SELECT group_id, name FROM groups WHERE account_id = ? ORDER BY group_id", (account_id,))
-        )
         memberships: dict[str, set[int]] = {}
-        for contact, group_id in db.execute(
-            "SELECT contact, group_id FROM group_members WHERE account_id = ?", (account_id,)
-        ):
+        for contact, group_id in json.loads(members):
             memberships.setdefault(intern(contact), set()).add(group_id)
-        properties = dict(db.execute("SELECT key, value FROM properties WHERE account_id = ?", (account_id,)))
         return UserState(
-            handle=row[1],
-            friendly_name=row[2],
-            version=row[3],
-            gtc=row[4],
-            blp=row[5],
-            properties=properties,
+            handle=handle,
+            friendly_name=friendly_name,
+            version=version,
+            gtc=gtc,
+            blp=blp,
+            properties=dict(json.loads(properties)),
             lists=lists,
-            groups=groups,
+            groups=dict(sorted(json.loads(groups))),
             memberships=memberships,
         )
 
@@ -468,9 +498,15 @@ class Database:
                 )
             else:
                 db.execute("DELETE FROM properties WHERE account_id = ? AND key = ?", (owner_id, key))
-            return self._bump(db, owner_id)
+            remaining = db.execute("SELECT 1 FROM properties WHERE account_id = ? LIMIT 1", (owner_id,)).fetchone()
+            return self._bump(db, owner_id), remaining is not None
 
-        return self._transaction(work)
+        version, has_properties = self._transaction(work)
+        if has_properties:
+            self.handles_with_properties.add(owner)
+        else:
+            self.handles_with_properties.discard(owner)
+        return version
 
     def add_group(self, owner: str, group_id: int, name: str) -> int:
         def work(db):
@@ -556,6 +592,21 @@ class ThreadedStore:
 
         return self._call(close_database).addBoth(stopped)
 
+    def contact_properties(self, handles: list[str], viewer: Optional[str] = None) -> Deferred:
+        """
+        L{Database.contact_properties}, answered at once when none of
+        C{handles} has a property at all.
+        """
+        database = self._database
+        if database is not None and database.handles_with_properties.isdisjoint(handles):
+            return succeed({})
+        return self._call(self._run, "contact_properties", handles, viewer)
+
+    def _run(self, name: str, *args, **kwargs):
+        if self._database is None:
+            raise RuntimeError("the store is closed")
+        return getattr(self._database, name)(*args, **kwargs)
+
     def _call(self, function: Callable[..., T], *args, **kwargs) -> "Deferred[T]":
         return deferToThreadPool(self._reactor, self._pool, function, *args, **kwargs)
 
@@ -563,12 +614,7 @@ class ThreadedStore:
         if name.startswith("_") or not callable(getattr(Database, name, None)):
             raise AttributeError(name)
 
-        def run_on_store_thread(*args, **kwargs):
-            if self._database is None:
-                raise RuntimeError("the store is closed")
-            return getattr(self._database, name)(*args, **kwargs)
-
         def call(*args, **kwargs):
-            return self._call(run_on_store_thread, *args, **kwargs)
+            return self._call(self._run, name, *args, **kwargs)
 
         return call
