@@ -228,15 +228,16 @@ class NotificationSession:
             self.user = user
             self.handle = user.handle
             self._encoded_name = wire.url_encode(user.friendly_name)
-            self.send(self.dialect.usr_ok(command.trid, user.handle, self._encoded_name))
+            lines = [self.dialect.usr_ok(command.trid, user.handle, self._encoded_name)]
             if self.dialect.sends_sbs:
-                self.send(wire.format_line("SBS", 0, "null"))
+                lines.append(wire.format_line("SBS", 0, "null"))
             peer = self.connection.transport.getPeer()
-            self.send(
+            lines.append(
                 dialects.profile_message(
                     self.dialect, int(self.server.clock.seconds()), getattr(peer, "host", ""), getattr(peer, "port", 0)
                 )
             )
+            self.send(b"".join(lines))
             log.info("{handle} logged in with {dialect}", handle=user.handle, dialect=self.dialect.name)
 
         def failed(failure):
@@ -292,11 +293,14 @@ class NotificationSession:
 
     # Challenges (MSNP6+)
 
-    def _send_challenge(self) -> None:
+    def _open_new_challenge(self) -> bytes:
+        """
+        Start the CHL deadline; returns the line for the caller to send.
+        """
         self._open_challenge = challenge.new_challenge()
         self._cancel_challenge_timer()
         self._challenge_timer = self.server.clock.callLater(self.config.challenge_deadline, self._challenge_unanswered)
-        self.send(wire.format_line("CHL", 0, self._open_challenge))
+        return wire.format_line("CHL", 0, self._open_challenge)
 
     def _challenge_unanswered(self) -> None:
         self._challenge_timer = None
@@ -882,9 +886,10 @@ class NotificationSession:
         details_changed = (caps, msnobj) != (self.caps, self.msnobj)
         self.status = state
         self.caps, self.msnobj = caps, msnobj
-        self.send(wire.format_line("CHG", command.trid, *command.args))
+        # Everything this client is sent goes out in one write, in order.
+        lines = [wire.format_line("CHG", command.trid, *command.args)]
         if first:
-            self._show_initial_presence(command.trid, list(self.user.lists["FL"]))
+            lines.extend(self._initial_presence_lines(command.trid, list(self.user.lists["FL"])))
         if (state != previous or details_changed) and (presence.shows_online(state) or presence.shows_online(previous)):
             self._announce_to_watchers(
                 state if presence.shows_online(state) else None, details_only=state == previous
@@ -893,7 +898,8 @@ class NotificationSession:
             # A personal message set while offline or hidden follows the NLN.
             self._announce_personal_message()
         if first and self.dialect.has_challenges:
-            self._send_challenge()
+            lines.append(self._open_new_challenge())
+        self.send(b"".join(lines))
 
     def _client_details(self, extra) -> tuple[int, str]:
         """
@@ -911,6 +917,11 @@ class NotificationSession:
         return caps, extra[1] if len(extra) == 2 else ""
 
     def _show_initial_presence(self, trid: int, contacts: list[str]) -> None:
+        lines = self._initial_presence_lines(trid, contacts)
+        if lines:
+            self.send(b"".join(lines))
+
+    def _initial_presence_lines(self, trid: int, contacts: list[str]) -> list[bytes]:
         """
         ILN for each of C{contacts} that is online and lets this user see
         them.
@@ -925,8 +936,7 @@ class NotificationSession:
                 lines.append(self.dialect.iln(trid, other.status, other.handle, other._encoded_name, other.caps, other.msnobj))
                 if self.dialect.has_personal_messages and other.personal_message:
                     lines.append(self.dialect.ubx(other.handle, other.personal_message))
-        if lines:
-            self.send(b"".join(lines))
+        return lines
 
     def _announce_to_watchers(
         self, status: Optional[str], only: Optional[list[str]] = None, details_only: bool = False
