@@ -25,6 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="logins in flight in the sustained phase")
     parser.add_argument("--burst", type=int, default=2000, help="simultaneous logins in the burst (0: skip)")
     parser.add_argument("--backlog", type=int, default=None, help="listen backlog for the server's endpoints (default: the server's own default; Twisted's is 50)")
+    parser.add_argument("--rounds", type=int, default=3, help="sustained phase repeated (everyone logs in, then out) this many times; the median and best are reported (default 3)")
 
 
 def _login_figures(results: list[dict], wall: float) -> dict:
@@ -46,6 +47,65 @@ def _login_figures(results: list[dict], wall: float) -> dict:
     }
 
 
+def _sustained_round(server, generator, per_worker: int) -> dict:
+    """
+    Everyone logs in at C{per_worker} in flight per worker, then out.
+    """
+    workers = generator.count
+    cpu_before = server.stats.cpu_seconds()
+    reactor_before = server.stats.main_thread_cpu_seconds()
+    started = time.perf_counter()
+    results = generator.call("log_in", [(per_worker,)] * workers)
+    wall = time.perf_counter() - started
+    figures = _login_figures(results, wall)
+    cpu = server.stats.cpu_seconds() - cpu_before
+    reactor_cpu = server.stats.main_thread_cpu_seconds() - reactor_before
+    figures["concurrency"] = per_worker * workers
+    figures["server_cpu_percent"] = round(100 * cpu / wall, 1)
+    # CPU per login does not depend on what else shares the machine nearly
+    # as much as logins/s does: the figure to compare runs by.
+    logins = max(1, figures["logins"])
+    figures["server_cpu_ms_per_login"] = round(1000 * cpu / logins, 3)
+    figures["reactor_cpu_ms_per_login"] = round(1000 * reactor_cpu / logins, 3)
+    figures["generator"] = generator.last_cost.as_dict()
+    figures["server_rss_mib"] = round(server.stats.rss_bytes() / 2**20, 1)
+    generator.call("log_out")
+    time.sleep(0.5)
+    return figures
+
+
+def summarise_rounds(rounds: list[dict]) -> dict:
+    """
+    The best and median of each round figure that says how fast logins went.
+    """
+    summary = {}
+    for key, best_is_high in (
+        ("logins_per_second", True),
+        ("server_cpu_ms_per_login", False),
+        ("reactor_cpu_ms_per_login", False),
+    ):
+        values = sorted(r[key] for r in rounds)
+        summary[key] = {
+            "best": values[-1] if best_is_high else values[0],
+            "median": values[(len(values) - 1) // 2] if best_is_high else values[len(values) // 2],
+            "all": [r[key] for r in rounds],
+        }
+    return summary
+
+
+def add_sustained_rows(table: Table, rounds: dict, sustained: dict, target: str = "") -> None:
+    count = len(rounds["logins_per_second"]["all"])
+    rate, cpu, reactor = rounds["logins_per_second"], rounds["server_cpu_ms_per_login"], rounds["reactor_cpu_ms_per_login"]
+    table.add(f"logins/s (sustained, median of {count})", rate["median"], target)
+    table.add("logins/s (sustained, best)", rate["best"])
+    table.add("login latency p50 ms (median round)", sustained["latency"]["p50_ms"])
+    table.add("login latency p99 ms (median round)", sustained["latency"]["p99_ms"])
+    table.add("failed logins", sustained["failures"], "0")
+    table.add("server CPU ms per login (median / best)", f"{cpu['median']:.3f} / {cpu['best']:.3f}")
+    table.add("  of it reactor thread (median / best)", f"{reactor['median']:.3f} / {reactor['best']:.3f}")
+    table.add("server CPU % (median round)", sustained["server_cpu_percent"])
+
+
 def run(options) -> tuple[dict, Table]:
     workers = options.workers
     burst = min(options.burst, options.users)
@@ -53,17 +113,9 @@ def run(options) -> tuple[dict, Table]:
         setup = {"dispatch": server.dispatch, "shares": shares(range(options.users), workers)}
         with Generator(ClientWorker, workers, setup) as generator:
             per_worker = max(1, options.concurrency // workers)
-            cpu_before = server.stats.cpu_seconds()
-            started = time.perf_counter()
-            results = generator.call("log_in", [(per_worker,)] * workers)
-            wall = time.perf_counter() - started
-            sustained = _login_figures(results, wall)
-            sustained["concurrency"] = per_worker * workers
-            sustained["server_cpu_percent"] = round(100 * (server.stats.cpu_seconds() - cpu_before) / wall, 1)
-            sustained["generator"] = generator.last_cost.as_dict()
-            sustained["server_rss_mib"] = round(server.stats.rss_bytes() / 2**20, 1)
-            generator.call("log_out")
-            time.sleep(0.5)
+            rounds = [_sustained_round(server, generator, per_worker) for _ in range(max(1, options.rounds))]
+            # The round with the median rate stands for the sustained phase.
+            sustained = sorted(rounds, key=lambda r: r["logins_per_second"])[(len(rounds) - 1) // 2]
 
             burst_figures = None
             if burst:
@@ -88,14 +140,11 @@ def run(options) -> tuple[dict, Table]:
             "backlog": options.backlog or server_default_backlog() or "Twisted default (50)",
         },
         "sustained": sustained,
+        "rounds": summarise_rounds(rounds),
         "burst": burst_figures,
     }
     table = Table(f"login: {options.users} accounts x {options.contacts} contacts, MSNP7 MD5 via dispatch")
-    table.add("logins/s (sustained)", sustained["logins_per_second"], ">= 1,000")
-    table.add("login latency p50 ms", sustained["latency"]["p50_ms"])
-    table.add("login latency p99 ms", sustained["latency"]["p99_ms"])
-    table.add("failed logins", sustained["failures"], "0")
-    table.add("server CPU % (sustained)", sustained["server_cpu_percent"])
+    add_sustained_rows(table, results["rounds"], sustained, ">= 1,000")
     table.add("generator CPU % of a core", sustained["generator"]["cpu_percent_of_one_core"])
     if burst_figures:
         table.add(f"burst of {burst}: seconds until all online", burst_figures["wall_seconds"])

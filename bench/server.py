@@ -81,6 +81,13 @@ def raise_nofile_limit(wanted: int = SERVER_NOFILE) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def _cpu_seconds(stat_path: str) -> float:
+    with open(stat_path) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of the whole line
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 class ProcessStats:
     """
     CPU time and resident memory of one process, read from /proc.
@@ -90,10 +97,14 @@ class ProcessStats:
         self.pid = pid
 
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        # utime and stime are fields 14 and 15 of the whole line
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return _cpu_seconds(f"/proc/{self.pid}/stat")
+
+    def main_thread_cpu_seconds(self) -> float:
+        """
+        CPU time of the process's main thread alone: for twistd, the
+        reactor, which every connection shares.
+        """
+        return _cpu_seconds(f"/proc/{self.pid}/task/{self.pid}/stat")
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.pid}/status") as status:
