@@ -53,7 +53,7 @@ class Options(usage.Options):
             None,
             None,
             "ENDPOINT of the HTTPS Passport login MSNP8+ clients need, e.g. "
-            "ssl:1443:privateKey=key.pem:certKey=cert.pem (off when not given).",
+            "ssl:1443:interface=127.0.0.1:privateKey=key.pem:certKey=cert.pem (off when not given).",
             str,
         ],
         ["ticket-lifetime", None, 300.0, "Seconds a Passport ticket may be used to log in.", float],
