@@ -7,6 +7,8 @@ command exists; they never compare version numbers themselves.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import uuid
 from typing import Optional, Sequence
 
@@ -287,6 +289,25 @@ def choose_dialect(offered: Sequence[str], supported: Sequence[int]) -> Optional
 LIST_ORDER = ("FL", "AL", "BL", "RL")
 
 
+# Contact names recur in the lists of everyone who has that contact, and a
+# login storm renders the same few thousand names again and again.  Only
+# short names are kept, so the cache stays a few MB at worst.
+_encoded_short_name = functools.lru_cache(maxsize=8192)(wire.url_encode)
+
+
+def encoded_name(name: str) -> str:
+    return _encoded_short_name(name) if len(name) <= 64 else wire.url_encode(name)
+
+
+def _group_numbers(groups) -> str:
+    if not groups:
+        return "0"
+    if len(groups) == 1:
+        for group in groups:
+            return str(group)
+    return ",".join(str(g) for g in sorted(groups))
+
+
 def list_lines(dialect: Dialect, trid: int, user, lst: str, contact_properties: dict) -> list[bytes]:
     """
     The C{LST} lines of one list (MSNP2-MSNP8 style: one line per entry with
@@ -298,13 +319,19 @@ def list_lines(dialect: Dialect, trid: int, user, lst: str, contact_properties: 
     total = len(entries)
     if total == 0:
         return [wire.format_line("LST", trid, lst, version, 0, 0)]
+    # format_line's shape, with the parts every line shares built once.
+    head = f"LST {trid} {lst} {version} "
+    tail = f" {total} "
+    grouped = lst == "FL" and dialect.has_groups
+    phoned = lst == "FL" and dialect.has_phone_properties and contact_properties
+    memberships = user.memberships
     lines = []
     for index, (handle, name) in enumerate(entries.items(), 1):
-        extra = ()
-        if lst == "FL" and dialect.has_groups:
-            extra = (",".join(str(g) for g in sorted(user.memberships.get(handle, ()))) or "0",)
-        lines.append(wire.format_line("LST", trid, lst, version, index, total, handle, wire.url_encode(name), *extra))
-        if lst == "FL" and dialect.has_phone_properties:
+        text = f"{head}{index}{tail}{handle} {encoded_name(name)}"
+        if grouped:
+            text = f"{text} {_group_numbers(memberships.get(handle))}"
+        lines.append(f"{text}\r\n".encode("utf-8"))
+        if phoned:
             phones = contact_properties.get(handle, {})
             for key in CONTACT_PHONE_KEYS:
                 if phones.get(key):
@@ -393,12 +420,27 @@ def profile_message(dialect: Dialect, login_time: int, client_ip: str = "", clie
 _ID_NAMESPACE = uuid.UUID("6d736e70-6964-5f6e-616d-657370616365")
 
 
+_ID_PREFIX = _ID_NAMESPACE.bytes
+
+
+def _name_uuid(name: str) -> str:
+    """
+    C{str(uuid.uuid5(_ID_NAMESPACE, name))} without building a UUID object:
+    SYN derives one per contact.
+    """
+    digest = bytearray(hashlib.sha1(_ID_PREFIX + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def contact_id(owner: str, contact: str) -> str:
-    return str(uuid.uuid5(_ID_NAMESPACE, f"contact\0{owner}\0{contact}"))
+    return _name_uuid(f"contact\0{owner}\0{contact}")
 
 
 def group_guid(owner: str, group_id: int) -> str:
-    return str(uuid.uuid5(_ID_NAMESPACE, f"group\0{owner}\0{group_id}"))
+    return _name_uuid(f"group\0{owner}\0{group_id}")
 
 
 def find_contact(user, contact_guid: str) -> Optional[str]:
@@ -459,21 +501,21 @@ def merged_sync_lines(dialect: Dialect, trid: int, user, contact_properties: dic
     lines.append(wire.format_line("GTC", None, user.gtc))
     lines.append(wire.format_line("BLP", None, user.blp))
     if dialect.has_contact_ids:
-        lines.append(wire.format_line("PRP", None, "MFN", wire.url_encode(user.friendly_name)))
+        lines.append(wire.format_line("PRP", None, "MFN", encoded_name(user.friendly_name)))
     for key in PHONE_KEYS:
         value = user.properties.get(key)
         if value:
             lines.append(wire.format_line("PRP", None, key, wire.url_encode(value)))
     for group_id, name in groups:
         if dialect.has_contact_ids:
-            lines.append(wire.format_line("LSG", None, wire.url_encode(name), group_guid(owner, group_id)))
+            lines.append(wire.format_line("LSG", None, encoded_name(name), group_guid(owner, group_id)))
         else:
-            lines.append(wire.format_line("LSG", None, group_id, wire.url_encode(name), 0))
+            lines.append(wire.format_line("LSG", None, group_id, encoded_name(name), 0))
     for handle, name, bits in contacts:
         in_fl = bool(bits & LIST_BITS["FL"])
         member_of = sorted(g for g in user.memberships.get(handle, ()) if g in shown_groups) if in_fl else []
         if dialect.has_contact_ids:
-            fields = [f"N={handle}", f"F={wire.url_encode(name)}"]
+            fields = [f"N={handle}", f"F={encoded_name(name)}"]
             if in_fl:
                 fields.append(f"C={contact_id(owner, handle)}")
             fields.append(bits)
@@ -482,7 +524,7 @@ def merged_sync_lines(dialect: Dialect, trid: int, user, contact_properties: dic
             if member_of:
                 fields.append(",".join(group_guid(owner, g) for g in member_of))
         else:
-            fields = [handle, wire.url_encode(name), bits]
+            fields = [handle, encoded_name(name), bits]
             if in_fl:
                 fields.append(",".join(str(g) for g in member_of) or "0")
         lines.append(wire.format_line("LST", None, *fields))
