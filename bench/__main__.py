@@ -15,6 +15,7 @@ from bench.report import write_results
 
 SCENARIOS = {
     "login": "bench.login",
+    "passport": "bench.passport",
     "presence": "bench.presence",
     "conversations": "bench.conversations",
     "floor": "bench.conversations",
@@ -22,16 +23,18 @@ SCENARIOS = {
 }
 DESCRIPTIONS = {
     "login": "MD5 logins through the dispatch server: sustained rate, latency, a burst",
+    "passport": "Passport (MSNP8-12) logins: nexus and login2.srf over TLS, then USR TWN S",
     "presence": "status changes fanned out to online watchers: CHG-to-NLN latency, NLN/s",
     "conversations": "two-party switchboard sessions sending MSG A, and the same through the floor relay",
     "floor": "only the floor: the conversation traffic through a bare Twisted relay",
     "capacity": "many logged-in idle clients: server memory per connection, idle CPU",
 }
-ALL = ("login", "presence", "conversations", "capacity")
+ALL = ("login", "passport", "presence", "conversations", "capacity")
 
 # Sizes small enough for a CI smoke run of every scenario in a few seconds.
 SMOKE = {
-    "login": ["--users", "40", "--contacts", "4", "--burst", "40", "--concurrency", "8"],
+    "login": ["--users", "40", "--contacts", "4", "--burst", "40", "--concurrency", "8", "--rounds", "1"],
+    "passport": ["--users", "6", "--contacts", "4", "--concurrency", "2", "--rounds", "1", "--hashes", "1"],
     "presence": ["--users", "30", "--watchers", "6", "--rates", "200", "--duration", "0.3"],
     "conversations": ["--sessions", "4", "--duration", "0.3", "--rate", "200"],
     "floor": ["--sessions", "4", "--duration", "0.3", "--rate", "200"],

@@ -14,13 +14,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import re
+import ssl
 import time
 from typing import Callable, Optional
+from urllib.parse import quote
+
+from msnp.challenge import msnp11_answer
 
 DIALECTS = b"MSNP7 MSNP6 MSNP5 MSNP4 CVR0"
 # The challenge answer every MSNP6-MSNP10 client gives (protocol reference §7.4).
 CHALLENGE_PRODUCT_ID = b"msmsgs@msnmsgr.com"
 CHALLENGE_KEY = b"Q1P7W2E4J9R8U3S5"
+
+# The MSNP11-MSNP12 answer is the one MSN Messenger 7.x computes; the
+# server's own implementation of it is used rather than a second copy.
+MSNP11_PRODUCT_ID = "PROD0090YUAUV{2B"
+MSNP11_PRODUCT_KEY = "YMM8C_H7KCQ2S_KL"
 
 # Server-to-client commands followed by a payload whose length is their last
 # parameter.
@@ -46,6 +56,8 @@ class Connection(asyncio.Protocol):
         self.on_line: Optional[Callable[[list, Optional[bytes]], None]] = None
         self.is_closed = False
         self.trid = 0
+        # the MSNP version spoken, which decides the CHL answer
+        self.dialect = 7
 
     # asyncio.Protocol
 
@@ -90,8 +102,13 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     def _answer_challenge(self, parts: list) -> None:
-        answer = hashlib.md5(parts[2] + CHALLENGE_KEY).hexdigest().encode()
-        self.send(b"QRY %d %s 32\r\n%s" % (self.next_trid(), CHALLENGE_PRODUCT_ID, answer))
+        if self.dialect >= 11:
+            answer = msnp11_answer(parts[2].decode(), MSNP11_PRODUCT_ID, MSNP11_PRODUCT_KEY).encode()
+            product = MSNP11_PRODUCT_ID.encode()
+        else:
+            answer = hashlib.md5(parts[2] + CHALLENGE_KEY).hexdigest().encode()
+            product = CHALLENGE_PRODUCT_ID
+        self.send(b"QRY %d %s 32\r\n%s" % (self.next_trid(), product, answer))
 
     # Use
 
@@ -159,11 +176,12 @@ class LoginTimes:
     When each step of one login finished, in seconds since it began.
     """
 
-    __slots__ = ("connected", "greeted", "referred", "ns_greeted", "authenticated", "synced", "online")
+    # ticketed: the Passport ticket is in hand (Passport logins only)
+    __slots__ = ("connected", "greeted", "referred", "ns_greeted", "ticketed", "authenticated", "synced", "online")
 
     def __init__(self) -> None:
         self.connected = self.greeted = self.referred = self.ns_greeted = 0.0
-        self.authenticated = self.synced = self.online = 0.0
+        self.ticketed = self.authenticated = self.synced = self.online = 0.0
 
     def as_tuple(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -233,3 +251,137 @@ async def _synchronise(ns: Connection) -> None:
             raise ProtocolError(b" ".join(parts).decode())
         if parts[0] == b"LST" and parts[1] == wanted and parts[2] == b"RL" and parts[4] == parts[5]:
             return
+
+
+# Passport (MSNP8-MSNP12): the ticket comes from an HTTPS login between
+# USR TWN I and USR TWN S.
+
+_DA_LOGIN = re.compile(rb"DALogin=([^,\r\n]+)", re.IGNORECASE)
+_FROM_PP = re.compile(rb"from-PP='([^']*)'")
+
+
+async def https_get(address: tuple[str, int], path: str, tls: ssl.SSLContext, headers: bytes = b"") -> bytes:
+    """
+    The response head of C{GET path} over a fresh TLS connection (as the
+    clients of the time opened one per request), read until the server
+    closes.
+    """
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(address[0], address[1], ssl=tls, server_hostname=address[0]), STEP_TIMEOUT
+    )
+    try:
+        writer.write(
+            b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%s\r\n" % (path.encode(), address[0].encode(), headers)
+        )
+        response = await asyncio.wait_for(reader.read(), STEP_TIMEOUT)
+    finally:
+        writer.close()
+    head, _, _ = response.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise ProtocolError(f"GET {path}: {head.splitlines()[0] if head else b'no answer'!r}")
+    return head
+
+
+async def passport_ticket(passport: tuple[str, int], handle: str, password: str, policy: bytes, tls: ssl.SSLContext) -> bytes:
+    """
+    The nexus (where to log in), then login2.srf with the password: the
+    ticket from its Authentication-Info header.
+    """
+    nexus = await https_get(passport, "/rdr/pprdr.asp", tls)
+    found = _DA_LOGIN.search(nexus)
+    if found is None:
+        raise ProtocolError("the nexus named no DALogin")
+    login_address = found.group(1).decode()
+    host_port, _, path = login_address.partition("/")
+    host, _, port = host_port.partition(":")
+    authorization = (
+        b"Authorization: Passport1.4 OrgVerb=GET,OrgURL=http%%3A%%2F%%2Fmessenger%%2Emsn%%2Ecom,sign-in=%s,pwd=%s,%s\r\n"
+        % (quote(handle, safe="").encode(), quote(password, safe="").encode(), policy)
+    )
+    head = await https_get((host, int(port or 443)), "/" + path, tls, authorization)
+    ticket = _FROM_PP.search(head)
+    if ticket is None:
+        raise ProtocolError("login2.srf gave no ticket")
+    return ticket.group(1)
+
+
+async def passport_login(
+    dispatch: tuple[str, int],
+    passport: tuple[str, int],
+    tls: ssl.SSLContext,
+    handle: str,
+    password: str,
+    dialect: int = 12,
+    status: bytes = b"NLN",
+    times: Optional[LoginTimes] = None,
+) -> Connection:
+    """
+    Log C{handle} in the way MSN Messenger 5.0-7.0 did: dispatch VER/CVR/
+    USR TWN I → XFR, notification VER/CVR/USR TWN I, the Passport login,
+    USR TWN S with the ticket, SYN, the first CHG (and the CHL after it).
+    """
+    started = now()
+    versions = b"MSNP%d CVR0" % dialect
+    handle_bytes = handle.encode()
+    cvr = b"CVR %d 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0816 MSMSGS " + handle_bytes
+    ds = await connect(dispatch)
+    try:
+        if times is not None:
+            times.connected = now() - started
+        await ds.request(b"VER %d " + versions, b"VER")
+        if times is not None:
+            times.greeted = now() - started
+        await ds.request(cvr, b"CVR")
+        xfr = await ds.request(b"USR %d TWN I " + handle_bytes, b"XFR")
+    finally:
+        ds.close()
+    if times is not None:
+        times.referred = now() - started
+    host, _, port = xfr[3].decode().partition(":")
+    ns = await connect((host, int(port or 1863)))
+    ns.dialect = dialect
+    try:
+        ns.trid = 3
+        await ns.request(b"VER %d " + versions, b"VER")
+        if times is not None:
+            times.ns_greeted = now() - started
+        await ns.request(cvr, b"CVR")
+        policy = await ns.request(b"USR %d TWN I " + handle_bytes, b"USR")
+        ticket = await passport_ticket(passport, handle, password, policy[4], tls)
+        if times is not None:
+            times.ticketed = now() - started
+        await ns.request(b"USR %d TWN S " + ticket, b"USR")
+        if times is not None:
+            times.authenticated = now() - started
+        await asyncio.wait_for(_synchronise_merged(ns, dialect), STEP_TIMEOUT)
+        if times is not None:
+            times.synced = now() - started
+        await ns.request(b"CHG %d " + status + b" 0", b"CHG")
+        if times is not None:
+            times.online = now() - started
+    except BaseException:
+        ns.abort()
+        raise
+    return ns
+
+
+async def _synchronise_merged(ns: Connection, dialect: int) -> None:
+    """
+    SYN from version 0 (MSNP8+): the SYN line counts the contacts, one LST
+    line follows for each.
+    """
+    trid = ns.next_trid()
+    ns.send((b"SYN %d 0 0\r\n" if dialect >= 10 else b"SYN %d 0\r\n") % trid)
+    wanted = b"%d" % trid
+    while True:
+        parts, _ = await ns.next_line()
+        if len(parts) > 1 and parts[1] == wanted:
+            if parts[0].isdigit():
+                raise ProtocolError(b" ".join(parts).decode())
+            if parts[0] == b"SYN":
+                break
+    contacts = int(parts[-2])
+    while contacts:
+        parts, _ = await ns.next_line()
+        if parts[0] == b"LST":
+            contacts -= 1

@@ -61,6 +61,43 @@ def server_default_backlog() -> Optional[str]:
     return getattr(tap, "LISTEN_BACKLOG", None)
 
 
+def make_certificate(directory: Path) -> tuple[str, str]:
+    """
+    A throwaway self-signed certificate for 127.0.0.1 in C{directory};
+    returns the key and certificate paths.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path = directory / "passport-key.pem"
+    certificate_path = directory / "passport-cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return str(key_path), str(certificate_path)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -149,6 +186,7 @@ class ServerProcess:
         backlog: Optional[int] = None,
         keep_dir: bool = False,
         options: Optional[dict] = None,
+        passport: bool = False,
     ):
         self.accounts = accounts
         self.contacts = contacts
@@ -159,7 +197,11 @@ class ServerProcess:
         self.directory = Path(tempfile.mkdtemp(prefix="msnp-bench-"))
         self.db_path = str(self.directory / "msnp.sqlite")
         self.log_path = self.directory / "twistd.log"
-        self.ports = {role: free_port() for role in ("dispatch", "notification", "switchboard")}
+        roles = ("dispatch", "notification", "switchboard") + (("passport",) if passport else ())
+        self.ports = {role: free_port() for role in roles}
+        # The throwaway certificate the Passport endpoint serves, for the
+        # generator to trust.
+        self.certificate_path: Optional[str] = None
         self.process: Optional[subprocess.Popen] = None
         self.stats: Optional[ProcessStats] = None
         self.populate_seconds = 0.0
@@ -175,6 +217,10 @@ class ServerProcess:
     @property
     def switchboard(self) -> tuple[str, int]:
         return ("127.0.0.1", self.ports["switchboard"])
+
+    @property
+    def passport(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.ports["passport"])
 
     def _endpoint(self, role: str) -> str:
         description = f"tcp:{self.ports[role]}:interface=127.0.0.1"
@@ -204,6 +250,12 @@ class ServerProcess:
             self.db_path,
             *available_options(self.options),
         ]
+        if "passport" in self.ports:
+            key_path, self.certificate_path = make_certificate(self.directory)
+            command += [
+                "--passport",
+                f"ssl:{self.ports['passport']}:interface=127.0.0.1:privateKey={key_path}:certKey={self.certificate_path}",
+            ]
         self.process = subprocess.Popen(
             command,
             cwd=self.directory,
@@ -214,7 +266,7 @@ class ServerProcess:
             start_new_session=True,
         )
         self.stats = ProcessStats(self.process.pid)
-        self._wait_listening(("dispatch", "notification"))
+        self._wait_listening(tuple(role for role in self.ports if role != "switchboard"))
         return self
 
     def _wait_listening(self, roles, timeout: float = 30.0) -> None:

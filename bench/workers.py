@@ -169,6 +169,14 @@ class ClientWorker:
         self.dispatch = tuple(setup["dispatch"]) if setup.get("dispatch") else None
         self.local_host: Optional[str] = (setup.get("local_hosts") or [None] * count)[index]
         self.connections: dict[int, client.Connection] = {}
+        # Passport logins: the dialect, the HTTPS address and the
+        # certificate to trust (from the scenario's setup).
+        self.passport = setup.get("passport")
+        self._tls = None
+        if self.passport:
+            import ssl
+
+            self._tls = ssl.create_default_context(cafile=self.passport["certificate"])
 
     async def log_in(self, concurrency: int, count: Optional[int] = None) -> dict:
         """
@@ -183,18 +191,27 @@ class ClientWorker:
         times: list[tuple] = []
         failures: list[str] = []
 
+        def login(user: int, record: client.LoginTimes):
+            if self.passport:
+                return client.passport_login(
+                    self.dispatch,
+                    tuple(self.passport["address"]),
+                    self._tls,
+                    handle_of(user),
+                    PASSWORD,
+                    dialect=self.passport["dialect"],
+                    times=record,
+                )
+            return client.login(self.dispatch, handle_of(user), PASSWORD, local_host=self.local_host, times=record)
+
         async def one(user: int) -> None:
             record = client.LoginTimes()
             try:
                 if gate is not None:
                     async with gate:
-                        connection = await client.login(
-                            self.dispatch, handle_of(user), PASSWORD, local_host=self.local_host, times=record
-                        )
+                        connection = await login(user, record)
                 else:
-                    connection = await client.login(
-                        self.dispatch, handle_of(user), PASSWORD, local_host=self.local_host, times=record
-                    )
+                    connection = await login(user, record)
             except Exception as error:
                 failures.append(f"{handle_of(user)}: {type(error).__name__}: {error}")
                 return

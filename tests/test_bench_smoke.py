@@ -36,9 +36,10 @@ def _processes_with(marker: str) -> list[int]:
 
 def test_every_scenario_runs(tmp_path):
     """
-    C{python -m bench all --smoke} runs login, presence, conversations (with
-    the floor relay) and capacity at tiny sizes, succeeds, writes one JSON
-    file per scenario, and every process it started is gone afterwards.
+    C{python -m bench all --smoke} runs login, passport, presence,
+    conversations (with the floor relay) and capacity at tiny sizes,
+    succeeds, writes one JSON file per scenario, and every process it
+    started is gone afterwards.
     """
     marker = f"msnp-bench-smoke-{uuid.uuid4().hex}"
     result = subprocess.run(
@@ -50,11 +51,13 @@ def test_every_scenario_runs(tmp_path):
         env=dict(os.environ, PYTHONPATH=str(ROOT), MSNP_BENCH_SMOKE=marker),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for scenario in ("login", "presence", "conversations", "capacity"):
+    for scenario in ("login", "passport", "presence", "conversations", "capacity"):
         document = json.loads((tmp_path / f"{scenario}.json").read_text())
         assert document["scenario"] == scenario
     login = json.loads((tmp_path / "login.json").read_text())
     assert login["sustained"]["logins"] == 40 and login["sustained"]["failures"] == 0
+    passport = json.loads((tmp_path / "passport.json").read_text())
+    assert passport["sustained"]["logins"] == 6 and passport["sustained"]["failures"] == 0
     presence = json.loads((tmp_path / "presence.json").read_text())
     phase = presence["phases"][0]
     assert phase["notifications_received"] == phase["notifications_expected"] > 0
