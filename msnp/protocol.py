@@ -44,8 +44,13 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = now()
 
-    def take(self) -> bool:
-        now = self._now()
+    def take(self, now: Optional[float] = None) -> bool:
+        """
+        Take one event if the allowance has one; C{now} saves reading the
+        clock again when the caller just did.
+        """
+        if now is None:
+            now = self._now()
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
         if self._tokens >= 1:

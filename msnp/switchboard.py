@@ -151,10 +151,11 @@ class Conversation:
         for other in list(self.participants.values()):
             other.deliver(line)
 
-    def relay(self, sender: "SwitchboardSession", payload: bytes) -> bool:
+    def relay(self, sender: "SwitchboardSession", payload: bytes, now: Optional[float] = None) -> bool:
         """
-        Send C{payload} from C{sender} to every other participant; True
-        when all of them (at least one) received it.
+        Send C{payload} from C{sender} to every other participant at time
+        C{now} (read from the clock if not given); True when all of them
+        (at least one) received it.
         """
         # One write per participant: header and payload together.
         data = sender.relay_prefix + b"%d\r\n" % len(payload) + payload
@@ -163,7 +164,7 @@ class Conversation:
             if other is sender:
                 continue
             connection = other.connection
-            if connection is not None and connection.relay_message(data):
+            if connection is not None and connection.relay_message(data, now):
                 if delivered is None:
                     delivered = True
             else:
@@ -490,13 +491,13 @@ class SwitchboardProtocol(CommandProtocol):
         self.send(data)
         return not self._closed
 
-    def relay_message(self, data: bytes) -> bool:
+    def relay_message(self, data: bytes, now: Optional[float] = None) -> bool:
         """
         Deliver a relayed C{MSG}; being sent a message counts as activity.
         """
         if self._closed:
             return False
-        self._last_heard = self._seconds()
+        self._last_heard = self._seconds() if now is None else now
         self.send(data)
         return not self._closed
 
@@ -541,6 +542,7 @@ class SwitchboardProtocol(CommandProtocol):
         payload_limit = self.payload_limit
         line_limit = self.MAX_LENGTH
         messages = self._messages
+        now = self._last_heard
         position = 0
         end = len(data)
         while position < end:
@@ -558,11 +560,11 @@ class SwitchboardProtocol(CommandProtocol):
             payload = data[start:stop]
             if letter == b"D" and not _is_data_message(payload):
                 break
-            if not messages.take():
+            if not messages.take(now):
                 break
             self._strikes = 0
             position = stop
-            delivered = conversation.relay(session, payload)
+            delivered = conversation.relay(session, payload, now)
             if letter == b"A" or letter == b"D":
                 self.send((b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % trid)
             elif letter == b"N" and not delivered:
