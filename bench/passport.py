@@ -23,7 +23,7 @@ from bench.workers import ClientWorker, Generator, shares
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--users", type=int, default=400, help="accounts that log in (default 400)")
+    parser.add_argument("--users", type=int, default=200, help="accounts that log in (default 200)")
     parser.add_argument("--contacts", type=int, default=20, help="contacts per account (default 20)")
     parser.add_argument("--concurrency", type=int, default=16, help="logins in flight (default 16)")
     parser.add_argument("--dialect", type=int, default=12, choices=range(8, 13), help="MSNP version the clients speak (default 12)")
