@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Optional
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -146,6 +147,8 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
     log = Logger()
     role = "connection"
     payload_commands: frozenset = frozenset()
+    # Write straight to a plain TCP socket when nothing is queued for it.
+    write_through = False
 
     def __init__(self) -> None:
         self.session = None
@@ -159,6 +162,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         self._strikes = 0
         self._backlog_check = None
         self._send_queue = None
+        self._direct_socket = None
         self.peer = "?"
         self.address = "?"
 
@@ -196,6 +200,8 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         # it after every write costs more than the write itself.
         if self.outbound_limit:
             self._send_queue = send_queue_of(self.transport)
+        if self.write_through and isinstance(self.transport, tcp.Connection) and not self.transport.TLS:
+            self._direct_socket = self.transport.socket
         # Replies and notifications are small lines: without this, Nagle
         # holds each one back until the client's delayed ACK (~40 ms).
         if hasattr(self.transport, "setTcpNoDelay"):
@@ -231,6 +237,20 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
     def send(self, data: bytes) -> None:
         if self._closed:
             return
+        direct = self._direct_socket
+        if direct is not None:
+            transport = self.transport
+            # Nothing queued: hand the bytes to the socket now instead of
+            # waking the reactor for writability and writing them later.
+            if not transport._tempDataLen and transport.offset == len(transport.dataBuffer) and not transport.disconnecting:
+                try:
+                    sent = direct.send(data)
+                except OSError:
+                    # Full or failing: Twisted queues it and finds the error.
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = data[sent:]
         self.transport.write(data)
         queue = self._send_queue
         if queue is None:
