@@ -108,10 +108,26 @@ def check_options(options) -> None:
     directory = os.path.dirname(os.path.abspath(options["db"]))
     if not os.path.isdir(directory):
         raise usage.UsageError(f"--db: no such directory: {directory}")
+    _check_database(options["db"])
     for role in ("dispatch", "notification", "switchboard", "passport"):
         for path in _endpoint_files(options[role] or ""):
             if not os.path.isfile(path):
                 raise usage.UsageError(f"--{role}: no such file: {path}")
+
+
+def _check_database(path: str) -> None:
+    """
+    Open (creating if need be) and close the database once, so that an
+    unreadable or foreign file stops the start instead of every login.
+    """
+    import sqlite3
+
+    from msnp.store import Database
+
+    try:
+        Database(path).close()
+    except sqlite3.Error as error:
+        raise usage.UsageError(f"--db: cannot use {path}: {error}")
 
 
 def _endpoint_files(description: str) -> list[str]:

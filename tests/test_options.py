@@ -68,8 +68,9 @@ def test_silent_switchboard_connection_is_closed_after_sb_auth_timeout():
 
 def test_settings_nobody_could_use_are_refused(tmp_path):
     """
-    --no-md5 without --passport, a --db in a missing directory and an ssl:
-    endpoint naming a missing key or certificate are usage errors.
+    --no-md5 without --passport, a --db in a missing directory or not an
+    SQLite database, and an ssl: endpoint naming a missing key or
+    certificate are usage errors.
     """
     from twisted.python import usage
 
@@ -79,11 +80,14 @@ def test_settings_nobody_could_use_are_refused(tmp_path):
     key.write_text("key")
     cert.write_text("cert")
     db = str(tmp_path / "msnp.sqlite")
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("these are not the accounts you are looking for\n" * 20)
     passport = f"ssl:1443:interface=127.0.0.1:privateKey={key}:certKey={cert}"
     check_options(parsed_options("--db", db, "--no-md5", "--passport", passport))
     for argv, message in (
         (["--db", db, "--no-md5"], "--no-md5 without --passport leaves no way to log in"),
         (["--db", str(tmp_path / "missing" / "msnp.sqlite")], f"--db: no such directory: {tmp_path / 'missing'}"),
+        (["--db", str(not_a_database)], f"--db: cannot use {not_a_database}: file is not a database"),
         (["--db", db, "--passport", f"ssl:1443:privateKey={tmp_path / 'nokey.pem'}:certKey={cert}"], f"--passport: no such file: {tmp_path / 'nokey.pem'}"),
         (["--db", db, "--dispatch", f"ssl:1863:privateKey={key}:certKey={tmp_path / 'nocert.pem'}"], f"--dispatch: no such file: {tmp_path / 'nocert.pem'}"),
     ):
