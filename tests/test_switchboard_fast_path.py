@@ -253,3 +253,17 @@ def harness():
     harness = Harness()
     yield harness
     harness.close_all()
+
+
+def test_zero_idle_timeout_turns_idling_off():
+    """
+    With C{sb_idle_timeout} 0 a participant is never removed for silence.
+    """
+    harness = Harness(sb_idle_timeout=0)
+    try:
+        alice, alice_transport = harness.open()
+        assert harness.clock.getDelayedCalls() == []
+        harness.clock.advance(10**6)
+        assert not alice_transport.disconnecting
+    finally:
+        harness.close_all()
