@@ -14,12 +14,13 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 from twisted.logger import formatEvent, globalLogPublisher
-from twisted.web.client import FileBodyProducer, readBody
+from twisted.web.client import FileBodyProducer
 from twisted.web.http_headers import Headers
 
 from msnclient import connect
 from msnp import passport
 from msnp.config import ServerConfig
+import twn
 from twn import pp_server  # noqa: F401 (fixture)
 
 SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
@@ -69,7 +70,7 @@ def rst_post(server, body: bytes, method: bytes = b"POST"):
     headers = Headers({b"Content-Type": [b"text/xml; charset=utf-8"]})
     producer = FileBodyProducer(io.BytesIO(body)) if method == b"POST" else None
     response = yield server.agent().request(method, server.url("/RST.srf"), headers, producer)
-    data = yield readBody(response)
+    data = yield twn.read_body(response)
     return response, data
 
 
