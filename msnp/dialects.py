@@ -14,45 +14,98 @@ from typing import Optional, Sequence
 
 import attrs
 
-from msnp import wire
+from msnp import errors, wire
 
-# Notification-server commands a client may send, by the first and last
-# dialect that has them (None: still present in MSNP12).
-_NS_COMMANDS: dict[str, tuple[int, Optional[int]]] = {
-    "VER": (2, None),
-    "INF": (2, 7),
-    "CVR": (2, None),
-    "USR": (2, None),
-    "SYN": (2, None),
-    "LST": (2, 8),
-    "ADD": (2, 9),
-    "REM": (2, None),
-    "GTC": (2, None),
-    "BLP": (2, None),
-    "REA": (2, 9),
-    "CHG": (2, None),
-    "XFR": (2, None),
-    "PNG": (2, None),
-    "OUT": (2, None),
-    "URL": (2, None),
-    "FND": (2, None),
-    "SND": (2, 4),
-    "IMS": (3, None),
-    "PRP": (5, None),
-    "CHL": (6, None),
-    "QRY": (6, None),
-    "LSG": (7, 8),
-    "ADG": (7, None),
-    "RMG": (7, None),
-    "REG": (7, None),
-    "ADC": (10, None),
-    "SBP": (10, None),
-    "UUX": (11, None),
+# What a dialect that lacks a command answers it with.
+UNKNOWN = "unknown"  # 200, as for any command the dialect never had
+CLOSE = "close"  # hang up: the original servers dropped clients sending it
+
+
+@attrs.frozen
+class NSCommand:
+    """
+    One notification-server command a client may send: the first and last
+    dialect that have it (C{last} None: still present in MSNP12), whether
+    the client's line ends with a payload length, and the answer in a
+    dialect before C{first} or after C{last} (L{UNKNOWN}, L{CLOSE} or an
+    error number).
+    """
+
+    first: int
+    last: Optional[int] = None
+    payload: bool = False
+    before: object = UNKNOWN
+    after: object = UNKNOWN
+
+
+_NS_COMMANDS: dict[str, NSCommand] = {
+    "VER": NSCommand(2),
+    "INF": NSCommand(2, 7, after=CLOSE),
+    "CVR": NSCommand(2),
+    "USR": NSCommand(2),
+    "SYN": NSCommand(2),
+    # Client-initiated LST/LSG ended with MSNP8, ADD and REA with MSNP9.
+    "LST": NSCommand(2, 8, after=CLOSE),
+    "ADD": NSCommand(2, 9, after=CLOSE),
+    "REM": NSCommand(2),
+    "GTC": NSCommand(2),
+    "BLP": NSCommand(2),
+    "REA": NSCommand(2, 9, after=CLOSE),
+    "CHG": NSCommand(2),
+    "XFR": NSCommand(2),
+    "PNG": NSCommand(2),
+    "OUT": NSCommand(2),
+    "URL": NSCommand(2),
+    "FND": NSCommand(2),
+    "SND": NSCommand(2, 4),
+    "IMS": NSCommand(3),
+    "PRP": NSCommand(5),
+    # SDC t target lcid library client-id X X name length, then the text
+    # added to the invitation (length 0: none).
+    "SDC": NSCommand(5, payload=True),
+    # PAG t handle length: a page to a mobile device; MSNP9 answers 715 and
+    # wants PGD t handle device length instead.
+    "PAG": NSCommand(5, 8, payload=True, after=errors.NOT_EXPECTED),
+    "PGD": NSCommand(9, payload=True),
+    "CHL": NSCommand(6),
+    "QRY": NSCommand(6, payload=True),
+    "LSG": NSCommand(7, 8, after=CLOSE),
+    "ADG": NSCommand(7),
+    "RMG": NSCommand(7),
+    "REG": NSCommand(7),
+    "ADC": NSCommand(10),
+    "SBP": NSCommand(10),
+    "UUX": NSCommand(11, payload=True),
+    # GCF t filename (no payload; the answer has one).  Older dialects
+    # never had it and were dropped for sending it.
+    "GCF": NSCommand(11, before=CLOSE),
 }
 
-# Commands that ended with a dialect: a client still sending them is broken
-# or hostile, and the original servers hung up on it.
-_CLOSE_WHEN_RETIRED = frozenset({"ADD", "INF", "REA", "LST", "LSG"})
+# Client lines whose last parameter is a payload length, whatever the
+# dialect: the payload is read (and skipped when refused) so that its bytes
+# are never taken for commands.  MSG is framed too: the NS hangs up on it,
+# but only after reading it whole.
+NS_PAYLOAD_COMMANDS = frozenset(name for name, spec in _NS_COMMANDS.items() if spec.payload) | {"MSG"}
+
+
+def is_ns_command(name: str) -> bool:
+    """
+    Whether some dialect's notification server knows C{name}.
+    """
+    return name in _NS_COMMANDS
+
+
+# GCF Shields.xml (MSNP11-12): the client's shields configuration.  No
+# client version is denied and nothing is blocked.
+SHIELDS_CONFIG = b'<?xml version="1.0" encoding="utf-8"?><config><shield></shield><block></block></config>'
+SHIELDS_FILE = "Shields.xml"
+
+# SDC's parameters before the payload length: target (address or FND
+# index), LCID, library, client id, X, X, the sender's friendly name.
+SDC_PARAMETERS = 7
+
+# PGD device types: 1 a mobile device, 2 a Web Watch.
+PAGE_DEVICES = ("1", "2")
 
 # Phone and mobile properties stored for PRP/BPR.
 PHONE_KEYS = ("PHH", "PHW", "PHM", "MOB", "MBE")
@@ -74,19 +127,24 @@ class Dialect:
         return f"MSNP{self.version}"
 
     def has_command(self, name: str) -> bool:
-        span = _NS_COMMANDS.get(name)
-        if span is None:
+        spec = _NS_COMMANDS.get(name)
+        if spec is None:
             return False
-        first, last = span
-        return self.version >= first and (last is None or self.version <= last)
+        return self.version >= spec.first and (spec.last is None or self.version <= spec.last)
 
-    def closes_on(self, name: str) -> bool:
+    def answer_when_absent(self, name: str) -> object:
         """
-        Whether the original service dropped a client sending C{name} in this
-        dialect (a command this dialect retired).
+        How this dialect answers C{name} when it does not have it:
+        L{UNKNOWN} (200), L{CLOSE}, or an error number.
         """
-        span = _NS_COMMANDS.get(name)
-        return span is not None and name in _CLOSE_WHEN_RETIRED and span[1] is not None and self.version > span[1]
+        spec = _NS_COMMANDS.get(name)
+        if spec is None:
+            return UNKNOWN
+        if self.version < spec.first:
+            return spec.before
+        if spec.last is not None and self.version > spec.last:
+            return spec.after
+        return UNKNOWN
 
     # Login
 
@@ -167,6 +225,20 @@ class Dialect:
         UUX/UBX personal message and current media (MSNP11+).
         """
         return self.version >= 11
+
+    @property
+    def has_pending_list(self) -> bool:
+        """
+        PL, the list of users who added this one and were not yet answered
+        (MSNP10+).  Nobody is ever put on it here (see msnp8-12.md).
+        """
+        return self.version >= 10
+
+    def config_file(self, trid: int, filename: str, payload: bytes) -> bytes:
+        """
+        The answer to C{GCF t filename}: the file as the payload.
+        """
+        return wire.format_payload("GCF", trid, (filename,), payload)
 
     def versioned(self, version: int) -> tuple:
         """

@@ -110,6 +110,8 @@ class NotificationSession:
         self._open_challenge: Optional[str] = None
         self._challenge_timer = None
         self.personal_message = b""
+        # GCF is only answered once the lists were synchronised.
+        self.synced = False
 
     @property
     def logged_in(self) -> bool:
@@ -127,15 +129,18 @@ class NotificationSession:
         if self.dialect is None:
             if name == "VER":
                 return self.do_VER(command)
-            if name in dialects._NS_COMMANDS:
+            if dialects.is_ns_command(name):
                 raise CloseConnection(f"{name} before VER")
             raise CommandError(errors.SYNTAX_ERROR)
         if name == "MSG":
             raise CloseConnection("MSG sent to the notification server")
         if not self.dialect.has_command(name) or name == "CHL":
-            if self.dialect.closes_on(name):
+            answer = self.dialect.answer_when_absent(name)
+            if answer == dialects.CLOSE:
                 raise CloseConnection(f"{name} is not part of {self.dialect.name}")
-            raise CommandError(errors.SYNTAX_ERROR)
+            if answer == dialects.UNKNOWN:
+                raise CommandError(errors.SYNTAX_ERROR)
+            raise CommandError(answer, f"{name} is not part of {self.dialect.name}")
         if name not in _BEFORE_LOGIN and not self.logged_in:
             raise CommandError(errors.NOT_LOGGED_IN)
         handler = getattr(self, "do_" + name, None)
@@ -333,6 +338,7 @@ class NotificationSession:
         if len(command.args) < 1 or not command.args[0].isdigit():
             raise CommandError(errors.INVALID_PARAMETER)
         user = self.user
+        self.synced = True
         if int(command.args[0]) == user.version:
             self.send(self.dialect.sync_current(command.trid, user.version))
             return None
@@ -361,6 +367,8 @@ class NotificationSession:
     def _list_argument(self, token: str) -> str:
         if token == "RL":
             raise CloseConnection("client tried to edit its reverse list")
+        if token == "PL" and self.dialect.has_pending_list:
+            raise CloseConnection("client tried to add to its pending list")
         if token not in EDITABLE_LISTS:
             raise CommandError(errors.INVALID_PARAMETER, "no such list")
         return token
@@ -574,6 +582,8 @@ class NotificationSession:
         C{REM t FL contact-id {group}} or C{REM t AL|BL handle}.
         """
         args = command.args
+        if args[0] == "PL":
+            return self._remove_pending(command)
         lst = self._list_argument(args[0])
         user = self.user
         if lst == "FL":
@@ -611,6 +621,15 @@ class NotificationSession:
                 self._privacy_changed(seen_before)
 
         return d.addCallbacks(removed, self._store_refused)
+
+    def _remove_pending(self, command):
+        """
+        C{REM t PL handle}: nobody is ever put on the pending list (the
+        reverse-list notice is sent as it happens), so no handle is on it.
+        """
+        if len(command.args) != 2 or not wire.is_valid_handle(command.args[1]):
+            raise CommandError(errors.INVALID_PARAMETER)
+        raise CommandError(errors.NOT_ON_LIST)
 
     def do_SBP(self, command):
         """
@@ -1051,6 +1070,56 @@ class NotificationSession:
         self.accepts_invitations = command.args[0] == "ON"
         self.send(wire.format_line("IMS", command.trid, 0, command.args[0]))
 
+    def do_SDC(self, command):
+        """
+        C{SDC t target lcid library client-id X X name length} + text: an
+        invitation e-mail.  As with SND, there is no mail relay to send it.
+        """
+        if len(command.args) != dialects.SDC_PARAMETERS:
+            raise CommandError(errors.GENERIC_FAILURE, "malformed SDC", close=True)
+        raise CommandError(errors.COMMAND_DISABLED)
+
+    def do_PAG(self, command):
+        """
+        C{PAG t handle length} + page (MSNP5-8): a text to a contact's
+        mobile device.  There is no mobile gateway, so nobody accepts pages.
+        """
+        if len(command.args) != 1:
+            raise CommandError(errors.INVALID_PARAMETER)
+        return self._page(command.args[0])
+
+    def do_PGD(self, command):
+        """
+        C{PGD t handle device length} + page (MSNP9+): as PAG, to a mobile
+        device (1) or a Web Watch (2).
+        """
+        if len(command.args) != 2:
+            raise CommandError(errors.INVALID_PARAMETER)
+        handle, device = command.args
+        if not device.isdigit():
+            raise CloseConnection("PGD device type is not a number")
+        if device not in dialects.PAGE_DEVICES:
+            raise CommandError(errors.INVALID_PARAMETER)
+        return self._page(handle)
+
+    def _page(self, handle: str):
+        if not wire.is_valid_handle(handle):
+            raise CommandError(errors.INVALID_PARAMETER)
+        raise CommandError(errors.NOT_ACCEPTING_PAGES)
+
+    def do_GCF(self, command):
+        """
+        C{GCF t Shields.xml} (MSNP11-12) → the shields configuration, once
+        the client has sent SYN.
+        """
+        if len(command.args) != 1:
+            raise CommandError(errors.INVALID_PARAMETER)
+        if not self.synced:
+            raise CommandError(errors.NOT_EXPECTED, "GCF before SYN")
+        if command.args[0] != dialects.SHIELDS_FILE:
+            raise CommandError(errors.INVALID_PARAMETER)
+        self.send(self.dialect.config_file(command.trid, dialects.SHIELDS_FILE, dialects.SHIELDS_CONFIG))
+
     # Switchboard
 
     def do_XFR(self, command):
@@ -1088,7 +1157,7 @@ class NotificationSession:
 
 class NotificationProtocol(CommandProtocol):
     role = "notification"
-    payload_commands = frozenset({"QRY", "UUX", "PAG", "MSG"})
+    payload_commands = dialects.NS_PAYLOAD_COMMANDS
 
 
 class NotificationServer(Factory):
