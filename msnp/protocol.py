@@ -200,7 +200,14 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         # it after every write costs more than the write itself.
         if self.outbound_limit:
             self._send_queue = send_queue_of(self.transport)
-        if self.write_through and isinstance(self.transport, tcp.Connection) and not self.transport.TLS:
+        if (
+            self.write_through
+            and isinstance(self.transport, tcp.Connection)
+            and not self.transport.TLS
+            and send_queue_of(self.transport) is self.transport
+        ):
+            # Only where Twisted's queue is the one send() knows how to
+            # read; any other transport takes the ordinary write path.
             self._direct_socket = self.transport.socket
         # Replies and notifications are small lines: without this, Nagle
         # holds each one back until the client's delayed ACK (~40 ms).
