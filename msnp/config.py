@@ -37,6 +37,11 @@ class ServerConfig:
     sb_idle_timeout: float = 300.0
     max_sb_payload: int = wire.MAX_SB_PAYLOAD
     max_sb_participants: int = 50
+    # MSG has its own allowance, never below the command limit: a lively
+    # conversation with typing notices and MSNP9+ data messages sends far
+    # more than the 20 commands a second a notification client needs.
+    sb_message_rate: float = 100.0  # MSG per second, sustained
+    sb_message_burst: int = 500  # MSG accepted at once before the rate applies
     # hardening (see protocol-notes/hardening.md)
     max_connections_per_address: int = 50
     command_rate: float = 20.0  # commands per second, sustained

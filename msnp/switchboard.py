@@ -437,8 +437,8 @@ class SwitchboardProtocol(CommandProtocol):
         self.callLater = factory.clock.callLater
         self._seconds = factory.clock.seconds
         self._messages = TokenBucket(
-            max(factory.message_rate, config.command_rate),
-            max(factory.message_burst, config.command_burst),
+            max(config.sb_message_rate, config.command_rate),
+            max(config.sb_message_burst, config.command_burst),
             factory.clock.seconds,
         )
         # A fixed deadline, not an idle timer: talking without logging in
@@ -579,18 +579,14 @@ class SwitchboardServer(Factory):
     """
     Everything switchboard sessions share.  C{call_burst} invitations may
     be sent at once by one connection, then C{call_rate} per second; more
-    is answered with 713; C{MSG} likewise with C{message_burst} and
-    C{message_rate} (see protocol-notes/switchboard.md).
+    is answered with 713; C{MSG} likewise past the config's
+    C{sb_message_burst} and C{sb_message_rate} (see
+    protocol-notes/switchboard.md).
     """
 
     protocol = SwitchboardProtocol
     call_burst = 10
     call_rate = 1.0
-    # MSG has its own allowance, never below the command limit: a lively
-    # conversation with typing notices and MSNP9+ data messages sends far
-    # more than the 20 commands a second a notification client needs.
-    message_burst = 500
-    message_rate = 100.0
 
     def __init__(self, config, directory, clock=None):
         if clock is None:

@@ -81,6 +81,8 @@ class Options(usage.Options):
         ("dispatch-lease", "dispatch_lease", float, "Seconds a silent dispatch connection is kept."),
         ("max-sb-participants", "max_sb_participants", int, "Participants in one switchboard session."),
         ("max-sb-payload", "max_sb_payload", int, "Largest switchboard MSG payload in bytes."),
+        ("sb-message-rate", "sb_message_rate", float, "Switchboard MSG per second a participant may send, sustained (never below --command-rate)."),
+        ("sb-message-burst", "sb_message_burst", int, "Switchboard MSG a participant may send at once before that rate applies."),
         ("challenge-lifetime", "challenge_lifetime", float, "Seconds the challenge of an MD5 login (USR MD5 S) may be answered."),
         ("login-failures-per-account", "login_failures_per_account", int, "Failed logins of one account answered without delay."),
         ("login-failures-per-address", "login_failures_per_address", int, "Failed logins from one address answered without delay."),

@@ -35,14 +35,14 @@ def test_operator_options_reach_the_config():
         "--passport", "ssl:2443:privateKey=key.pem:certKey=cert.pem",
         "--cookie-lifetime", "30", "--sb-auth-timeout", "7.5", "--sb-idle-timeout", "90",
         "--ticket-lifetime", "45", "--challenge-deadline", "20", "--challenge-lifetime", "40",
-        "--max-sb-payload", "4096", "--login-failures-per-account", "2", "--login-failures-per-address", "6",
+        "--max-sb-payload", "4096", "--sb-message-rate", "250", "--sb-message-burst", "1000", "--login-failures-per-account", "2", "--login-failures-per-address", "6",
         "--login-failure-window", "120", "--shutdown-grace", "1.5", "--no-md5",
     )
     assert config.public_host == "chat.example.net"
     assert (config.dispatch_port, config.notification_port, config.switchboard_port, config.passport_port) == (2863, 2864, 2865, 2443)
     assert (config.cookie_lifetime, config.sb_auth_timeout, config.sb_idle_timeout) == (30.0, 7.5, 90.0)
     assert (config.passport_ticket_lifetime, config.challenge_deadline, config.challenge_lifetime) == (45.0, 20.0, 40.0)
-    assert config.max_sb_payload == 4096
+    assert (config.max_sb_payload, config.sb_message_rate, config.sb_message_burst) == (4096, 250.0, 1000)
     assert (config.login_failures_per_account, config.login_failures_per_address, config.login_failure_window) == (2, 6, 120.0)
     assert config.shutdown_grace == 1.5
     assert not config.md5_login and config.supported_dialects == tuple(range(8, 13))

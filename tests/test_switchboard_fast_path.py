@@ -114,11 +114,9 @@ class GeneralOnlyProtocol(SwitchboardProtocol):
 
 
 def conversation(general_only: bool, version: int, message_burst: int):
-    harness = Harness(command_burst=message_burst, command_rate=1.0)
+    harness = Harness(command_burst=message_burst, command_rate=1.0, sb_message_burst=message_burst, sb_message_rate=1.0)
     if general_only:
         harness.server.protocol = GeneralOnlyProtocol
-    harness.server.message_burst = message_burst
-    harness.server.message_rate = 1.0
     alice, alice_transport = harness.open(version=version)
     bob, bob_transport = harness.join(session_id_of(alice), version=version)
     alice_transport.clear()
