@@ -163,6 +163,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         self._backlog_check = None
         self._send_queue = None
         self._direct_socket = None
+        self._close_reason = ""
         self.peer = "?"
         self.address = "?"
 
@@ -234,7 +235,11 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         if self.session is not None:
             session, self.session = self.session, None
             session.connection_lost()
-        self.log.info("{role} connection from {peer} closed", role=self.role, peer=self.peer)
+        if self._close_reason:
+            # One line per close: why the server ended it, if it did.
+            self.log.info("{role} connection from {peer} closed: {reason}", role=self.role, peer=self.peer, reason=self._close_reason)
+        else:
+            self.log.info("{role} connection from {peer} closed", role=self.role, peer=self.peer)
         waiters, self._close_waiters = self._close_waiters, []
         for waiter in waiters:
             waiter.callback(None)
@@ -282,7 +287,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
     def _drop_slow_reader(self) -> None:
         # The client stopped reading: drop it and what is queued for it
         # rather than hold ever more memory.
-        self.log.info("{role} dropping {peer}: not reading what is sent", role=self.role, peer=self.peer)
+        self._close_reason = "not reading what is sent"
         self._closed = True
         self.transport.abortConnection()
 
@@ -303,8 +308,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         """
         if not self._closed:
             self._closed = True
-            if reason:
-                self.log.info("{role} closing {peer}: {reason}", role=self.role, peer=self.peer, reason=reason)
+            self._close_reason = reason
             self.transport.loseConnection()
 
     def timeoutConnection(self) -> None:
@@ -387,7 +391,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         # LineReceiver has already emptied its buffer; stop reading at once
         # rather than wait for the rest of a line that may never end.
         self._buffer = b""
-        self.log.info("{role} closing {peer}: line longer than {limit} bytes", role=self.role, peer=self.peer, limit=self.MAX_LENGTH)
+        self._close_reason = f"line longer than {self.MAX_LENGTH} bytes"
         self._closed = True
         self.transport.abortConnection()
 

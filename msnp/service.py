@@ -109,6 +109,9 @@ class MessengerService(MultiService):
                 setattr(self.config, port_setting, number)
             log.info("{role} listening on {description}", role=role, description=description)
 
+        # The "listening on" line says it; Twisted's own start/stop lines
+        # would only add object addresses.
+        factory.noisy = False
         service = ListeningService(self.reactor, description, factory, listening)
         service.setServiceParent(self)
         self.listeners[role] = service

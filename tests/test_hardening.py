@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 
 from msnclient import connect, login
 
@@ -137,7 +137,7 @@ def test_endless_line_is_cut_off(server, role, log_events):
         yield pause(0.001)
     yield client.expect_close()
     assert sent < 64 * 1024 * 1024
-    assert any("line longer than" in (e.get("log_format") or "") for e in log_events)
+    assert any("closed: line longer than" in formatEvent(e) for e in log_events)
     yield still_answers(port)
     assert_no_failure(log_events)
 
@@ -157,7 +157,7 @@ def test_bad_payload_length_closes(server, length, log_events):
     yield client.expect_close()
     yield still_answers(server.notification_port)
     assert_no_failure(log_events)
-    closing = [e for e in log_events if "closing" in (e.get("log_format") or "")]
+    closing = [e for e in log_events if "closed:" in formatEvent(e)]
     assert len(closing) == 1 and closing[0]["reason"] in ("bad payload length", "payload too long"), closing
 
 
