@@ -419,7 +419,6 @@ class SwitchboardProtocol(CommandProtocol):
 
     role = "switchboard"
     payload_commands = frozenset({"MSG"})
-    write_through = True
 
     _login_deadline = None
     _idle_call = None
