@@ -66,36 +66,10 @@ def make_certificate(directory: Path) -> tuple[str, str]:
     A throwaway self-signed certificate for 127.0.0.1 in C{directory};
     returns the key and certificate paths.
     """
-    import datetime
-    import ipaddress
+    from msnp.devcert import write_self_signed
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_path = directory / "passport-key.pem"
-    certificate_path = directory / "passport-cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return str(key_path), str(certificate_path)
+    key_path, certificate_path, _ = write_self_signed(directory, key_name="passport-key.pem", cert_name="passport-cert.pem")
+    return key_path, certificate_path
 
 
 def free_port(host: str = "127.0.0.1") -> int:

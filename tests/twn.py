@@ -6,17 +6,11 @@ that certificate, and the whole TWN login of a scripted client.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import re
 from urllib.parse import quote
 
 import pytest
 import pytest_twisted
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Protocol
@@ -28,37 +22,8 @@ from twisted.web.http_headers import Headers
 from conftest import ACCOUNTS, ENDPOINTS, RunningServer
 from msnclient import connect
 from msnp.config import ServerConfig
+from msnp.devcert import write_self_signed
 from msnp.service import MessengerService
-
-
-def make_certificate(directory) -> tuple[str, str, bytes]:
-    """
-    A self-signed certificate for 127.0.0.1; returns the key and
-    certificate paths and the certificate in PEM.
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_path = directory / "key.pem"
-    cert_path = directory / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    cert_path.write_bytes(cert_pem)
-    return str(key_path), str(cert_path), cert_pem
 
 
 class PassportServer(RunningServer):
@@ -81,7 +46,7 @@ class PassportServer(RunningServer):
 
 @defer.inlineCallbacks
 def start_passport_server(tmp_path, config: ServerConfig = None):
-    key_path, cert_path, cert_pem = make_certificate(tmp_path)
+    key_path, cert_path, cert_pem = write_self_signed(tmp_path)
     endpoints = dict(ENDPOINTS)
     endpoints["passport"] = f"ssl:0:interface=127.0.0.1:privateKey={key_path}:certKey={cert_path}"
     service = MessengerService(config or ServerConfig(), str(tmp_path / "msnp.sqlite"), endpoints, reactor)
