@@ -52,11 +52,15 @@ class ServerConfig:
     notification_lease: float = 20 * 60.0  # seconds of silence before a connection is dropped
     dispatch_lease: float = 60.0
     challenge_lifetime: float = 300.0  # seconds an MD5 challenge may be answered
-    login_failures_per_account: int = 3  # answered without delay
-    login_failures_per_address: int = 10
+    # Failed logins answered without delay: a few typos, or several
+    # clients of one person still holding an old password, go unslowed.
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
     login_failure_window: float = 15 * 60.0
     login_delay_base: float = 1.0  # doubles with every further failure
-    login_delay_max: float = 30.0
+    # Kept under the time clients and scripts wait for an answer, so a
+    # refused login is still answered 911 rather than timing out.
+    login_delay_max: float = 10.0
     shutdown_grace: float = 5.0  # seconds to wait for clients to close on shutdown
 
     @property

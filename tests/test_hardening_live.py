@@ -186,8 +186,9 @@ def test_repeated_failed_logins_are_slowed_alike_for_unknown_accounts(server):
     """
     clock = use_clock(server)
     port = server.notification_port
+    free = server.service.config.login_failures_per_account
     for handle in ("alice@example.com", "nobody@example.com"):
-        for _ in range(3):
+        for _ in range(free):
             client = yield attempt_login(port, handle, "wrong")
             yield client.expect_line("911 3")
             yield client.expect_close()
