@@ -43,7 +43,10 @@ class ServerConfig:
     sb_message_rate: float = 100.0  # MSG per second, sustained
     sb_message_burst: int = 500  # MSG accepted at once before the rate applies
     # hardening (see protocol-notes/hardening.md)
-    max_connections_per_address: int = 50
+    # Households, campuses and carrier NAT put many users behind one
+    # address; the limit is there so that one address cannot take every
+    # file descriptor, not to count people.
+    max_connections_per_address: int = 256
     command_rate: float = 20.0  # commands per second, sustained
     command_burst: int = 200  # commands accepted at once before the rate applies
     flood_strikes: int = 20  # refused commands in a row before the connection is closed
