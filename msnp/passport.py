@@ -77,8 +77,46 @@ class ExactCaseHTTPChannel(http.HTTPChannel):
         self.transport.writeSequence(lines)
 
 
+_TOO_LARGE = b"HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class BoundedRequest(server.Request):
+    """
+    A request whose body may not pass L{RST_MAX_BODY} bytes: past it the
+    client gets 413 and is disconnected, before the body is stored.
+    """
+
+    _refused = False
+
+    def gotLength(self, length):
+        if length is not None and length > RST_MAX_BODY:
+            self._refuse_body()
+        super().gotLength(None if self._refused else length)
+
+    def handleContentChunk(self, data):
+        if self._refused:
+            return
+        if self.content.tell() + len(data) > RST_MAX_BODY:
+            self._refuse_body()
+            return
+        super().handleContentChunk(data)
+
+    def _refuse_body(self) -> None:
+        if not self._refused:
+            self._refused = True
+            log.info("passport request refused: body over {limit} bytes", limit=RST_MAX_BODY)
+            self.channel.transport.write(_TOO_LARGE)
+            # The channel's own close: it lets go of the transport first.
+            self.channel.loseConnection()
+
+    def requestReceived(self, command, path, version):
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+
 class PassportSite(server.Site):
     protocol = ExactCaseHTTPChannel
+    requestFactory = BoundedRequest
 
     def log(self, request):
         # The access log would carry the Authorization header's neighbours

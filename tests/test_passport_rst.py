@@ -12,7 +12,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.client import FileBodyProducer
 from twisted.web.http_headers import Headers
@@ -205,10 +207,9 @@ EXTERNAL = b'<?xml version="1.0"?><!DOCTYPE Envelope SYSTEM "http://127.0.0.1:9/
         rst_envelope("alice@example.com", "pw-alice").replace(b"<wsse:Password>pw-alice</wsse:Password>", b""),
         rst_envelope("alice@example.com", "pw-alice", ()),
         rst_envelope("alice@example.com", "pw-alice", [("messenger.msn.com", "?id=507")] * 17),
-        rst_envelope("alice@example.com", "pw-alice") + b" " * passport.RST_MAX_BODY,
     ],
     ids=["empty", "text", "unclosed", "bad-encoding", "entity-bomb", "external-dtd", "undefined-entity",
-         "not-envelope", "no-password", "no-token", "too-many-tokens", "too-large"],
+         "not-envelope", "no-password", "no-token", "too-many-tokens"],
 )
 @pytest_twisted.inlineCallbacks
 def test_malformed_envelope_gets_400_and_a_client_fault(pp_server, body):
@@ -220,6 +221,30 @@ def test_malformed_envelope_gets_400_and_a_client_fault(pp_server, body):
     response, data = yield rst_post(pp_server, body)
     assert response.code == 400
     assert ET.fromstring(data).find(f"{SOAP}Fault/faultcode").text == "S:Client"
+    assert len(pp_server.service.tickets) == 0
+
+
+@pytest.mark.parametrize("framing", ["declared", "chunked"])
+@pytest_twisted.inlineCallbacks
+def test_body_over_the_limit_gets_413_and_a_close(pp_server, framing):
+    """
+    A body longer than the Passport site takes, whether its Content-Length
+    says so at once or chunks keep coming, is answered 413 and the
+    connection is closed; nothing of it is parsed or stored.
+    """
+    envelope = rst_envelope("alice@example.com", "pw-alice")
+    head = b"POST /RST.srf HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if framing == "declared":
+        request = head + b"Content-Length: %d\r\n\r\n" % (100 * 1024 * 1024) + envelope
+    else:
+        chunk = b"x" * 8192
+        request = head + b"Transfer-Encoding: chunked\r\n\r\n" + (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 10
+    options = optionsForClientTLS("127.0.0.1", trustRoot=Certificate.loadPEM(pp_server.cert_pem))
+    endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", pp_server.passport_port))
+    client = yield connectProtocol(endpoint, twn.RawTLSClient())
+    client.transport.write(request)
+    data = yield client.done
+    assert data.startswith(b"HTTP/1.1 413 "), data[:200]
     assert len(pp_server.service.tickets) == 0
 
 
