@@ -1061,6 +1061,10 @@ class NotificationSession:
         raise CommandError(errors.COMMAND_DISABLED)
 
     def do_SND(self, command):
+        # The target is an e-mail address or an FND result's index.
+        args = command.args
+        if not args or len(args) > 4 or not ("@" in args[0] or args[0].isdigit()):
+            raise CommandError(errors.GENERIC_FAILURE)
         # Invitations by e-mail need a mail relay this server does not have.
         raise CommandError(errors.COMMAND_DISABLED)
 

@@ -67,11 +67,18 @@ def test_fnd_is_disabled(server, dialect):
 def test_snd_is_disabled_and_retired(server):
     """
     SND (invite a non-user by e-mail, MSNP2-4) is 502: there is no mail
-    relay.  From MSNP5 on the command does not exist (200).
+    relay; without a target that is an address or an FND index it is 503.
+    From MSNP5 on the command does not exist (200).
     """
     alice = yield sign_in(server, ALICE, "MSNP2")
     alice.send("SND 5 friend@example.net")
     yield alice.expect_line("502 5")
+    alice.send("SND 6")
+    yield alice.expect_line("503 6")
+    alice.send("SND 7 friend")
+    yield alice.expect_line("503 7")
+    alice.send("SND 8 2")
+    yield alice.expect_line("502 8")
     yield sign_out(alice)
     alice = yield sign_in(server, ALICE, "MSNP5")
     alice.send("SND 6 friend@example.net 0x0409 MSMSGS")
