@@ -67,7 +67,6 @@ _NS_COMMANDS: dict[str, NSCommand] = {
     # wants PGD t handle device length instead.
     "PAG": NSCommand(5, 8, payload=True, after=errors.NOT_EXPECTED),
     "PGD": NSCommand(9, payload=True),
-    "CHL": NSCommand(6),
     "QRY": NSCommand(6, payload=True),
     "LSG": NSCommand(7, 8, after=CLOSE),
     "ADG": NSCommand(7),

@@ -134,7 +134,7 @@ class NotificationSession:
             raise CommandError(errors.SYNTAX_ERROR)
         if name == "MSG":
             raise CloseConnection("MSG sent to the notification server")
-        if not self.dialect.has_command(name) or name == "CHL":
+        if not self.dialect.has_command(name):
             answer = self.dialect.answer_when_absent(name)
             if answer == dialects.CLOSE:
                 raise CloseConnection(f"{name} is not part of {self.dialect.name}")
