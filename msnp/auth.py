@@ -12,7 +12,7 @@ import secrets
 from typing import Optional
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials, IUsernamePassword
+from twisted.cred.credentials import ICredentials, IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred, fail, succeed
@@ -97,12 +97,23 @@ class LoginThrottle:
         return min(config.login_delay_max, config.login_delay_base * 2 ** (excess - 1))
 
 
+class AddressedUsernamePassword(UsernamePassword):
+    """
+    A name and password with the address they came from, so that failures
+    count against that address too.
+    """
+
+    def __init__(self, username: bytes, password: bytes, address: Optional[str] = None):
+        super().__init__(username, password)
+        self.address = address
+
+
 @implementer(ICredentialsChecker)
 class ThrottledChecker:
     """
-    Another checker whose refusals for an account are answered after that
-    account's L{LoginThrottle} delay: the Passport login, where passwords
-    are guessed over HTTPS, is slowed like the MD5 one.
+    Another checker whose refusals are answered after the account's and the
+    source address's L{LoginThrottle} delay: the Passport login, where
+    passwords are guessed over HTTPS, is slowed like the MD5 one.
     """
 
     def __init__(self, checker, throttle: LoginThrottle, clock):
@@ -119,7 +130,7 @@ class ThrottledChecker:
             username = credentials.username
             if isinstance(username, bytes):
                 username = username.decode("utf-8", "replace")
-            delay = self._throttle.record_failure(canonical_handle(username), None)
+            delay = self._throttle.record_failure(canonical_handle(username), getattr(credentials, "address", None))
             if not delay:
                 return failure
             return deferLater(self._clock, delay, lambda: failure)

@@ -38,13 +38,13 @@ from xml.etree.ElementTree import TreeBuilder
 from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
-from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from msnp import wire
+from msnp.auth import AddressedUsernamePassword
 
 log = Logger()
 
@@ -189,17 +189,18 @@ class NexusResource(resource.Resource):
         return b""
 
 
-def sign_in(checker, handle: str, password: Optional[str]) -> Deferred:
+def sign_in(checker, handle: str, password: Optional[str], address: Optional[str] = None) -> Deferred:
     """
     Checks a sign-in name and password through C{checker} (which applies
     the account's growing delay to refusals).  Fires with the account's
     handle, or None when refused: a malformed name, a wrong password and an
-    unknown account are not told apart.  Both Passport logins use this.
+    unknown account are not told apart.  Both Passport logins use this;
+    C{address}, the client's, counts refusals per source as well.
     """
     if not wire.is_valid_handle(handle) or password is None:
         log.info("passport login refused for {handle}: malformed request", handle=handle[:100] or "?")
         return succeed(None)
-    d = checker.requestAvatarId(UsernamePassword(handle.encode("utf-8"), password.encode("utf-8")))
+    d = checker.requestAvatarId(AddressedUsernamePassword(handle.encode("utf-8"), password.encode("utf-8"), address))
 
     def refused(failure):
         if not failure.check(UnauthorizedLogin):
@@ -238,7 +239,7 @@ class LoginResource(resource.Resource):
                 request.setResponseCode(http.OK)
             _finish(request)
 
-        sign_in(self._checker, fields.get("sign-in", ""), fields.get("pwd")).addCallback(answer)
+        sign_in(self._checker, fields.get("sign-in", ""), fields.get("pwd"), _client_address(request)).addCallback(answer)
         return server.NOT_DONE_YET
 
 
@@ -485,7 +486,7 @@ class RSTResource(resource.Resource):
             request.write(body)
             _finish(request)
 
-        sign_in(self._checker, handle, password).addCallback(answer)
+        sign_in(self._checker, handle, password, _client_address(request)).addCallback(answer)
         return server.NOT_DONE_YET
 
     def render_GET(self, request):
@@ -507,6 +508,10 @@ class RSTResource(resource.Resource):
                 value = f"t={secrets.token_urlsafe(24)}&p={secrets.token_urlsafe(24)}"
             tokens.append((address, value))
         return rst_success(handle, tokens, self._now(), self._config.passport_ticket_lifetime)
+
+
+def _client_address(request) -> Optional[str]:
+    return getattr(request.getClientAddress(), "host", None)
 
 
 def _finish(request) -> None:

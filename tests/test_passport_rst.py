@@ -184,6 +184,21 @@ def test_rst_failures_count_toward_the_account_delay(pp_server):
     assert pp_server.service.notification.login_throttle.record_failure("bob@example.com", None) > 0
 
 
+@pytest.mark.parametrize("server_config", [ServerConfig(login_failures_per_address=3)])
+@pytest_twisted.inlineCallbacks
+def test_https_failures_count_toward_the_address_delay(pp_server):
+    """
+    Wrong passwords over HTTPS for different accounts from one address are
+    that address's failed logins, at RST.srf and login2.srf alike.
+    """
+    for handle in ("bob@example.com", "carol@example.com"):
+        response, data = yield rst_post(pp_server, rst_envelope(handle, "wrong"))
+        assert response.code == 200 and b"wsse:FailedAuthentication" in data
+    response, ticket = yield twn.passport_login(pp_server, "nobody@example.com", "wrong")
+    assert response.code == 401 and ticket is None
+    assert pp_server.service.notification.login_throttle.record_failure("someone@example.com", "127.0.0.1") > 0
+
+
 BOMB = (
     b'<?xml version="1.0"?><!DOCTYPE Envelope [<!ENTITY a "aaaaaaaaaa">'
     b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
