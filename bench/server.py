@@ -161,6 +161,7 @@ class ServerProcess:
         keep_dir: bool = False,
         options: Optional[dict] = None,
         passport: bool = False,
+        logger: Optional[str] = None,
     ):
         self.accounts = accounts
         self.contacts = contacts
@@ -171,6 +172,9 @@ class ServerProcess:
         self.directory = Path(tempfile.mkdtemp(prefix="msnp-bench-"))
         self.db_path = str(self.directory / "msnp.sqlite")
         self.log_path = self.directory / "twistd.log"
+        # A twistd --logger observer factory writing to standard output
+        # (e.g. msnp.logs.observer); None keeps twistd's own file observer.
+        self.logger = logger
         roles = ("dispatch", "notification", "switchboard") + (("passport",) if passport else ())
         self.ports = {role: free_port() for role in roles}
         # The throwaway certificate the Passport endpoint serves, for the
@@ -212,7 +216,7 @@ class ServerProcess:
             twistd if os.path.exists(twistd) else shutil.which("twistd") or "twistd",
             "-n",
             "--pidfile=",
-            f"--logfile={self.log_path}",
+            *([f"--logger={self.logger}"] if self.logger else [f"--logfile={self.log_path}"]),
             "msnp",
             "--dispatch",
             self._endpoint("dispatch"),
@@ -234,7 +238,7 @@ class ServerProcess:
             command,
             cwd=self.directory,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=open(self.log_path, "wb") if self.logger else subprocess.DEVNULL,
             stderr=open(self.directory / "stderr.log", "wb"),
             preexec_fn=raise_nofile_limit,
             start_new_session=True,

@@ -1,0 +1,92 @@
+"""
+msnp.logs: the lean observer writes twistd's line shape, tracebacks
+included, and formats the time once per second.
+"""
+
+import io
+import os
+import subprocess
+import sys
+import time
+
+from twisted.logger import LogLevel
+from twisted.python.failure import Failure
+
+from msnp.logs import TextLineObserver
+
+BIN = os.path.dirname(sys.executable)
+
+
+def event(when: float, **fields) -> dict:
+    base = {"log_time": when, "log_level": LogLevel.info, "log_namespace": "msnp.notification"}
+    base.update(fields)
+    return base
+
+
+def test_lines_have_twistds_shape():
+    stream = io.StringIO()
+    observe = TextLineObserver(stream)
+    when = 1_800_000_000.25
+    observe(event(when, log_format="{handle} logged in with {dialect}", handle="alice@example.com", dialect="MSNP7"))
+    observe(event(when + 0.5, log_format="{role} connection from {peer}", role="dispatch", peer="127.0.0.1:5000", log_system="-"))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(when))
+    assert stream.getvalue().splitlines() == [
+        f"{stamp} [msnp.notification#info] alice@example.com logged in with MSNP7",
+        f"{stamp} [-] dispatch connection from 127.0.0.1:5000",
+    ]
+
+
+def test_the_timestamp_follows_the_clock_across_seconds():
+    stream = io.StringIO()
+    observe = TextLineObserver(stream)
+    for when in (1_800_000_000.9, 1_800_000_001.1, 1_800_000_000.5):
+        observe(event(when, log_format="tick"))
+    stamps = [line.split(" ")[0] for line in stream.getvalue().splitlines()]
+    assert stamps == [time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t)) for t in (1_800_000_000, 1_800_000_001, 1_800_000_000)]
+
+
+def test_a_failure_carries_its_traceback_on_indented_lines():
+    stream = io.StringIO()
+    observe = TextLineObserver(stream)
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        failure = Failure()
+    observe(event(1_800_000_000.0, log_format="notification failed on {command}", command="ADD", log_failure=failure, log_level=LogLevel.critical))
+    first, *rest = stream.getvalue().splitlines()
+    assert first.endswith("[msnp.notification#critical] notification failed on ADD")
+    assert rest and all(line.startswith("\t") for line in rest)
+    assert any("ZeroDivisionError" in line for line in rest)
+
+
+def test_twistd_logs_through_it(tmp_path):
+    """
+    twistd --logger msnp.logs.observer -n msnp writes its lines, in this
+    shape, to standard output.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    process = subprocess.Popen(
+        [
+            os.path.join(BIN, "twistd"), "--logger", "msnp.logs.observer", "-n", "--pidfile=", "msnp",
+            "--db", str(tmp_path / "msnp.sqlite"),
+            "--dispatch", "tcp:0:interface=127.0.0.1", "--notification", "tcp:0:interface=127.0.0.1",
+            "--switchboard", "tcp:0:interface=127.0.0.1",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path),
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "switchboard listening on" in line:
+                break
+    finally:
+        process.terminate()
+        rest, errors = process.communicate(timeout=30)
+    assert any("[msnp.service#info] switchboard listening on tcp:0" in line for line in lines), lines + [errors]
+    assert "msnp stopped" in rest
+    assert process.returncode == 0
