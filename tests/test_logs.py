@@ -5,6 +5,7 @@ included, and formats the time once per second.
 
 import io
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -65,11 +66,14 @@ def test_twistd_logs_through_it(tmp_path):
     shape, to standard output.
     """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dispatch_port = probe.getsockname()[1]
     process = subprocess.Popen(
         [
             os.path.join(BIN, "twistd"), "--logger", "msnp.logs.observer", "-n", "--pidfile=", "msnp",
             "--db", str(tmp_path / "msnp.sqlite"),
-            "--dispatch", "tcp:0:interface=127.0.0.1", "--notification", "tcp:0:interface=127.0.0.1",
+            "--dispatch", f"tcp:{dispatch_port}:interface=127.0.0.1", "--notification", "tcp:0:interface=127.0.0.1",
             "--switchboard", "tcp:0:interface=127.0.0.1",
         ],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path),
@@ -84,6 +88,10 @@ def test_twistd_logs_through_it(tmp_path):
             lines.append(line)
             if "switchboard listening on" in line:
                 break
+        # An answer means the reactor runs and SIGTERM gets its orderly stop.
+        with socket.create_connection(("127.0.0.1", dispatch_port), timeout=30) as client:
+            client.sendall(b"VER 1 MSNP7\r\n")
+            assert client.recv(100) == b"VER 1 MSNP7\r\n"
     finally:
         process.terminate()
         rest, errors = process.communicate(timeout=30)
