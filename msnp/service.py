@@ -107,7 +107,11 @@ class MessengerService(MultiService):
             number = _port_of(port)
             if number is not None:
                 setattr(self.config, port_setting, number)
-            log.info("{role} listening on {description}", role=role, description=description)
+            if number is None:
+                log.info("{role} listening on {description}", role=role, description=description)
+            else:
+                # Port 0 in the description says nothing; name the one bound.
+                log.info("{role} listening on {description} (port {port})", role=role, description=description, port=number)
 
         # The "listening on" line says it; Twisted's own start/stop lines
         # would only add object addresses.
