@@ -203,6 +203,14 @@ class Dialect:
         return self.version >= 8
 
     @property
+    def chg_details(self) -> int:
+        """
+        Parameters CHG may carry after the state: none until MSNP7,
+        capabilities from MSNP8, an MSN object too from MSNP9.
+        """
+        return 0 if self.version < 8 else 1 if self.version == 8 else 2
+
+    @property
     def has_contact_ids(self) -> bool:
         """
         ADC, N=/F=/C= list lines, contacts and groups named by GUID and

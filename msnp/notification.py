@@ -454,6 +454,8 @@ class NotificationSession:
         if self.dialect.has_contact_ids:
             return self._remove_by_contact_id(command)
         lst = self._list_argument(args[0])
+        if not wire.is_valid_handle(args[1]):
+            raise CommandError(errors.INVALID_PARAMETER, "malformed handle")
         contact = canonical_handle(args[1])
         user = self.user
         if contact not in user.lists[lst]:
@@ -925,10 +927,10 @@ class NotificationSession:
         The client capabilities (MSNP8+) and URL-encoded MSN object (MSNP9+,
         only after capabilities) given with CHG.
         """
-        if not self.dialect.merges_lists or not extra:
-            return 0, ""
-        if len(extra) > 2 or (len(extra) == 2 and self.dialect.version < 9):
+        if len(extra) > self.dialect.chg_details:
             raise CommandError(errors.INVALID_PARAMETER, "too many CHG parameters")
+        if not extra:
+            return 0, ""
         try:
             caps = wire.parse_trid(extra[0])
         except ValueError:
