@@ -927,10 +927,13 @@ class NotificationSession:
         The client capabilities (MSNP8+) and URL-encoded MSN object (MSNP9+,
         only after capabilities) given with CHG.
         """
-        if len(extra) > self.dialect.chg_details:
-            raise CommandError(errors.INVALID_PARAMETER, "too many CHG parameters")
-        if not extra:
+        details = self.dialect.chg_details
+        if not details or not extra:
+            # Before MSNP8 anything after the state is ignored, not refused:
+            # a client that sent capabilities anyway would be left offline.
             return 0, ""
+        if len(extra) > details:
+            raise CommandError(errors.INVALID_PARAMETER, "too many CHG parameters")
         try:
             caps = wire.parse_trid(extra[0])
         except ValueError:

@@ -30,14 +30,14 @@ def test_rem_malformed_handle(server, dialect):
 
 @pytest.mark.parametrize("dialect", ["MSNP2", "MSNP5", "MSNP7"])
 @pytest_twisted.inlineCallbacks
-def test_chg_without_details_before_msnp8(server, dialect):
+def test_chg_details_before_msnp8_are_ignored(server, dialect):
     """
-    CHG carries only the state until MSNP7: capabilities (an MSNP8 field)
-    are 201 and change nothing, instead of being echoed back.
+    CHG carries only the state until MSNP7; a client that adds capabilities
+    anyway gets its line echoed and the state set, the extra ignored.
     """
     alice = yield sign_in(server, ALICE, dialect)
-    alice.send("CHG 5 NLN 0")
-    yield alice.expect_line("201 5")
+    alice.send("CHG 5 NLN 268435500")
+    yield alice.expect_line("CHG 5 NLN 268435500")
     alice.send("CHG 6 BSY")
     yield alice.expect_line("CHG 6 BSY")
     yield sign_out(alice)
