@@ -148,10 +148,6 @@ class Dialect:
     # Login
 
     @property
-    def uses_md5(self) -> bool:
-        return self.version <= 7
-
-    @property
     def security_packages(self) -> str:
         return "MD5"
 

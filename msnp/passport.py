@@ -48,9 +48,6 @@ from msnp.auth import AddressedUsernamePassword
 
 log = Logger()
 
-NEXUS_PATH = b"/rdr/pprdr.asp"
-LOGIN_PATH = b"/login2.srf"
-RST_PATH = b"/RST.srf"
 
 # Header names whose exact case the official client depends on.
 _EXACT_CASE = {name.lower(): name for name in (b"PassportURLs",)}

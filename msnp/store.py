@@ -25,7 +25,6 @@ from twisted.python.threadpool import ThreadPool
 
 LISTS = ("FL", "AL", "BL", "RL")
 DEFAULT_GROUP_NAME = "~"
-MAX_GROUPS = 30
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -108,7 +107,7 @@ def hash_password(password: str, salt: Optional[bytes] = None) -> str:
 
 def verify_password_hash(password: str, stored: str) -> bool:
     try:
-        scheme, salt_hex, digest_hex = stored.split("$")
+        scheme, salt_hex, _ = stored.split("$")
     except ValueError:
         return False
     if scheme != "scrypt":
