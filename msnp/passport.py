@@ -48,7 +48,6 @@ from msnp.auth import AddressedUsernamePassword
 
 log = Logger()
 
-
 # Header names whose exact case the official client depends on.
 _EXACT_CASE = {name.lower(): name for name in (b"PassportURLs",)}
 
