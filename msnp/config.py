@@ -82,8 +82,11 @@ class ServerConfig:
     def passport_login_address(self) -> str:
         """
         The Passport login as the nexus names it (no scheme, as the
-        original did).
+        original did).  Port 443 is left out: some clients (Twisted's)
+        take the whole text before the path as the host name.
         """
+        if self.passport_port == 443:
+            return f"{self.public_host}/login2.srf"
         return f"{self.public_host}:{self.passport_port}/login2.srf"
 
     @property
