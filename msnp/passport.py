@@ -233,6 +233,8 @@ class LoginResource(resource.Resource):
                 log.info("passport ticket issued to {handle}", handle=avatar_id)
                 request.setHeader(b"Authentication-Info", success_header(ticket).encode("ascii"))
                 request.setResponseCode(http.OK)
+            # An empty body said outright, as the nexus does, not chunked.
+            request.setHeader(b"Content-Length", b"0")
             _finish(request)
 
         sign_in(self._checker, fields.get("sign-in", ""), fields.get("pwd"), _client_address(request)).addCallback(answer)

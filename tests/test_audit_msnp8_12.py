@@ -2,8 +2,12 @@
 MSNP8-MSNP12 and Passport details that third-party clients depend on.
 """
 
+import pytest_twisted
+
+from conftest import ACCOUNTS
 from msnp import passport
 from msnp.config import ServerConfig
+from twn import passport_login, pp_server  # noqa: F401 (fixture)
 
 
 def test_nexus_login_address_on_port_443_has_no_port():
@@ -18,3 +22,21 @@ def test_nexus_login_address_on_port_443_has_no_port():
     assert "DAReg=http://login.example.net/," in urls
     other = ServerConfig(public_host="login.example.net", passport_port=1443)
     assert other.passport_login_address == "login.example.net:1443/login2.srf"
+
+
+@pytest_twisted.inlineCallbacks
+def test_login2_answers_have_an_empty_body_with_content_length(pp_server):
+    """
+    Success and refusal of login2.srf are headers only; the empty body is
+    announced with Content-Length: 0 (as the nexus's), not chunked, for
+    clients that read the response by its length.
+    """
+    response, ticket = yield passport_login(pp_server, "alice@example.com", ACCOUNTS["alice@example.com"][0])
+    assert ticket is not None
+    assert response.code == 200
+    assert response.length == 0
+    assert response.headers.getRawHeaders(b"content-type") == [b"text/html"]
+    response, ticket = yield passport_login(pp_server, "alice@example.com", "wrong")
+    assert ticket is None
+    assert response.code == 401
+    assert response.length == 0
