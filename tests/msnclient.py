@@ -174,6 +174,31 @@ class ScriptedClient(Protocol):
         rest, self.received = self.received, []
         return rest
 
+    @defer.inlineCallbacks
+    def wait_closed(self, timeout: float = DEFAULT_TIMEOUT):
+        """
+        The connection ends within C{timeout}, however much arrives before
+        (the lines stay in C{received}).
+        """
+        deadline = reactor.seconds() + timeout
+        while not self.is_closed:
+            left = deadline - reactor.seconds()
+            if left <= 0:
+                raise AssertionError(f"{self.name}: connection still open after {timeout}s")
+            yield self._wait(left)
+
+    @defer.inlineCallbacks
+    def wait_for_lines(self, count: int, timeout: float = DEFAULT_TIMEOUT):
+        """
+        At least C{count} lines have arrived within C{timeout}.
+        """
+        deadline = reactor.seconds() + timeout
+        while len(self.received) < count:
+            left = deadline - reactor.seconds()
+            if left <= 0 or self.is_closed:
+                raise AssertionError(f"{self.name}: {len(self.received)} of {count} lines")
+            yield self._wait(left)
+
     def disconnect(self) -> defer.Deferred:
         if not self.is_closed:
             self.transport.loseConnection()

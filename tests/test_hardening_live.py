@@ -125,14 +125,9 @@ def test_client_that_stops_reading_is_dropped(server):
             if line.text.startswith(f"CHG {trid} "):
                 break
         # Carol keeps up; keep her queue from growing in the test itself.
-        while len(carol.received) < changes + 1:
-            yield pause(0.001)
+        yield carol.wait_for_lines(changes + 1)
     bob.transport.resumeProducing()
-    for _ in range(500):
-        if bob.is_closed:
-            break
-        yield pause(0.01)
-    assert bob.is_closed
+    yield bob.wait_closed()
 
     first, *nln = [line.text for line in carol.received]
     assert first == f"NLN NLN alice@example.com {name}"

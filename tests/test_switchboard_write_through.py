@@ -11,15 +11,9 @@ from __future__ import annotations
 import socket
 
 import pytest_twisted
-from twisted.internet import defer, reactor
-from twisted.internet.task import deferLater
 
 from msnp.protocol import outbound_buffered
 from test_switchboard import close_all, two_party
-
-
-def pause(seconds: float) -> defer.Deferred:
-    return deferLater(reactor, seconds, lambda: None)
 
 
 def server_side(server, handle: str):
@@ -59,19 +53,13 @@ def test_queued_burst_arrives_whole_and_in_order(server):
     bob_at_server.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     bob.transport.pauseProducing()
     alice.send_raw(b"".join(b"MSG %d A %d\r\n" % (n, len(payload_of(n))) + payload_of(n) for n in range(1, count + 1)))
-    for _ in range(500):
-        if len(alice.received) >= count:
-            break
-        yield pause(0.01)
+    yield alice.wait_for_lines(count)
     assert [line.text for line in alice.received] == [f"ACK {n}" for n in range(1, count + 1)]
     assert outbound_buffered(bob_at_server.transport) > 0, "the burst never reached Twisted's queue"
     alice.received.clear()
     bob_at_server.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     bob.transport.resumeProducing()
-    for _ in range(1000):
-        if len(bob.received) >= count:
-            break
-        yield pause(0.01)
+    yield bob.wait_for_lines(count, timeout=10)
     assert len(bob.received) == count
     for n, line in enumerate(bob.received, 1):
         assert line.text == f"MSG alice@example.com Alice {len(payload_of(n))}"
@@ -115,9 +103,5 @@ def test_participant_who_stops_reading_is_dropped(server):
     alice.send_payload("MSG 1 A", b"anyone?")
     yield alice.expect_line("NAK 1")
     bob.transport.resumeProducing()
-    for _ in range(500):
-        if bob.is_closed:
-            break
-        yield pause(0.01)
-    assert bob.is_closed
+    yield bob.wait_closed()
     yield close_all(alice, alice_ns, bob_ns)
