@@ -248,6 +248,21 @@ def login(port: int, handle: str, password: str, dialect: str = "MSNP7", name: O
     return client
 
 
+@defer.inlineCallbacks
+def attempt_login(port: int, handle: str, password: str, dialect: str = "MSNP7"):
+    """
+    One MD5 login attempt up to the password answer (TrIDs 1 to 3), whose
+    reply the caller reads; returns the client.
+    """
+    client = yield connect(port)
+    client.send(f"VER 1 {dialect}")
+    yield client.expect_line(f"VER 1 {dialect}")
+    client.send(f"USR 2 MD5 I {handle}")
+    match = yield client.expect(r"USR 2 MD5 S (\S+)")
+    client.send(f"USR 3 MD5 S {md5_answer(match.group(1), password)}")
+    return client
+
+
 # Switchboard helpers
 
 

@@ -14,7 +14,7 @@ import pytest_twisted
 from msnp import admin
 from msnp.store import Database
 from ns_steps import sign_out
-from msnclient import connect, login, md5_answer
+from msnclient import attempt_login, login
 
 
 def run_admin(db, *argv):
@@ -247,12 +247,7 @@ def test_md5_login_without_a_stored_equivalent_is_911(server):
         ("alice@example.com", "pw-alice"),
         ("alice@example.com", ""),
     ):
-        client = yield connect(server.notification_port)
-        client.send("VER 1 MSNP7")
-        yield client.expect_line("VER 1 MSNP7")
-        client.send(f"USR 2 MD5 I {handle}")
-        match = yield client.expect(r"USR 2 MD5 S (\S+)")
-        client.send(f"USR 3 MD5 S {md5_answer(match.group(1), password)}")
+        client = yield attempt_login(server.notification_port, handle, password)
         yield client.expect_line("911 3")
         yield client.expect_close()
     # Setting the password again brings MD5 login back.

@@ -10,7 +10,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 
-from msnclient import connect, login, md5_answer
+from msnclient import attempt_login, connect, login, md5_answer
 from msnp.protocol import connections_of
 
 
@@ -42,20 +42,6 @@ def watching(server, watcher: str, password: str, target: str):
     yield client.expect(rf"ADD 1 FL \d+ {target} \S+")
     client.send("CHG 2 NLN")
     yield client.expect_line("CHG 2 NLN")
-    return client
-
-
-@defer.inlineCallbacks
-def attempt_login(port: int, handle: str, password: str):
-    """
-    One MD5 login attempt up to the password answer; returns the client.
-    """
-    client = yield connect(port)
-    client.send("VER 1 MSNP5")
-    yield client.expect_line("VER 1 MSNP5")
-    client.send(f"USR 2 MD5 I {handle}")
-    match = yield client.expect(r"USR 2 MD5 S (\S+)")
-    client.send(f"USR 3 MD5 S {md5_answer(match.group(1), password)}")
     return client
 
 
@@ -184,11 +170,11 @@ def test_repeated_failed_logins_are_slowed_alike_for_unknown_accounts(server):
     free = server.service.config.login_failures_per_account
     for handle in ("alice@example.com", "nobody@example.com"):
         for _ in range(free):
-            client = yield attempt_login(port, handle, "wrong")
+            client = yield attempt_login(port, handle, "wrong", "MSNP5")
             yield client.expect_line("911 3")
             yield client.expect_close()
         for delay in (1, 2):
-            client = yield attempt_login(port, handle, "wrong")
+            client = yield attempt_login(port, handle, "wrong", "MSNP5")
             yield client.expect_silence(0.05)
             clock.advance(delay - 0.5)
             yield client.expect_silence(0.05)

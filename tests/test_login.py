@@ -5,7 +5,7 @@ OUT OTH when the same account logs in again.
 
 import pytest_twisted
 
-from msnclient import connect, login, md5_answer
+from msnclient import attempt_login, connect, login, md5_answer
 
 
 @pytest_twisted.inlineCallbacks
@@ -66,12 +66,7 @@ def test_md5_login_and_wrong_password(server):
     yield client.disconnect()
 
     for handle, password in (("alice@example.com", "wrong"), ("nobody@example.com", "x")):
-        client = yield connect(server.notification_port)
-        client.send("VER 1 MSNP7")
-        yield client.expect_line("VER 1 MSNP7")
-        client.send(f"USR 2 MD5 I {handle}")
-        match = yield client.expect(r"USR 2 MD5 S (\S+)")
-        client.send(f"USR 3 MD5 S {md5_answer(match.group(1), password)}")
+        client = yield attempt_login(server.notification_port, handle, password)
         yield client.expect_line("911 3")
         yield client.expect_close()
 
