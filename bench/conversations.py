@@ -13,7 +13,6 @@ messages per second in all, spread evenly).
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import nullcontext
 from typing import Optional
 

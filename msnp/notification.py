@@ -9,7 +9,6 @@ the session's L{msnp.dialects.Dialect}.
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials

@@ -198,7 +198,7 @@ def test_lists_shared_between_msnp2_and_msnp12(pp_server):
     yield carol.expect_line("GTC A")
     yield carol.expect_line("BLP AL")
     yield carol.expect_line("PRP MFN Carol")
-    match = yield carol.expect(r"LST N=dave@example.com F=Dave%20D C=(\S+) 1 1")
+    yield carol.expect(r"LST N=dave@example.com F=Dave%20D C=(\S+) 1 1")
     carol.send("ADC 6 FL N=bob@example.com F=Bob%20B")
     yield carol.expect(r"ADC 6 FL N=bob@example.com F=Bob%20B C=\S+")
     yield carol.disconnect()
