@@ -187,6 +187,37 @@ class LoginTimes:
         return tuple(getattr(self, name) for name in self.__slots__)
 
 
+async def _referral(
+    dispatch: tuple[str, int],
+    versions: bytes,
+    second: tuple[bytes, bytes],
+    usr: bytes,
+    started: float,
+    local_host: Optional[str] = None,
+    times: Optional[LoginTimes] = None,
+) -> tuple[str, int]:
+    """
+    The dispatch server's part of a login: VER, then C{second} (INF or
+    CVR: the line and the reply expected), then C{usr} → XFR NS; returns
+    the notification server's address.
+    """
+    ds = await connect(dispatch, local_host)
+    try:
+        if times is not None:
+            times.connected = now() - started
+        await ds.request(b"VER %d " + versions, b"VER")
+        if times is not None:
+            times.greeted = now() - started
+        await ds.request(*second)
+        xfr = await ds.request(usr, b"XFR")
+    finally:
+        ds.close()
+    if times is not None:
+        times.referred = now() - started
+    host, _, port = xfr[3].decode().partition(":")
+    return host, int(port or 1863)
+
+
 async def login(
     dispatch: tuple[str, int],
     handle: str,
@@ -201,21 +232,10 @@ async def login(
     """
     started = now()
     handle_bytes = handle.encode()
-    ds = await connect(dispatch, local_host)
-    try:
-        if times is not None:
-            times.connected = now() - started
-        await ds.request(b"VER %d " + DIALECTS, b"VER")
-        if times is not None:
-            times.greeted = now() - started
-        await ds.request(b"INF %d", b"INF")
-        xfr = await ds.request(b"USR %d MD5 I " + handle_bytes, b"XFR")
-    finally:
-        ds.close()
-    if times is not None:
-        times.referred = now() - started
-    host, _, port = xfr[3].decode().partition(":")
-    ns = await connect((host, int(port or 1863)), local_host)
+    notification = await _referral(
+        dispatch, DIALECTS, (b"INF %d", b"INF"), b"USR %d MD5 I " + handle_bytes, started, local_host, times
+    )
+    ns = await connect(notification, local_host)
     try:
         ns.trid = 3
         await ns.request(b"VER %d " + DIALECTS, b"VER")
@@ -324,21 +344,8 @@ async def passport_login(
     versions = b"MSNP%d CVR0" % dialect
     handle_bytes = handle.encode()
     cvr = b"CVR %d 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0816 MSMSGS " + handle_bytes
-    ds = await connect(dispatch)
-    try:
-        if times is not None:
-            times.connected = now() - started
-        await ds.request(b"VER %d " + versions, b"VER")
-        if times is not None:
-            times.greeted = now() - started
-        await ds.request(cvr, b"CVR")
-        xfr = await ds.request(b"USR %d TWN I " + handle_bytes, b"XFR")
-    finally:
-        ds.close()
-    if times is not None:
-        times.referred = now() - started
-    host, _, port = xfr[3].decode().partition(":")
-    ns = await connect((host, int(port or 1863)))
+    notification = await _referral(dispatch, versions, (cvr, b"CVR"), b"USR %d TWN I " + handle_bytes, started, times=times)
+    ns = await connect(notification)
     ns.dialect = dialect
     try:
         ns.trid = 3
