@@ -98,24 +98,6 @@ def rst_ticket(server, handle: str, password: str, policy: str = "?lc=1033,id=50
     return tokens_by_address(data)["messenger.msn.com"][2]
 
 
-@defer.inlineCallbacks
-def twn_with_ticket(server, handle: str, ticket: str, dialect: str = "MSNP12"):
-    """
-    VER, CVR, USR TWN I and USR TWN S with C{ticket}; returns the client
-    and the server's answer to USR TWN S.
-    """
-    client = yield connect(server.notification_port, handle.split("@")[0])
-    client.send(f"VER 1 {dialect} CVR0")
-    yield client.expect_line(f"VER 1 {dialect}")
-    client.send(f"CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.5.0324 MSMSGS {handle}")
-    yield client.expect(r"CVR 2 \S+ \S+ \S+ \S+ \S+")
-    client.send(f"USR 3 TWN I {handle}")
-    yield client.expect(r"USR 3 TWN S lc=1033,id=507,\S+")
-    client.send(f"USR 4 TWN S {ticket}")
-    answer = yield client.next()
-    return client, answer
-
-
 @pytest_twisted.inlineCallbacks
 def test_rst_ticket_logs_in_at_msnp12(pp_server):
     """
@@ -280,10 +262,10 @@ def test_rst_ticket_logs_in_once(pp_server):
     TWN S with it gets 911 and a close.
     """
     ticket = yield rst_ticket(pp_server, "bob@example.com", "pw-bob")
-    client, answer = yield twn_with_ticket(pp_server, "bob@example.com", ticket)
+    client, answer = yield twn.twn_with_ticket(pp_server, "bob@example.com", ticket)
     assert answer.text == "USR 4 OK bob@example.com 1 0"
     yield client.disconnect()
-    client, answer = yield twn_with_ticket(pp_server, "bob@example.com", ticket)
+    client, answer = yield twn.twn_with_ticket(pp_server, "bob@example.com", ticket)
     assert answer.text == "911 4"
     yield client.expect_close()
 
@@ -294,7 +276,7 @@ def test_rst_ticket_is_bound_to_its_account(pp_server):
     Alice's RST ticket presented for Bob is refused.
     """
     ticket = yield rst_ticket(pp_server, "alice@example.com", "pw-alice")
-    client, answer = yield twn_with_ticket(pp_server, "bob@example.com", ticket)
+    client, answer = yield twn.twn_with_ticket(pp_server, "bob@example.com", ticket)
     assert answer.text == "911 4"
     yield client.expect_close()
 
@@ -322,7 +304,7 @@ def test_every_requested_token_is_answered_in_order(pp_server):
     assert proofs == [True, False, False, True, False]
     assert len(pp_server.service.tickets) == 2
     for address, expected in (("contacts.msn.com", "911 4"), ("messengerclear.live.com", "USR 4 OK carol@example.com 1 0")):
-        client, answer = yield twn_with_ticket(pp_server, "carol@example.com", tokens[address][2])
+        client, answer = yield twn.twn_with_ticket(pp_server, "carol@example.com", tokens[address][2])
         assert answer.text == expected
         if expected.startswith("911"):
             yield client.expect_close()
@@ -353,7 +335,7 @@ def test_single_token_without_wrapper_and_other_spellings(pp_server):
     assert response.code == 200
     token_type, token_id, ticket = tokens_by_address(data)["messenger.msn.com"]
     assert token_id == "Compact0" and ticket.startswith("t=")
-    client, answer = yield twn_with_ticket(pp_server, "dave@example.com", ticket, "MSNP11")
+    client, answer = yield twn.twn_with_ticket(pp_server, "dave@example.com", ticket, "MSNP11")
     assert answer.text == "USR 4 OK dave@example.com 1 0"
     yield client.disconnect()
 
@@ -384,7 +366,7 @@ def test_rst_logs_hold_no_password_or_ticket(pp_server):
         response, data = yield rst_post(pp_server, rst_envelope("alice@example.com", "pw-alice")[:-20])
         assert response.code == 400
         ticket = yield rst_ticket(pp_server, "alice@example.com", "pw-alice")
-        client, answer = yield twn_with_ticket(pp_server, "alice@example.com", ticket)
+        client, answer = yield twn.twn_with_ticket(pp_server, "alice@example.com", ticket)
         assert answer.text == "USR 4 OK alice@example.com 1 0"
         yield client.disconnect()
     finally:

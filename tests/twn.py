@@ -114,10 +114,10 @@ def passport_login(server: PassportServer, handle: str, password: str, policy: s
 
 
 @defer.inlineCallbacks
-def twn_login(server: PassportServer, handle: str, password: str, dialect: str = "MSNP8", name=None):
+def twn_start(server: PassportServer, handle: str, dialect: str = "MSNP8", name=None):
     """
-    VER, CVR, USR TWN I, the Passport exchange and USR TWN S; reads through
-    the profile message (and SBS from MSNP11) and returns the client.
+    VER, CVR and USR TWN I at the notification server; returns the client
+    and the policy string to hand to Passport.
     """
     client = yield connect(server.notification_port, name or handle.split("@")[0])
     client.send(f"VER 1 {dialect} CVR0")
@@ -126,7 +126,30 @@ def twn_login(server: PassportServer, handle: str, password: str, dialect: str =
     yield client.expect(r"CVR 2 \S+ \S+ \S+ \S+ \S+")
     client.send(f"USR 3 TWN I {handle}")
     match = yield client.expect(r"USR 3 TWN S (\S+)")
-    response, ticket = yield passport_login(server, handle, password, match.group(1))
+    return client, match.group(1)
+
+
+@defer.inlineCallbacks
+def twn_with_ticket(server: PassportServer, handle: str, ticket: str, dialect: str = "MSNP12"):
+    """
+    L{twn_start}, then USR TWN S with C{ticket}; returns the client and the
+    server's answer to it.
+    """
+    client, policy = yield twn_start(server, handle, dialect)
+    assert policy.startswith("lc=1033,id=507,"), policy
+    client.send(f"USR 4 TWN S {ticket}")
+    answer = yield client.next()
+    return client, answer
+
+
+@defer.inlineCallbacks
+def twn_login(server: PassportServer, handle: str, password: str, dialect: str = "MSNP8", name=None):
+    """
+    VER, CVR, USR TWN I, the Passport exchange and USR TWN S; reads through
+    the profile message (and SBS from MSNP11) and returns the client.
+    """
+    client, policy = yield twn_start(server, handle, dialect, name)
+    response, ticket = yield passport_login(server, handle, password, policy)
     assert response.code == 200 and ticket, response.code
     client.send(f"USR 4 TWN S {ticket}")
     yield client.expect(rf"USR 4 OK {re.escape(handle)} .*")
