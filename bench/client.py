@@ -20,7 +20,7 @@ import time
 from typing import Callable, Optional
 from urllib.parse import quote
 
-from msnp.challenge import msnp11_answer
+from msnp.msn.challenge import msnp11_answer
 
 DIALECTS = b"MSNP7 MSNP6 MSNP5 MSNP4 CVR0"
 # The challenge answer every MSNP6-MSNP10 client gives (protocol reference §7.4).

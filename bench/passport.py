@@ -35,7 +35,7 @@ def scrypt_cost(count: int) -> dict:
     """
     CPU and wall time of the server's password hash alone, in this process.
     """
-    from msnp.store import hash_password
+    from msnp.store.records import hash_password
 
     count = max(1, count)
     cpu_before, started = time.process_time(), time.perf_counter()

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from msnp.store import DEFAULT_GROUP_NAME, Database
+from msnp.store.sqlite import Database
+
+from msnp.store.records import DEFAULT_GROUP_NAME
 
 PASSWORD = "bench-password"
 

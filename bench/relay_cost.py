@@ -27,8 +27,8 @@ from twisted.internet.testing import StringTransport
 from bench.conversations import message_payload
 from bench.floor import RelayFactory
 from msnp.config import ServerConfig
-from msnp.directory import LocalDirectory
-from msnp.switchboard import SwitchboardServer, SwitchboardTicket, new_cookie
+from msnp.directory.local import LocalDirectory
+from msnp.msn.switchboard import SwitchboardServer, SwitchboardTicket, new_cookie
 
 
 class SinkTransport(StringTransport):

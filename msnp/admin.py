@@ -8,8 +8,9 @@ import argparse
 import getpass
 import sys
 
-from msnp import wire
-from msnp.store import AccountExists, Database, NoSuchAccount, canonical_handle
+from msnp.msn import wire
+from msnp.store.sqlite import Database
+from msnp.store.records import AccountExists, NoSuchAccount, canonical_handle
 from msnp.tap import DEFAULT_DB
 
 

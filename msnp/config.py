@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import attrs
 
-from msnp import wire
+from msnp.msn import wire
 
 
 @attrs.define

@@ -13,15 +13,15 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from msnp.auth import PasswordHashChecker, PassportTickets, ThrottledChecker, make_portal
+from msnp.msn.auth import PasswordHashChecker, PassportTickets, ThrottledChecker, make_portal
 from msnp.config import ServerConfig
-from msnp.directory import LocalDirectory
-from msnp.dispatch import DispatchServer
-from msnp.notification import NotificationServer
-from msnp.passport import make_site
-from msnp.protocol import connections_of
-from msnp.store import ThreadedStore
-from msnp.switchboard import SwitchboardServer
+from msnp.directory.local import LocalDirectory
+from msnp.msn.dispatch import DispatchServer
+from msnp.msn.notification import NotificationServer
+from msnp.msn.passport import make_site
+from msnp.msn.protocol import connections_of
+from msnp.store.sqlite import ThreadedStore
+from msnp.msn.switchboard import SwitchboardServer
 
 log = Logger()
 

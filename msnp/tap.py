@@ -124,7 +124,7 @@ def _check_database(path: str) -> None:
     """
     import sqlite3
 
-    from msnp.store import Database
+    from msnp.store.sqlite import Database
 
     try:
         Database(path).close()

@@ -86,7 +86,7 @@ def accounts_database(tmp_path_factory):
     A database file holding the fixture accounts, made once: hashing their
     passwords (scrypt) would otherwise cost most of each test's time.
     """
-    from msnp.store import Database
+    from msnp.store.sqlite import Database
 
     path = tmp_path_factory.mktemp("template") / "accounts.sqlite"
     database = Database(str(path))

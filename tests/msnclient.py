@@ -13,7 +13,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
-from msnp import challenge
+from msnp.msn import challenge
 
 DEFAULT_TIMEOUT = 5.0
 

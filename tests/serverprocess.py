@@ -15,7 +15,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.error import ConnectError
 
 from msnclient import connect
-from msnp.store import Database
+from msnp.store.sqlite import Database
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 

@@ -12,7 +12,7 @@ import pytest
 import pytest_twisted
 
 from msnp import admin
-from msnp.store import Database
+from msnp.store.sqlite import Database
 from ns_steps import sign_out
 from msnclient import attempt_login, login
 
@@ -203,7 +203,7 @@ def test_no_md5_stores_only_the_slow_hash(tmp_path):
     assert stored_md5(db, "alice@example.com") == "pw-md5"
     database = Database(str(db))
     try:
-        from msnp.store import verify_password_hash
+        from msnp.store.records import verify_password_hash
 
         assert verify_password_hash("pw-new", database.get_account("bob@example.com").password_hash)
     finally:

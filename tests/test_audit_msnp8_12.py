@@ -5,7 +5,7 @@ MSNP8-MSNP12 and Passport details that third-party clients depend on.
 import pytest_twisted
 
 from conftest import ACCOUNTS
-from msnp import passport
+from msnp.msn import passport
 from msnp.config import ServerConfig
 from twn import passport_login, pp_server  # noqa: F401 (fixture)
 

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from hypothesis import given, strategies as st
 
-from msnp import challenge
+from msnp.msn import challenge
 
 
 @pytest.mark.parametrize(

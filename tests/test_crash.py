@@ -11,7 +11,7 @@ import random
 import pytest_twisted
 
 from msnclient import login
-from msnp.store import Database
+from msnp.store.sqlite import Database
 from serverprocess import ServerProcess, make_accounts, sleep
 
 OWNERS = {f"{name}@example.com": (f"pw-{name}", name.title()) for name in ("alice", "bob", "carol")}

@@ -1,13 +1,13 @@
 """
-The notification server's command table in msnp.dialects: which dialect
+The notification server's command table in msnp.msn.dialects: which dialect
 has which command, which client lines carry a payload, and how a dialect
 without a command answers it.
 """
 
 import pytest
 
-from msnp import dialects, errors
-from msnp.dialects import ALL_DIALECTS, CLOSE, UNKNOWN
+from msnp.msn import dialects, errors
+from msnp.msn.dialects import ALL_DIALECTS, CLOSE, UNKNOWN
 
 
 def test_payload_commands_are_framed_in_every_dialect():

@@ -22,7 +22,7 @@ from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 
 from msnclient import connect, login
-from msnp.protocol import CommandProtocol, connections_of
+from msnp.msn.protocol import CommandProtocol, connections_of
 from serverprocess import sleep
 
 ACCOUNTS = [("alice@example.com", "pw-alice"), ("bob@example.com", "pw-bob"), ("carol@example.com", "pw-carol"), ("dave@example.com", "pw-dave")]

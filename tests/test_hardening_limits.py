@@ -17,11 +17,11 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from msnp import wire
-from msnp.auth import LoginThrottle
+from msnp.msn import wire
+from msnp.msn.auth import LoginThrottle
 from msnp.config import ServerConfig
-from msnp.dispatch import DispatchServer
-from msnp.protocol import TokenBucket
+from msnp.msn.dispatch import DispatchServer
+from msnp.msn.protocol import TokenBucket
 
 
 def open_connection(factory, host: str = "10.0.0.1", port: int = 5000):
@@ -259,7 +259,7 @@ def test_passport_checker_refusals_are_slowed_per_account():
     from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
     from twisted.cred.credentials import UsernamePassword
 
-    from msnp.auth import ThrottledChecker
+    from msnp.msn.auth import ThrottledChecker
 
     clock = Clock()
     config = ServerConfig(login_failures_per_account=2, login_delay_base=1.0)
@@ -391,7 +391,9 @@ def test_group_id_taken_meanwhile_is_a_store_refusal(tmp_path):
     """
     import pytest
 
-    from msnp.store import Database, StoreError
+    from msnp.store.sqlite import Database
+
+    from msnp.store.records import StoreError
 
     db = Database(str(tmp_path / "groups.sqlite"))
     try:

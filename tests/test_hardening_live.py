@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 
 from msnclient import attempt_login, connect, login, md5_answer
-from msnp.protocol import connections_of
+from msnp.msn.protocol import connections_of
 
 
 @defer.inlineCallbacks

@@ -19,7 +19,7 @@ BIN = os.path.dirname(sys.executable)
 
 
 def event(when: float, **fields) -> dict:
-    base = {"log_time": when, "log_level": LogLevel.info, "log_namespace": "msnp.notification"}
+    base = {"log_time": when, "log_level": LogLevel.info, "log_namespace": "msnp.msn.notification"}
     base.update(fields)
     return base
 
@@ -32,7 +32,7 @@ def test_lines_have_twistds_shape():
     observe(event(when + 0.5, log_format="{role} connection from {peer}", role="dispatch", peer="127.0.0.1:5000", log_system="-"))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(when))
     assert stream.getvalue().splitlines() == [
-        f"{stamp} [msnp.notification#info] alice@example.com logged in with MSNP7",
+        f"{stamp} [msnp.msn.notification#info] alice@example.com logged in with MSNP7",
         f"{stamp} [-] dispatch connection from 127.0.0.1:5000",
     ]
 
@@ -55,7 +55,7 @@ def test_a_failure_carries_its_traceback_on_indented_lines():
         failure = Failure()
     observe(event(1_800_000_000.0, log_format="notification failed on {command}", command="ADD", log_failure=failure, log_level=LogLevel.critical))
     first, *rest = stream.getvalue().splitlines()
-    assert first.endswith("[msnp.notification#critical] notification failed on ADD")
+    assert first.endswith("[msnp.msn.notification#critical] notification failed on ADD")
     assert rest and all(line.startswith("\t") for line in rest)
     assert any("ZeroDivisionError" in line for line in rest)
 

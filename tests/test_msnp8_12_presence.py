@@ -9,7 +9,7 @@ import pytest_twisted
 from twisted.internet.task import Clock
 
 from msnclient import answer_ring, challenge_answer, go_online, login, open_switchboard
-from msnp import challenge
+from msnp.msn import challenge
 from twn import pp_server, twn_login  # noqa: F401 (fixture)
 
 CAPS = "1342177280"

@@ -7,8 +7,8 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from msnp.directory import LocalDirectory
-from msnp.switchboard import SwitchboardServer
+from msnp.directory.local import LocalDirectory
+from msnp.msn.switchboard import SwitchboardServer
 from msnp.tap import Options, config_from_options
 
 

@@ -11,8 +11,8 @@ from twisted.internet.testing import StringTransport
 from twisted.web.http_headers import Headers
 
 from msnclient import connect
-from msnp import passport
-from msnp.auth import PassportTickets
+from msnp.msn import passport
+from msnp.msn.auth import PassportTickets
 from msnp.config import ServerConfig
 from msnp.tap import Options, config_from_options
 from twn import authorization, passport_login, pp_server, raw_https_get, read_body, twn_login  # noqa: F401 (fixture)

@@ -20,7 +20,7 @@ from twisted.web.client import FileBodyProducer
 from twisted.web.http_headers import Headers
 
 from msnclient import connect
-from msnp import passport
+from msnp.msn import passport
 from msnp.config import ServerConfig
 import twn
 from twn import pp_server  # noqa: F401 (fixture)

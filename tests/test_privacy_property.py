@@ -19,11 +19,12 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from msnclient import login
-from msnp import dialects, presence, wire
+from msnp.msn import dialects, wire
+from msnp.core import privacy as presence
 from msnp.config import ServerConfig
-from msnp.directory import LocalDirectory
-from msnp.notification import NotificationSession
-from msnp.store import UserState
+from msnp.directory.local import LocalDirectory
+from msnp.msn.notification import NotificationSession
+from msnp.store.records import UserState
 
 HANDLES = ["alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com"]
 PASSWORDS = {h: "pw-" + h.split("@")[0] for h in HANDLES}
@@ -82,7 +83,7 @@ def user_state(handle: str, config: dict) -> UserState:
 @given(st.sampled_from(STATES + ["NLN"]), privacy_settings())
 def test_rule_matches_the_reference(status, config):
     """
-    msnp.presence.allows is the reference's rule for every generated
+    msnp.core.privacy.allows is the reference's rule for every generated
     combination, and HDN is shown to nobody.
     """
     for owner in HANDLES:

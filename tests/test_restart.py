@@ -113,7 +113,7 @@ def test_change_is_committed_before_its_reply(server):
     its list version are in the database file (read here through a
     connection of its own).
     """
-    from msnp.store import Database
+    from msnp.store.sqlite import Database
 
     alice = yield sign_in(server, ALICE, "MSNP7")
     for line, answer in (

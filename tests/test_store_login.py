@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest_twisted
 from twisted.internet import reactor
 
-from msnp.store import Database, ThreadedStore
+from msnp.store.sqlite import Database, ThreadedStore
 
 
 def _database(tmp_path) -> Database:

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msnp import wire
-from msnp.switchboard import SwitchboardProtocol
+from msnp.msn import wire
+from msnp.msn.switchboard import SwitchboardProtocol
 from test_switchboard_timers import P2P, TEXT, Harness, session_id_of
 
 LETTERS_MSNP7 = frozenset({b"U", b"N", b"A"})

@@ -11,11 +11,11 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from msnp import dialects
+from msnp.msn import dialects
 from msnp.config import ServerConfig
-from msnp.directory import LocalDirectory
-from msnp.switchboard import SwitchboardServer, SwitchboardTicket, grant_switchboard, new_cookie
-from msnp.store import UserState
+from msnp.directory.local import LocalDirectory
+from msnp.msn.switchboard import SwitchboardServer, SwitchboardTicket, grant_switchboard, new_cookie
+from msnp.store.records import UserState
 
 P2P = b"MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: bob@example.com\r\n\r\n\x00\x01\x02"
 TEXT = b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhi"

@@ -12,7 +12,7 @@ import socket
 
 import pytest_twisted
 
-from msnp.protocol import outbound_buffered
+from msnp.msn.protocol import outbound_buffered
 from test_switchboard import close_all, two_party
 
 

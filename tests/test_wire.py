@@ -16,12 +16,12 @@ from twisted.internet import task
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.testing import StringTransport
 
-from msnp import wire
-from msnp.auth import make_portal
+from msnp.msn import wire
+from msnp.msn.auth import make_portal
 from msnp.config import ServerConfig
-from msnp.directory import LocalDirectory
-from msnp.notification import NotificationProtocol, NotificationServer
-from msnp.store import Database
+from msnp.directory.local import LocalDirectory
+from msnp.msn.notification import NotificationProtocol, NotificationServer
+from msnp.store.sqlite import Database
 
 PAYLOAD_COMMANDS = NotificationProtocol.payload_commands
 
@@ -211,8 +211,8 @@ def run_session(chunks, advance_after) -> bytes:
     factory = NotificationServer(ServerConfig(), store, directory, make_portal(store, directory), clock)
     protocol = factory.buildProtocol(None)
     transport = StringTransport()
-    with mock.patch("msnp.notification.new_md5_challenge", lambda: CHALLENGE), mock.patch(
-        "msnp.challenge.new_challenge", lambda: CHL
+    with mock.patch("msnp.msn.notification.new_md5_challenge", lambda: CHALLENGE), mock.patch(
+        "msnp.msn.challenge.new_challenge", lambda: CHL
     ):
         protocol.makeConnection(transport)
         for chunk, advance in zip(chunks, advance_after):

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import attrs
 
-from msnp import errors, wire
+from msnp.msn import errors, wire
 
 # What a dialect that lacks a command answers it with.
 UNKNOWN = "unknown"  # 200, as for any command the dialect never had

@@ -20,7 +20,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import Attribute, Interface, implementer
 
-from msnp.store import UserState, canonical_handle, hash_password, verify_password_hash
+from msnp.store.records import UserState, canonical_handle, hash_password, verify_password_hash
 
 
 class IMD5ChallengeCredentials(ICredentials):

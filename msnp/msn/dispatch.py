@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from twisted.internet.protocol import Factory
 
-from msnp import errors, wire
-from msnp.errors import CloseConnection, CommandError
-from msnp.notification import NotificationSession
-from msnp.protocol import CommandProtocol
+from msnp.msn import errors, wire
+from msnp.msn.errors import CloseConnection, CommandError
+from msnp.msn.notification import NotificationSession
+from msnp.msn.protocol import CommandProtocol
 
 
 class DispatchSession(NotificationSession):

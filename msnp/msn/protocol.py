@@ -1,6 +1,6 @@
 """
 The Twisted side of every role: a LineReceiver that frames commands with
-L{msnp.wire}, reads payloads byte-exact, hands each command to the role's
+L{msnp.msn.wire}, reads payloads byte-exact, hands each command to the role's
 session object in order, and writes what it answers.
 
 A session method may return a Deferred (a store write, a login); reading
@@ -24,8 +24,8 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from msnp import wire
-from msnp.errors import INTERNAL_ERROR, CloseConnection, CommandError
+from msnp.msn import wire
+from msnp.msn.errors import INTERNAL_ERROR, CloseConnection, CommandError
 
 # Which ServerConfig setting holds the idle lease of each role; roles not
 # named here (the switchboard keeps its own idle rule) have none.

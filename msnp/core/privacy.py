@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from msnp.store import UserState
+from msnp.store.records import UserState
 
 ONLINE_STATES = frozenset({"NLN", "BSY", "IDL", "BRB", "AWY", "PHN", "LUN"})
 SETTABLE_STATES = ONLINE_STATES | {"HDN"}

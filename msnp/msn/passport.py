@@ -43,8 +43,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
-from msnp import wire
-from msnp.auth import AddressedUsernamePassword
+from msnp.msn import wire
+from msnp.msn.auth import AddressedUsernamePassword
 
 log = Logger()
 

@@ -2,9 +2,9 @@
 The notification server: login, contact lists, privacy and presence.
 
 One L{NotificationSession} per connection.  It receives parsed commands
-from L{msnp.protocol.CommandProtocol}, answers through it, and talks to the
+from L{msnp.msn.protocol.CommandProtocol}, answers through it, and talks to the
 other online users' sessions found in the directory.  Line shapes come from
-the session's L{msnp.dialects.Dialect}.
+the session's L{msnp.msn.dialects.Dialect}.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from twisted.internet.task import deferLater
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from msnp import dialects, errors, presence, switchboard, wire
-from msnp.auth import IMessengerUser, LoginThrottle, MD5ChallengeCredentials, new_md5_challenge
-from msnp import challenge, passport
-from msnp.auth import PassportTicketCredentials
-from msnp.errors import CloseConnection, CommandError
-from msnp.protocol import CommandProtocol
-from msnp.store import StoreError, UserState, canonical_handle
+from msnp.msn import dialects, errors, switchboard, wire
+from msnp.core import privacy as presence
+from msnp.msn.auth import IMessengerUser, LoginThrottle, MD5ChallengeCredentials, new_md5_challenge
+from msnp.msn import challenge, passport
+from msnp.msn.auth import PassportTicketCredentials
+from msnp.msn.errors import CloseConnection, CommandError
+from msnp.msn.protocol import CommandProtocol
+from msnp.store.records import StoreError, UserState, canonical_handle
 
 log = Logger()
 

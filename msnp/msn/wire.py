@@ -5,7 +5,7 @@ A command line is ``NAME [trid] arg arg ...`` terminated by CRLF (a bare LF
 is accepted).  Some commands carry a payload: their last argument is a byte
 count and exactly that many bytes follow the line.  Everything here turns
 bytes into L{Command} values and back; the Twisted adapters in
-L{msnp.protocol} only move bytes.
+L{msnp.msn.protocol} only move bytes.
 """
 
 from __future__ import annotations

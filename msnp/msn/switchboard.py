@@ -24,10 +24,10 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from msnp import dialects, errors, wire
-from msnp.errors import CloseConnection, CommandError
-from msnp.protocol import CommandProtocol, TokenBucket
-from msnp.store import canonical_handle
+from msnp.msn import dialects, errors, wire
+from msnp.msn.errors import CloseConnection, CommandError
+from msnp.msn.protocol import CommandProtocol, TokenBucket
+from msnp.store.records import canonical_handle
 
 log = Logger()
 

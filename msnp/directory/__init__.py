@@ -1,0 +1,4 @@
+"""
+Who is online where: the interface every directory provides and the
+in-process directory that is the default.
+"""

@@ -1,0 +1,109 @@
+"""
+The records the store keeps and hands out: accounts, an online user's lists,
+the result of a list edit, and the store's own errors.  Plain data, shared
+by every store implementation and by the core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import Optional
+
+import attrs
+
+LISTS = ("FL", "AL", "BL", "RL")
+DEFAULT_GROUP_NAME = "~"
+
+class StoreError(Exception):
+    """
+    A request the store refuses; C{code} is the protocol error to answer.
+    """
+
+    def __init__(self, code: int, reason: str = ""):
+        super().__init__(reason or str(code))
+        self.code = code
+
+
+class AccountExists(Exception):
+    pass
+
+
+class NoSuchAccount(Exception):
+    pass
+
+
+def hash_password(password: str, salt: Optional[bytes] = None) -> str:
+    """
+    A slow salted hash (scrypt) for password checks that do not need the
+    plaintext.
+    """
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return "scrypt$%s$%s" % (salt.hex(), digest.hex())
+
+
+def verify_password_hash(password: str, stored: str) -> bool:
+    try:
+        scheme, salt_hex, _ = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    expected = hash_password(password, bytes.fromhex(salt_hex))
+    return hmac.compare_digest(expected, stored)
+
+
+def canonical_handle(handle: str) -> str:
+    """
+    Handles are matched without regard to case; the store keeps them in
+    lower case.
+    """
+    return handle.lower()
+
+
+@attrs.frozen
+class Account:
+    handle: str
+    friendly_name: str
+    md5_password: str
+    password_hash: str
+
+
+@attrs.define
+class UserState:
+    """
+    Everything the notification server keeps in memory for an online user.
+    """
+
+    handle: str
+    friendly_name: str
+    version: int
+    gtc: str
+    blp: str
+    properties: dict[str, str]
+    lists: dict[str, dict[str, str]]
+    groups: dict[int, str]
+    memberships: dict[str, set[int]]
+
+
+@attrs.frozen
+class ListChange:
+    """
+    The result of a list edit: the owner's new list version and, when the
+    edit touched another user's reverse list, that user's new version.
+    """
+
+    version: int
+    reverse_version: Optional[int] = None
+
+
+@attrs.frozen
+class GroupRemoval:
+    version: int
+    # contacts that were only in the removed group, and so left the FL,
+    # each with the new version of their reverse list
+    dropped: tuple[tuple[str, int], ...] = ()
+
+
