@@ -27,6 +27,7 @@ from twisted.internet.testing import StringTransport
 from bench.conversations import message_payload
 from bench.floor import RelayFactory
 from msnp.config import ServerConfig
+from msnp.core.messenger import Messenger
 from msnp.directory.local import LocalDirectory
 from msnp.msn.switchboard import SwitchboardServer, SwitchboardTicket, new_cookie
 
@@ -87,7 +88,7 @@ def switchboard_pair():
     config = ServerConfig(command_rate=1e9, command_burst=10**9, max_connections_per_address=0)
     directory = LocalDirectory()
     clock = FakeClock()
-    server = SwitchboardServer(config, directory, clock)
+    server = SwitchboardServer(config, Messenger(None, directory, clock, config.list_limits, config.max_groups), clock)
     protocols = []
     session_id = None
     for index, handle in enumerate(("alice@example.com", "bob@example.com")):
@@ -95,7 +96,7 @@ def switchboard_pair():
         transport = SinkTransport()
         protocol.makeConnection(transport)
         cookie = new_cookie()
-        ticket = SwitchboardTicket(handle, handle.split("@")[0], 7, 0, clock.seconds() + 60, session_id)
+        ticket = SwitchboardTicket(handle, handle.split("@")[0], 7, 0, clock.seconds() + 60, session_id, handle.split("@")[0])
         directory.add_cookie(cookie, ticket, clock.seconds())
         if session_id is None:
             protocol.dataReceived(f"USR 1 {handle} {cookie}\r\n".encode())

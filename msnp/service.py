@@ -13,8 +13,10 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from msnp.msn.auth import PasswordHashChecker, PassportTickets, ThrottledChecker, make_portal
 from msnp.config import ServerConfig
+from msnp.core.accounts import LoginThrottle, PasswordHashChecker, ThrottledChecker
+from msnp.core.messenger import Messenger
+from msnp.msn.auth import PassportTickets, make_portal
 from msnp.directory.local import LocalDirectory
 from msnp.msn.dispatch import DispatchServer
 from msnp.msn.notification import NotificationServer
@@ -82,12 +84,14 @@ class MessengerService(MultiService):
         self.config = config
         self.store = ThreadedStore(db_path, reactor)
         self.directory = LocalDirectory()
+        self.messenger = Messenger(self.store, self.directory, reactor, config.list_limits, config.max_groups)
+        self.login_throttle = LoginThrottle(config, reactor.seconds)
         # Passport tickets exist only when the Passport login runs.
         self.tickets = PassportTickets(config.passport_ticket_lifetime, reactor.seconds) if endpoints.get("passport") else None
-        self.portal = make_portal(self.store, self.directory, self.tickets, config.md5_login)
-        self.notification = NotificationServer(config, self.store, self.directory, self.portal, reactor)
+        self.portal = make_portal(self.store, self.messenger, self.tickets, config.md5_login)
+        self.notification = NotificationServer(config, self.messenger, self.portal, reactor, self.login_throttle)
         self.dispatch = DispatchServer(config, reactor)
-        self.switchboard = SwitchboardServer(config, self.directory, reactor)
+        self.switchboard = SwitchboardServer(config, self.messenger, reactor)
         self.listeners = {}
         self._add_listener("dispatch", endpoints.get("dispatch"), self.dispatch, "dispatch_port")
         self._add_listener("notification", endpoints.get("notification"), self.notification, "notification_port")
@@ -95,7 +99,7 @@ class MessengerService(MultiService):
         if self.tickets is not None:
             # Guesses at the HTTPS login count with the account's failed
             # logins at the notification server.
-            checker = ThrottledChecker(PasswordHashChecker(self.store, reactor), self.notification.login_throttle, reactor)
+            checker = ThrottledChecker(PasswordHashChecker(self.store, reactor), self.login_throttle, reactor)
             self.passport = make_site(config, checker, self.tickets)
             self._add_listener("passport", endpoints["passport"], self.passport, "passport_port")
 

@@ -18,7 +18,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from msnp.msn import wire
-from msnp.msn.auth import LoginThrottle
+from msnp.core.accounts import LoginThrottle
 from msnp.config import ServerConfig
 from msnp.msn.dispatch import DispatchServer
 from msnp.msn.protocol import TokenBucket
@@ -259,7 +259,7 @@ def test_passport_checker_refusals_are_slowed_per_account():
     from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
     from twisted.cred.credentials import UsernamePassword
 
-    from msnp.msn.auth import ThrottledChecker
+    from msnp.core.accounts import ThrottledChecker
 
     clock = Clock()
     config = ServerConfig(login_failures_per_account=2, login_delay_base=1.0)
@@ -393,7 +393,7 @@ def test_group_id_taken_meanwhile_is_a_store_refusal(tmp_path):
 
     from msnp.store.sqlite import Database
 
-    from msnp.store.records import StoreError
+    from msnp.store.records import GroupIdTaken, StoreError
 
     db = Database(str(tmp_path / "groups.sqlite"))
     try:
@@ -401,7 +401,7 @@ def test_group_id_taken_meanwhile_is_a_store_refusal(tmp_path):
         db.add_group("alice@example.com", 1, "Work")
         with pytest.raises(StoreError) as refused:
             db.add_group("alice@example.com", 1, "Friends")
-        assert refused.value.code == 500
+        assert isinstance(refused.value, GroupIdTaken)
         assert db.load_user("alice@example.com").groups[1] == "Work"
     finally:
         db.close()

@@ -7,6 +7,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from msnp.core.messenger import Messenger
 from msnp.directory.local import LocalDirectory
 from msnp.msn.switchboard import SwitchboardServer
 from msnp.tap import Options, config_from_options
@@ -54,7 +55,8 @@ def test_silent_switchboard_connection_is_closed_after_sb_auth_timeout():
     configured deadline passes, not before.
     """
     clock = Clock()
-    server = SwitchboardServer(parsed("--sb-auth-timeout", "5"), LocalDirectory(), clock)
+    config = parsed("--sb-auth-timeout", "5")
+    server = SwitchboardServer(config, Messenger(None, LocalDirectory(), clock, config.list_limits, config.max_groups), clock)
     protocol = server.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
     transport = StringTransport()
     protocol.makeConnection(transport)

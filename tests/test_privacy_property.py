@@ -20,10 +20,12 @@ from twisted.internet.task import Clock
 
 from msnclient import login
 from msnp.msn import dialects, wire
-from msnp.core import privacy as presence
+from msnp.core import privacy, status as statuses
 from msnp.config import ServerConfig
+from msnp.core.messenger import Messenger
 from msnp.directory.local import LocalDirectory
 from msnp.msn.notification import NotificationSession
+from msnp.msn.phases import Phase
 from msnp.store.records import UserState
 
 HANDLES = ["alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com"]
@@ -90,8 +92,18 @@ def test_rule_matches_the_reference(status, config):
         user = user_state(owner, config)
         for watcher in HANDLES:
             if watcher != owner:
-                assert presence.allows(user, watcher) == may_see(config[owner], config[owner]["blp"], watcher)
-    assert presence.shows_online(status) == (status != "HDN")
+                assert privacy.allows(user, watcher) == may_see(config[owner], config[owner]["blp"], watcher)
+    assert statuses.is_shown(dialects.STATUS_OF_CODE[status]) == (status != "HDN")
+
+
+def sign_in(messenger, session, user) -> None:
+    """
+    What the realm does for a checked login: the session becomes the
+    user's endpoint.
+    """
+    messenger.sign_in(session, user).addCallback(lambda me: setattr(session, "me", me))
+    session._logout = lambda: messenger.sign_out(session.me)
+    session.phase = Phase.LOGGED_IN
 
 
 class RecordingConnection:
@@ -101,6 +113,8 @@ class RecordingConnection:
 
     def send(self, data: bytes) -> None:
         self.data += data
+
+    address = "127.0.0.1"
 
     def close(self, reason: str = "") -> None:
         pass
@@ -132,7 +146,10 @@ def test_watchers_see_exactly_what_the_rules_allow(config, steps):
     contact is online, not hidden, and its rules let the watcher see it;
     about anyone else it has heard nothing.
     """
-    server = types.SimpleNamespace(config=ServerConfig(), directory=LocalDirectory(), clock=Clock(), store=None)
+    clock = Clock()
+    config_ = ServerConfig()
+    messenger = Messenger(None, LocalDirectory(), clock, config_.list_limits, config_.max_groups)
+    server = types.SimpleNamespace(config=config_, messenger=messenger, clock=clock)
     dialect = dialects.choose_dialect(["MSNP5"], server.config.supported_dialects)
     sessions: dict = {}
     beliefs: dict = {}
@@ -141,16 +158,12 @@ def test_watchers_see_exactly_what_the_rules_allow(config, steps):
         if action == "logout":
             if session is not None:
                 session.connection_lost()
-                server.directory.unregister(handle, session)
                 del sessions[handle], beliefs[handle]
         else:
             if session is None:
                 session = NotificationSession(RecordingConnection(), server)
                 session.dialect = dialect
-                session.user = user_state(handle, config)
-                session.handle = handle
-                session._encoded_name = wire.url_encode(session.user.friendly_name)
-                server.directory.register(handle, session)
+                sign_in(messenger, session, user_state(handle, config))
                 sessions[handle] = session
                 beliefs[handle] = {}
             session.command_received(wire.Command("CHG", trid, (action,)))
@@ -162,18 +175,19 @@ def test_watchers_see_exactly_what_the_rules_allow(config, steps):
                 if contact == watcher:
                     continue
                 other = sessions.get(contact)
+                other_status = dialects.CODE_OF_STATUS[other.me.status] if other is not None else None
                 visible = (
                     contact in config[watcher]["FL"]
                     and other is not None
-                    and other.status != "HDN"
+                    and other_status != "HDN"
                     and may_see(config[contact], config[contact]["blp"], watcher)
                 )
                 believed = beliefs[watcher].get(contact)
-                assert believed == (other.status if visible else None), (watcher, contact, believed)
+                assert believed == (other_status if visible else None), (watcher, contact, believed)
                 # Nor may a hidden contact be rung for someone it hides from.
                 if other is not None:
-                    rings = other.accepts_invitation_from(watcher)
-                    assert rings == (other.status != "HDN" and may_see(config[contact], config[contact]["blp"], watcher))
+                    rings = other.me.record().reachable_by(watcher)
+                    assert rings == (other_status != "HDN" and may_see(config[contact], config[contact]["blp"], watcher))
 
 
 @defer.inlineCallbacks

@@ -507,8 +507,7 @@ def test_leaving_and_the_end_of_a_session(server):
     late answer to its invitation gets 911.
     """
     alice_ns, bob_ns, alice, bob, session_id = yield two_party(server)
-    directory = server.service.directory
-    assert directory.find_conversation(session_id) is not None
+    assert session_id in server.service.switchboard.conversations
     carol_ns = yield online(server, CAROL)
     alice.send(f"CAL 3 {CAROL}")
     yield alice.expect(r"CAL 3 RINGING \d+")
@@ -518,7 +517,7 @@ def test_leaving_and_the_end_of_a_session(server):
     yield alice.expect_line("BYE bob@example.com")
     alice.send("OUT")
     yield alice.expect_close()
-    assert directory.find_conversation(session_id) is None
+    assert session_id not in server.service.switchboard.conversations
 
     carol = yield connect(server.switchboard_port)
     carol.send(f"ANS 1 {CAROL} {ring.group(2)} {ring.group(1)}")
@@ -596,7 +595,7 @@ def test_ten_party_session(server):
     for handle in handles:
         if handle != leaver:
             yield sbs[handle].expect_line(f"BYE {leaver}")
-    assert len(server.service.directory.find_conversation(session_id).participants) == 9
+    assert len(server.service.switchboard.conversations[session_id].participants) == 9
     for handle in handles:
         yield sbs[handle].disconnect()
         yield ns[handle].disconnect()
@@ -612,4 +611,4 @@ def test_server_stop_closes_conversations(server):
     yield server.stop()
     for client in (alice, bob, alice_ns, bob_ns):
         yield client.expect_close()
-    assert server.service.directory.find_conversation(session_id) is None
+    assert session_id not in server.service.switchboard.conversations

@@ -11,9 +11,16 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from msnp.msn import dialects
+from zope.interface import implementer
+
 from msnp.config import ServerConfig
+from msnp.core import events, status as statuses
+from msnp.core.endpoints import EndpointRecord, IEndpoint
+from msnp.core.messenger import Messenger
+from msnp.core.presence import SignedInUser
 from msnp.directory.local import LocalDirectory
+from msnp.msn import dialects
+from msnp.msn.wire import url_decode
 from msnp.msn.switchboard import SwitchboardServer, SwitchboardTicket, grant_switchboard, new_cookie
 from msnp.store.records import UserState
 
@@ -21,26 +28,26 @@ P2P = b"MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest:
 TEXT = b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhi"
 
 
+@implementer(IEndpoint)
 class FakeNotificationSession:
     """
-    What the switchboard asks of a callee's notification session, with the
-    RNG lines it was given.
+    A callee's notification endpoint as the switchboard reaches it: a
+    published presence, and the rings (L{events.Ring}) it was given.
     """
 
     def __init__(self, handle, name, version=7, accepting=True):
         self.handle = handle
-        self.user = UserState(handle, name, 1, "A", "AL", {}, {"FL": {}, "AL": {}, "BL": {}, "RL": {}}, {}, {})
+        self.endpoint_id = f"test/{handle}"
+        user = UserState(handle, name, 1, "A", "AL", {}, {"FL": {}, "AL": {}, "BL": {}, "RL": {}}, {}, {})
+        self.me = SignedInUser(user, self.endpoint_id)
+        self.me.status = statuses.ONLINE
+        self.me.accepts_invitations = accepting
         self.dialect = dialects.ALL_DIALECTS[version]
-        self.caps = 0
-        self.accepting = accepting
         self.rings = []
 
-    def accepts_invitation_from(self, caller):
-        return self.accepting
-
-    def ring(self, *args):
-        self.rings.append(args)
-
+    def receive(self, event):
+        if isinstance(event, events.Ring):
+            self.rings.append(event)
 
 class Harness:
     """
@@ -51,8 +58,18 @@ class Harness:
         self.clock = Clock()
         self.config = ServerConfig(**settings)
         self.directory = LocalDirectory()
-        self.server = SwitchboardServer(self.config, self.directory, self.clock)
+        self.messenger = Messenger(None, self.directory, self.clock, self.config.list_limits, self.config.max_groups)
+        self.server = SwitchboardServer(self.config, self.messenger, self.clock)
         self.connections = []
+
+    def add_callee(self, callee):
+        """
+        Sign C{callee} in: reachable through the directory, presence shown.
+        """
+        record = EndpointRecord(callee.endpoint_id, callee.handle, self.directory.node, "msn")
+        self.directory.attach(callee, record)
+        self.directory.publish_presence(callee.me.record())
+        return callee
 
     def connect(self):
         protocol = self.server.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000 + len(self.connections)))
@@ -64,7 +81,7 @@ class Harness:
     def cookie(self, handle, name, version=7, session_id=None, lifetime=None):
         cookie = new_cookie()
         lifetime = self.config.cookie_lifetime if lifetime is None else lifetime
-        ticket = SwitchboardTicket(handle, name, version, 0, self.clock.seconds() + lifetime, session_id)
+        ticket = SwitchboardTicket(handle, name, version, 0, self.clock.seconds() + lifetime, session_id, url_decode(name))
         self.directory.add_cookie(cookie, ticket, self.clock.seconds())
         return cookie
 
@@ -151,7 +168,7 @@ def test_idle_participant_is_removed_with_bye_1(harness):
     harness.clock.advance(1)
     assert alice_transport.disconnecting
     harness.drop(alice)
-    assert list(harness.directory.conversations()) == []
+    assert harness.server.conversations == {}
 
 
 def test_cookie_expires_after_its_lifetime(harness):
@@ -195,7 +212,7 @@ def test_call_rate(harness):
     """
     alice, transport = harness.open()
     for n in range(11):
-        harness.directory.register(f"user{n}@example.com", FakeNotificationSession(f"user{n}@example.com", f"User{n}"))
+        harness.add_callee(FakeNotificationSession(f"user{n}@example.com", f"User{n}"))
     for n in range(10):
         alice.dataReceived(f"CAL {n} user{n}@example.com\r\n".encode())
     lines = transport.value().split(b"\r\n")[:-1]
@@ -211,22 +228,20 @@ def test_call_rate(harness):
 
 def test_rng_carries_the_session_and_a_fresh_cookie(harness):
     """
-    CAL rings the callee's notification session with the session id, the
-    switchboard address, a cookie for that session alone and the caller.
+    CAL rings the callee's endpoints with the session id, the switchboard
+    address and the caller; a cookie for that session admits the callee.
     """
-    callee = FakeNotificationSession("bob@example.com", "Bob")
-    harness.directory.register("bob@example.com", callee)
+    callee = harness.add_callee(FakeNotificationSession("bob@example.com", "Bob"))
     alice, transport = harness.open(name="Alice%20A")
     alice.dataReceived(b"CAL 2 bob@example.com\r\n")
     session_id = session_id_of(alice)
     assert transport.value() == f"CAL 2 RINGING {session_id}\r\n".encode()
-    ((rung_id, address, cookie, caller, caller_name),) = callee.rings
-    assert (rung_id, address, caller, caller_name) == (
-        session_id,
-        harness.config.switchboard_address,
-        "alice@example.com",
-        "Alice%20A",
-    )
+    assert callee.rings == [
+        events.Ring("bob@example.com", session_id, harness.config.switchboard_address, "alice@example.com", "Alice A")
+    ]
+    # The callee's notification server issues the cookie (see
+    # test_presence/test_switchboard for RNG on the wire).
+    cookie = harness.cookie("bob@example.com", "Bob", session_id=session_id)
     bob, bob_transport = harness.connect()
     bob.dataReceived(f"ANS 5 bob@example.com {cookie} {session_id}\r\n".encode())
     assert bob_transport.value() == b"IRO 5 1 1 alice@example.com Alice%20A\r\nANS 5 OK\r\n"
@@ -237,7 +252,7 @@ def test_invitation_lapses_with_its_cookie(harness):
     A callee who never answers can be invited again once the cookie of the
     first invitation has expired.
     """
-    harness.directory.register("bob@example.com", FakeNotificationSession("bob@example.com", "Bob"))
+    harness.add_callee(FakeNotificationSession("bob@example.com", "Bob"))
     alice, transport = harness.open()
     alice.dataReceived(b"CAL 2 bob@example.com\r\nCAL 3 bob@example.com\r\n")
     assert transport.value().endswith(b"215 3\r\n")
@@ -254,7 +269,7 @@ def test_participant_limit(harness):
     """
     harness.config.max_sb_participants = 3
     for n in range(3):
-        harness.directory.register(f"user{n}@example.com", FakeNotificationSession(f"user{n}@example.com", f"U{n}"))
+        harness.add_callee(FakeNotificationSession(f"user{n}@example.com", f"U{n}"))
     alice, transport = harness.open()
     alice.dataReceived(b"CAL 1 user0@example.com\r\nCAL 2 user1@example.com\r\nCAL 3 user2@example.com\r\n")
     lines = transport.value().split(b"\r\n")

@@ -19,6 +19,7 @@ from twisted.internet.testing import StringTransport
 from msnp.msn import wire
 from msnp.msn.auth import make_portal
 from msnp.config import ServerConfig
+from msnp.core.messenger import Messenger
 from msnp.directory.local import LocalDirectory
 from msnp.msn.notification import NotificationProtocol, NotificationServer
 from msnp.store.sqlite import Database
@@ -207,8 +208,9 @@ def run_session(chunks, advance_after) -> bytes:
     _template_database()._db.backup(database._db)
     clock = task.Clock()
     store = ClockedStore(database, clock)
-    directory = LocalDirectory()
-    factory = NotificationServer(ServerConfig(), store, directory, make_portal(store, directory), clock)
+    config = ServerConfig()
+    messenger = Messenger(store, LocalDirectory(), clock, config.list_limits, config.max_groups)
+    factory = NotificationServer(config, messenger, make_portal(store, messenger), clock)
     protocol = factory.buildProtocol(None)
     transport = StringTransport()
     with mock.patch("msnp.msn.notification.new_md5_challenge", lambda: CHALLENGE), mock.patch(

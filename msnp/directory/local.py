@@ -1,109 +1,107 @@
 """
-The directory: who is online on which notification session, which
-switchboard sessions exist and who is in them, and the cookies that admit
-users to them.
-
-Everything that needs to know where a user is asks the directory; the
-in-process L{LocalDirectory} is the default, and the interface is what a
-networked directory must provide so several processes can share one view.
-Cookie calls return Deferreds because a shared directory must answer them
-over the network.
+The in-process directory: every endpoint, presence record, cookie and
+switchboard session id of a single-process server, in dictionaries.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterable
 
 from twisted.internet.defer import Deferred, succeed
-from zope.interface import Interface, implementer
+from twisted.logger import Logger
+from zope.interface import implementer
 
+from msnp.core import events
+from msnp.core.endpoints import EndpointRecord, default_node_id
+from msnp.directory.interface import IDirectory
 
-class IDirectory(Interface):
-    def register(handle, session):
-        """
-        Record C{session} as the live session of C{handle}; return the
-        session it replaces, if any.
-        """
-
-    def unregister(handle, session):
-        """
-        Forget C{session}, if it is still the live one for C{handle}.
-        """
-
-    def find(handle):
-        """
-        The live session of C{handle}, or None.
-        """
-
-    def sessions():
-        """
-        Every live session.
-        """
-
-    def add_cookie(cookie, ticket, now):
-        """
-        Remember a switchboard C{cookie} admitting C{ticket.handle} until
-        C{ticket.expires}; a Deferred that fires once it is stored.
-        C{now} lets the directory forget cookies that expired unused.
-        """
-
-    def redeem_cookie(cookie, now):
-        """
-        Take C{cookie} out of the directory: a Deferred firing with its
-        ticket, or None when it is unknown, already used or expired at
-        C{now}.  A cookie can be redeemed once.
-        """
-
-    def add_conversation(conversation):
-        """
-        Record a switchboard session under C{conversation.session_id};
-        False if that id is taken.
-        """
-
-    def find_conversation(session_id):
-        """
-        The switchboard session with C{session_id}, or None.
-        """
-
-    def remove_conversation(conversation):
-        """
-        Forget a switchboard session that has ended.
-        """
-
-    def conversations():
-        """
-        Every switchboard session; each knows its C{participants}.
-        """
+log = Logger()
 
 
 @implementer(IDirectory)
 class LocalDirectory:
-    def __init__(self) -> None:
-        self._sessions: dict[str, object] = {}
+    def __init__(self, node: str = "") -> None:
+        self.node = node or default_node_id()
+        # endpoint id -> (live endpoint, record)
+        self._endpoints: dict[str, tuple[object, EndpointRecord]] = {}
+        # handle -> {endpoint id: live endpoint}
+        self._by_handle: dict[str, dict[str, object]] = {}
+        self._presence: dict[str, object] = {}
         # Insertion order is expiry order (every cookie lives as long), so
         # expired cookies are swept from the front.
         self._cookies: dict[str, object] = {}
-        self._conversations: dict[str, object] = {}
+        self._session_ids: dict[str, str] = {}
 
-    def register(self, handle: str, session) -> Optional[object]:
-        previous = self._sessions.get(handle)
-        self._sessions[handle] = session
-        return previous
+    # Endpoints
 
-    def unregister(self, handle: str, session) -> None:
-        if self._sessions.get(handle) is session:
-            del self._sessions[handle]
+    def attach(self, endpoint, record: EndpointRecord, single: bool = True) -> Deferred:
+        replaced = []
+        if single:
+            for other_id in list(self._by_handle.get(record.handle, ())):
+                other = self._endpoints.get(other_id)
+                if other is not None and other_id != record.endpoint_id and other[1].protocol == record.protocol:
+                    replaced.append(other[1])
+        for old in replaced:
+            live = self._endpoints[old.endpoint_id][0]
+            self.detach(old.endpoint_id)
+            _give(live, events.Kicked(events.REPLACED))
+        self._endpoints[record.endpoint_id] = (endpoint, record)
+        self._by_handle.setdefault(record.handle, {})[record.endpoint_id] = endpoint
+        return succeed(replaced)
 
-    def find(self, handle: str):
-        return self._sessions.get(handle)
+    def detach(self, endpoint_id: str) -> None:
+        entry = self._endpoints.pop(endpoint_id, None)
+        if entry is None:
+            return
+        handle = entry[1].handle
+        held = self._by_handle.get(handle)
+        if held is not None:
+            held.pop(endpoint_id, None)
+            if not held:
+                del self._by_handle[handle]
 
-    def sessions(self) -> Iterator[object]:
-        return iter(list(self._sessions.values()))
+    def endpoints_of(self, handle: str) -> Deferred:
+        return succeed([self._endpoints[i][1] for i in self._by_handle.get(handle, ())])
+
+    def all_endpoints(self) -> Deferred:
+        return succeed([record for _, record in self._endpoints.values()])
+
+    def deliver(self, handles: Iterable[str], event) -> None:
+        by_handle = self._by_handle
+        for handle in handles:
+            held = by_handle.get(handle)
+            if held:
+                for endpoint in list(held.values()):
+                    _give(endpoint, event)
+
+    def deliver_to(self, endpoint_id: str, event) -> None:
+        entry = self._endpoints.get(endpoint_id)
+        if entry is not None:
+            _give(entry[0], event)
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._endpoints)
 
-    # Switchboard cookies and sessions
+    # Presence
+
+    def publish_presence(self, record) -> None:
+        self._presence[record.handle] = record
+
+    def withdraw_presence(self, handle: str, endpoint_id: str) -> None:
+        record = self._presence.get(handle)
+        if record is not None and record.endpoint_id == endpoint_id:
+            del self._presence[handle]
+
+    def presence_of(self, handles: Iterable[str]) -> Deferred:
+        presence = self._presence
+        found = {}
+        for handle in handles:
+            record = presence.get(handle)
+            if record is not None:
+                found[handle] = record
+        return succeed(found)
+
+    # Switchboard cookies and session ids
 
     def _sweep_cookies(self, now: float) -> None:
         while self._cookies:
@@ -127,18 +125,19 @@ class LocalDirectory:
     def pending_cookies(self) -> int:
         return len(self._cookies)
 
-    def add_conversation(self, conversation) -> bool:
-        if conversation.session_id in self._conversations:
-            return False
-        self._conversations[conversation.session_id] = conversation
-        return True
+    def claim_session_id(self, session_id: str, address: str) -> Deferred:
+        if session_id in self._session_ids:
+            return succeed(False)
+        self._session_ids[session_id] = address
+        return succeed(True)
 
-    def find_conversation(self, session_id: str):
-        return self._conversations.get(session_id)
+    def release_session_id(self, session_id: str) -> None:
+        self._session_ids.pop(session_id, None)
 
-    def remove_conversation(self, conversation) -> None:
-        if self._conversations.get(conversation.session_id) is conversation:
-            del self._conversations[conversation.session_id]
 
-    def conversations(self) -> Iterator[object]:
-        return iter(list(self._conversations.values()))
+def _give(endpoint, event) -> None:
+    # One endpoint's failure must not keep the event from the others.
+    try:
+        endpoint.receive(event)
+    except Exception:
+        log.failure("endpoint {endpoint} failed on {event}", endpoint=getattr(endpoint, "endpoint_id", "?"), event=type(event).__name__)

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import attrs
 
+from msnp.core import status as statuses
 from msnp.msn import errors, wire
 
 # What a dialect that lacks a command answers it with.
@@ -608,3 +609,17 @@ def merged_sync_lines(dialect: Dialect, trid: int, user, contact_properties: dic
                 if key in CONTACT_PHONE_KEYS:
                     lines.append(wire.format_line("BPR", None, key, wire.url_encode(value)))
     return lines
+
+
+# MSN's status codes for the core's presence states.
+STATUS_OF_CODE = {
+    "NLN": statuses.ONLINE,
+    "BSY": statuses.BUSY,
+    "IDL": statuses.IDLE,
+    "BRB": statuses.BE_RIGHT_BACK,
+    "AWY": statuses.AWAY,
+    "PHN": statuses.ON_THE_PHONE,
+    "LUN": statuses.OUT_TO_LUNCH,
+    "HDN": statuses.HIDDEN,
+}
+CODE_OF_STATUS = {status: code for code, status in STATUS_OF_CODE.items()}

@@ -5,20 +5,70 @@ notification server (C{XFR t NS}), then the server hangs up.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from twisted.internet.protocol import Factory
 
-from msnp.msn import errors, wire
+from msnp.msn import dialects, errors, negotiation, phases, wire
 from msnp.msn.errors import CloseConnection, CommandError
-from msnp.msn.notification import NotificationSession
+from msnp.msn.phases import Phase
 from msnp.msn.protocol import CommandProtocol
 
 
-class DispatchSession(NotificationSession):
+class DispatchSession:
     """
-    Speaks the notification server's pre-login commands; a login attempt
-    (C{USR t MD5 I} until MSNP7, C{USR t TWN I} from MSNP8) is answered
-    with the notification server's address.
+    Speaks the pre-login commands; a login attempt (C{USR t MD5 I} until
+    MSNP7, C{USR t TWN I} from MSNP8) is answered with the notification
+    server's address.
     """
+
+    role = "dispatch"
+
+    def __init__(self, connection, server: "DispatchServer"):
+        self.connection = connection
+        self.config = server.config
+        self.phase = Phase.CONNECTED
+        self.dialect: Optional[dialects.Dialect] = None
+
+    def send(self, data: bytes) -> None:
+        if self.connection is not None:
+            self.connection.send(data)
+
+    def command_received(self, command: wire.Command):
+        name = command.name
+        if self.dialect is None:
+            phases.check(self.role, phases.DISPATCH, name, self.phase, dialects.is_ns_command(name))
+        elif name == "MSG":
+            raise CloseConnection("MSG sent to the dispatch server")
+        elif not self.dialect.has_command(name):
+            answer = self.dialect.answer_when_absent(name)
+            if answer == dialects.CLOSE:
+                raise CloseConnection(f"{name} is not part of {self.dialect.name}")
+            if answer == dialects.UNKNOWN:
+                raise CommandError(errors.SYNTAX_ERROR)
+            raise CommandError(answer, f"{name} is not part of {self.dialect.name}")
+        else:
+            # Nothing after login exists here: every other command of the
+            # dialect is answered as from a client not logged in.
+            phases.check(self.role, phases.DISPATCH, name, self.phase)
+        return getattr(self, "do_" + name)(command)
+
+    def do_VER(self, command):
+        self.dialect = negotiation.agree_dialect(self, command)
+        self.phase = Phase.NEGOTIATED
+
+    def do_INF(self, command):
+        negotiation.answer_inf(self, command)
+
+    def do_CVR(self, command):
+        negotiation.answer_cvr(self, command)
+
+    def do_PNG(self, command):
+        self.send(self.dialect.qng(self.config.ping_interval))
+
+    def do_OUT(self, command):
+        self.send(wire.format_line("OUT", None))
+        raise CloseConnection("client signed out")
 
     def do_USR(self, command):
         args = command.args
@@ -28,6 +78,14 @@ class DispatchSession(NotificationSession):
             raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
         self.send(self.dialect.xfr_ns(command.trid, self.config.notification_address, self.config.dispatch_address))
         raise CloseConnection("referred to the notification server")
+
+    def shut_down(self) -> None:
+        self.send(wire.format_line("OUT", None, "SSD"))
+        if self.connection is not None:
+            self.connection.close("server shutting down")
+
+    def connection_lost(self) -> None:
+        self.connection = None
 
 
 class DispatchProtocol(CommandProtocol):

@@ -4,6 +4,9 @@ How a handler refuses a command.
 
 from __future__ import annotations
 
+from msnp.core import errors as core
+from msnp.store.records import StoreError
+
 
 class CommandError(Exception):
     """
@@ -62,3 +65,26 @@ BAD_CVR = 731
 CHANGING_TOO_RAPIDLY = 800
 AUTHENTICATION_FAILED = 911
 NOT_ALLOWED_WHEN_OFFLINE = 913
+
+
+def code_for(error: Exception) -> int:
+    """
+    The error number answering a refusal from the core or the store.
+    """
+    for kind, code in (
+        (core.NoSuchUser, INVALID_USER),
+        (core.AlreadyListed, ALREADY_THERE),
+        (core.NotListed, NOT_ON_LIST),
+        (core.InOppositeList, IN_OPPOSITE_LIST),
+        (core.ListFull, LIST_FULL),
+        (core.NoSuchGroup, INVALID_GROUP),
+        (core.NotInGroup, NOT_IN_GROUP),
+        (core.TooManyGroups, TOO_MANY_GROUPS),
+        (core.CannotRemoveGroupZero, CANNOT_REMOVE_GROUP_ZERO),
+        (core.AlreadyInMode, ALREADY_IN_MODE),
+        (core.UserOffline, USER_OFFLINE),
+        (StoreError, INTERNAL_ERROR),
+    ):
+        if isinstance(error, kind):
+            return code
+    return INTERNAL_ERROR

@@ -1,10 +1,13 @@
 """
-The notification server: login, contact lists, privacy and presence.
+The notification server: MSNP login, contact lists, privacy and presence as
+thin adapters over the core.
 
 One L{NotificationSession} per connection.  It receives parsed commands
-from L{msnp.msn.protocol.CommandProtocol}, answers through it, and talks to the
-other online users' sessions found in the directory.  Line shapes come from
-the session's L{msnp.msn.dialects.Dialect}.
+from L{msnp.msn.protocol.CommandProtocol}, checks them against the phase
+table (L{msnp.msn.phases}), turns each into a call on the core's services
+(L{msnp.core.messenger.Messenger}) and answers in the session's
+L{msnp.msn.dialects.Dialect}.  As an endpoint it receives the core's events
+and renders them in that dialect; it never calls another session.
 """
 
 from __future__ import annotations
@@ -13,25 +16,26 @@ from typing import Optional
 
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.task import deferLater
 from twisted.internet.protocol import Factory
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from zope.interface import implementer
 
-from msnp.msn import dialects, errors, switchboard, wire
-from msnp.core import privacy as presence
-from msnp.msn.auth import IMessengerUser, LoginThrottle, MD5ChallengeCredentials, new_md5_challenge
-from msnp.msn import challenge, passport
-from msnp.msn.auth import PassportTicketCredentials
-from msnp.msn.errors import CloseConnection, CommandError
+from msnp.core import errors as core_errors
+from msnp.core import events
+from msnp.core.accounts import IMessengerUser, LoginThrottle
+from msnp.core.endpoints import EndpointRecord, IEndpoint
+from msnp.core.presence import SignedInUser
+from msnp.msn import challenge, dialects, errors, negotiation, passport, phases, switchboard, wire
+from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, new_md5_challenge
+from msnp.msn.errors import CloseConnection, CommandError, code_for
+from msnp.msn.phases import Phase
 from msnp.msn.protocol import CommandProtocol
-from msnp.store.records import StoreError, UserState, canonical_handle
+from msnp.store.records import StoreError, canonical_handle
 
 log = Logger()
 
 EDITABLE_LISTS = ("FL", "AL", "BL")
-
-# Commands answered before login; everything else a dialect knows needs it.
-_BEFORE_LOGIN = frozenset({"VER", "INF", "CVR", "USR", "PNG", "OUT"})
 
 # URL services and the path they lead to on the operator's web site.
 _URL_SERVICES = {
@@ -83,66 +87,72 @@ def parse_group_id(token: str, max_groups: int) -> int:
     return int(token)
 
 
+@implementer(IEndpoint)
 class NotificationSession:
     """
-    The state of one notification-server connection.
+    The state of one notification-server connection, and its endpoint once
+    logged in.
     """
+
+    role = "notification"
+    phase_table = phases.NOTIFICATION
 
     def __init__(self, connection, server: "NotificationServer"):
         self.connection = connection
         self.server = server
         self.config = server.config
+        self.messenger = server.messenger
+        self.phase = Phase.CONNECTED
         self.dialect: Optional[dialects.Dialect] = None
-        self.handle: Optional[str] = None
-        self.user: Optional[UserState] = None
-        self.status: Optional[str] = None
-        self.caps = 0
-        self.msnobj = ""
-        self.accepts_invitations = True
-        self._challenge: Optional[tuple[str, str]] = None
-        self._authenticating = False
+        self.me: Optional[SignedInUser] = None
+        self.endpoint_id = self.messenger.endpoint_ids.next()
+        self.client_version = ""
+        self._challenge: Optional[tuple[str, str, float]] = None
         self._logout = None
-        self._encoded_name = ""
         # MSNP8+: the handle named in USR TWN I; MSNP6+: the open CHL and
-        # the timer that hangs up on a client that never answers it;
-        # MSNP11+: the personal message shown with UBX.
+        # the timer that hangs up on a client that never answers it.
         self._passport_handle: Optional[str] = None
         self._open_challenge: Optional[str] = None
         self._challenge_timer = None
-        self.personal_message = b""
         # GCF is only answered once the lists were synchronised.
         self.synced = False
 
     @property
+    def handle(self) -> Optional[str]:
+        return self.me.handle if self.me is not None else None
+
+    @property
     def logged_in(self) -> bool:
-        return self.user is not None
+        return self.me is not None
 
     def send(self, data: bytes) -> None:
         # A store write may finish after the client has gone.
         if self.connection is not None:
             self.connection.send(data)
 
+    def endpoint_record(self, handle: str, since: float) -> EndpointRecord:
+        address = self.connection.address if self.connection is not None else ""
+        return EndpointRecord(
+            self.endpoint_id, handle, self.messenger.directory.node, "msn", self.dialect.name, self.client_version, address, since
+        )
+
     # Dispatch
 
     def command_received(self, command: wire.Command):
         name = command.name
         if self.dialect is None:
-            if name == "VER":
-                return self.do_VER(command)
-            if dialects.is_ns_command(name):
-                raise CloseConnection(f"{name} before VER")
-            raise CommandError(errors.SYNTAX_ERROR)
-        if name == "MSG":
+            phases.check(self.role, self.phase_table, name, self.phase, dialects.is_ns_command(name))
+        elif name == "MSG":
             raise CloseConnection("MSG sent to the notification server")
-        if not self.dialect.has_command(name):
+        elif not self.dialect.has_command(name):
             answer = self.dialect.answer_when_absent(name)
             if answer == dialects.CLOSE:
                 raise CloseConnection(f"{name} is not part of {self.dialect.name}")
             if answer == dialects.UNKNOWN:
                 raise CommandError(errors.SYNTAX_ERROR)
             raise CommandError(answer, f"{name} is not part of {self.dialect.name}")
-        if name not in _BEFORE_LOGIN and not self.logged_in:
-            raise CommandError(errors.NOT_LOGGED_IN)
+        else:
+            phases.check(self.role, self.phase_table, name, self.phase)
         handler = getattr(self, "do_" + name, None)
         if handler is None:
             raise CommandError(errors.SYNTAX_ERROR)
@@ -151,30 +161,16 @@ class NotificationSession:
     # Version and login
 
     def do_VER(self, command):
-        if self.dialect is not None:
-            raise CommandError(errors.NOT_EXPECTED, "second VER", close=True)
-        dialect = dialects.choose_dialect(command.args, self.config.supported_dialects)
-        if dialect is None:
-            self.send(wire.format_line("VER", command.trid, 0))
-            raise CloseConnection("no common dialect")
-        self.dialect = dialect
-        self.send(wire.format_line("VER", command.trid, dialect.name))
+        self.dialect = negotiation.agree_dialect(self, command)
+        self.phase = Phase.NEGOTIATED
 
     def do_INF(self, command):
-        self.send(wire.format_line("INF", command.trid, self.dialect.security_packages))
+        negotiation.answer_inf(self, command)
 
     def do_CVR(self, command):
-        args = command.args
-        if len(args) < 6:
-            raise CommandError(errors.BAD_CVR)
-        version = args[5]
-        self.send(wire.format_line("CVR", command.trid, version, version, version, self.config.web_base, self.config.web_base))
+        self.client_version = negotiation.answer_cvr(self, command)
 
     def do_USR(self, command):
-        if self.logged_in:
-            raise CommandError(errors.ALREADY_LOGGED_IN)
-        if self._authenticating:
-            raise CommandError(errors.NOT_EXPECTED)
         args = command.args
         if len(args) != 3 or args[0] != self.dialect.auth_package or args[1] not in ("I", "S"):
             raise CommandError(errors.AUTHENTICATION_FAILED, "unsupported login", close=True)
@@ -188,6 +184,7 @@ class NotificationSession:
                 raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
             challenge = new_md5_challenge()
             self._challenge = (handle, challenge, self.server.clock.seconds())
+            self.phase = Phase.CHALLENGED
             self.send(wire.format_line("USR", command.trid, "MD5", "S", challenge))
             return None
         if self._challenge is None:
@@ -209,6 +206,7 @@ class NotificationSession:
             if not wire.is_valid_handle(value):
                 raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
             self._passport_handle = value
+            self.phase = Phase.CHALLENGED
             self.send(wire.format_line("USR", command.trid, "TWN", "S", passport.policy(self.server.clock.seconds())))
             return None
         if self._passport_handle is None:
@@ -217,23 +215,21 @@ class NotificationSession:
         return self._login(command, PassportTicketCredentials(handle, value))
 
     def _login(self, command, credentials, expired: bool = False) -> Deferred:
-        self._authenticating = True
+        self.phase = Phase.CHECKING
         if expired:
             d = fail(UnauthorizedLogin("challenge expired"))
         else:
             d = self.server.portal.login(credentials, self, IMessengerUser)
 
         def logged_in(result):
-            _, user, logout = result
-            self._authenticating = False
+            _, me, logout = result
             if self.connection is None:
                 logout()
                 return
             self._logout = logout
-            self.user = user
-            self.handle = user.handle
-            self._encoded_name = wire.url_encode(user.friendly_name)
-            lines = [self.dialect.usr_ok(command.trid, user.handle, self._encoded_name)]
+            self.me = me
+            self.phase = Phase.LOGGED_IN
+            lines = [self.dialect.usr_ok(command.trid, me.handle, wire.url_encode(me.name))]
             if self.dialect.sends_sbs:
                 lines.append(wire.format_line("SBS", 0, "null"))
             peer = self.connection.transport.getPeer()
@@ -243,10 +239,10 @@ class NotificationSession:
                 )
             )
             self.send(b"".join(lines))
-            log.info("{handle} logged in with {dialect}", handle=user.handle, dialect=self.dialect.name)
+            log.info("{handle} logged in with {dialect}", handle=me.handle, dialect=self.dialect.name)
 
         def failed(failure):
-            self._authenticating = False
+            self.phase = Phase.NEGOTIATED
             failure.trap(UnauthorizedLogin, UnhandledCredentials)
             log.info("login failed for {handle}", handle=credentials.handle)
             address = self.connection.address if self.connection is not None else "?"
@@ -260,15 +256,6 @@ class NotificationSession:
 
         return d.addCallbacks(logged_in, failed)
 
-    def replaced_by_new_login(self) -> None:
-        """
-        The same account logged in elsewhere: say so and hang up.
-        """
-        self.send(wire.format_line("OUT", None, "OTH"))
-        self._go_offline()
-        if self.connection is not None:
-            self.connection.close("logged in elsewhere")
-
     def shut_down(self) -> None:
         self.send(wire.format_line("OUT", None, "SSD"))
         if self.connection is not None:
@@ -280,11 +267,6 @@ class NotificationSession:
         self.connection = None
 
     def _go_offline(self) -> None:
-        if self.user is None:
-            return
-        if presence.shows_online(self.status):
-            self._announce_to_watchers(None)
-        self.status = None
         if self._logout is not None:
             logout, self._logout = self._logout, None
             logout()
@@ -295,6 +277,80 @@ class NotificationSession:
 
     def do_PNG(self, command):
         self.send(self.dialect.qng(self.config.ping_interval))
+
+    # Events from the core
+
+    def receive(self, event) -> None:
+        me = self.me
+        if me is None or self.connection is None:
+            return
+        kind = type(event)
+        if kind is events.PresenceChanged:
+            if me.status is None or (event.details_only and not self.dialect.merges_lists):
+                return
+            self.send(self._presence_line(event))
+        elif kind is events.PersonalMessageChanged:
+            if me.status is not None and self.dialect.has_personal_messages:
+                line = event.rendered.get(self.dialect)
+                if line is None:
+                    line = event.rendered[self.dialect] = self.dialect.ubx(event.handle, event.payload)
+                self.send(line)
+        elif kind is events.PropertyChanged:
+            line = self.dialect.bpr_update(me.user.version, event.handle, event.key, wire.url_encode(event.value))
+            if line is not None:
+                self.send(line)
+        elif kind is events.ReverseListChanged:
+            self.messenger.lists.apply_reverse_change(me, event)
+            if event.added:
+                self.send(self.dialect.reverse_list_added(me.user.version, event.watcher, wire.url_encode(event.name)))
+            else:
+                self.send(self.dialect.reverse_list_removed(me.user.version, event.watcher))
+        elif kind is events.Ring:
+            self._ring(event)
+        elif kind is events.Kicked:
+            self._kicked(event.reason)
+
+    def _presence_line(self, event: events.PresenceChanged) -> bytes:
+        dialect = self.dialect
+        line = event.rendered.get(dialect)
+        if line is None:
+            if event.status is None:
+                line = dialect.fln(event.handle)
+            else:
+                line = dialect.nln(
+                    dialects.CODE_OF_STATUS[event.status],
+                    event.handle,
+                    wire.url_encode(event.name),
+                    event.client_caps,
+                    event.msn_object,
+                )
+            event.rendered[dialect] = line
+        return line
+
+    def _kicked(self, reason: str) -> None:
+        self.send(wire.format_line("OUT", None, "SSD" if reason == events.SHUTDOWN else "OTH"))
+        self._go_offline()
+        if self.connection is not None:
+            self.connection.close("logged in elsewhere" if reason == events.REPLACED else f"ended: {reason}")
+
+    def _ring(self, event: events.Ring) -> None:
+        """
+        Invite this user into switchboard session C{event.session_id} with a
+        cookie of their own.
+        """
+        me = self.me
+        if not (me.shown and me.accepts_invitations):
+            return
+        clock = self.server.clock
+        now = clock.seconds()
+        ticket = switchboard.ticket_for(self, now + self.config.cookie_lifetime, event.session_id)
+        cookie = switchboard.new_cookie()
+        caller_name = wire.url_encode(event.caller_name)
+
+        def stored(_):
+            self.send(wire.format_line("RNG", None, event.session_id, event.address, "CKI", cookie, event.caller, caller_name))
+
+        self.messenger.directory.add_cookie(cookie, ticket, now).addCallback(stored)
 
     # Challenges (MSNP6+)
 
@@ -337,32 +393,32 @@ class NotificationSession:
     def do_SYN(self, command):
         if len(command.args) < 1 or not command.args[0].isdigit():
             raise CommandError(errors.INVALID_PARAMETER)
-        user = self.user
+        user = self.me.user
         self.synced = True
         if int(command.args[0]) == user.version:
             self.send(self.dialect.sync_current(command.trid, user.version))
             return None
         d = self._contact_properties()
-        d.addCallback(lambda props: self.send(b"".join(dialects.sync_lines(self.dialect, command.trid, self.user, props))))
+        d.addCallback(lambda props: self.send(b"".join(dialects.sync_lines(self.dialect, command.trid, user, props))))
         return d
 
     def _contact_properties(self) -> Deferred:
-        if not self.dialect.has_phone_properties or not self.user.lists["FL"]:
+        user = self.me.user
+        if not self.dialect.has_phone_properties or not user.lists["FL"]:
             return succeed({})
-        return self.server.store.contact_properties(list(self.user.lists["FL"]), self.user.handle)
+        return self.messenger.store.contact_properties(list(user.lists["FL"]), user.handle)
 
     def do_LST(self, command):
         if len(command.args) != 1 or command.args[0] not in dialects.LIST_ORDER:
             raise CommandError(errors.INVALID_PARAMETER)
         lst = command.args[0]
+        user = self.me.user
         d = self._contact_properties() if lst == "FL" else succeed({})
-        d.addCallback(
-            lambda props: self.send(b"".join(dialects.list_lines(self.dialect, command.trid, self.user, lst, props)))
-        )
+        d.addCallback(lambda props: self.send(b"".join(dialects.list_lines(self.dialect, command.trid, user, lst, props))))
         return d
 
     def do_LSG(self, command):
-        self.send(b"".join(dialects.group_lines(self.dialect, command.trid, self.user)))
+        self.send(b"".join(dialects.group_lines(self.dialect, command.trid, self.me.user)))
 
     def _list_argument(self, token: str) -> str:
         if token == "RL":
@@ -382,6 +438,39 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER, "malformed handle")
         return canonical_handle(token)
 
+    def _show_initial_presence(self, trid: int, contacts: list[str]) -> Optional[Deferred]:
+        """
+        ILN (and UBX) for those of C{contacts} shown online to this user,
+        once this user has a status.
+        """
+        if self.me.status is None:
+            return None
+        d = self._initial_presence_lines(trid, contacts)
+        d.addCallback(lambda lines: self.send(b"".join(lines)) if lines else None)
+        return d
+
+    def _initial_presence_lines(self, trid: int, contacts: list[str]) -> Deferred:
+        dialect = self.dialect
+
+        def render(records):
+            lines = []
+            for record in records:
+                lines.append(
+                    dialect.iln(
+                        trid,
+                        dialects.CODE_OF_STATUS[record.status],
+                        record.handle,
+                        wire.url_encode(record.name),
+                        record.client_caps,
+                        record.msn_object,
+                    )
+                )
+                if dialect.has_personal_messages and record.personal_message:
+                    lines.append(dialect.ubx(record.handle, record.personal_message))
+            return lines
+
+        return self.messenger.presence.visible_contacts(self.me, contacts).addCallback(render)
+
     def do_ADD(self, command):
         args = command.args
         if len(args) < 3 or len(args) > 4:
@@ -389,7 +478,7 @@ class NotificationSession:
         lst = self._list_argument(args[0])
         contact = self._contact_argument(args[1])
         name = decode_name(args[2])
-        user = self.user
+        user = self.me.user
         group_id = None
         if len(args) == 4:
             if lst != "FL" or not self.dialect.has_groups:
@@ -397,55 +486,28 @@ class NotificationSession:
             group_id = parse_group_id(args[3], self.config.max_groups)
             if group_id not in user.groups:
                 raise CommandError(errors.INVALID_GROUP)
+            if contact in user.lists["FL"] and group_id not in user.memberships.get(contact, set()):
+                return self._add_to_group(command, contact, group_id)
         elif lst == "FL" and self.dialect.has_groups:
             group_id = 0 if 0 in user.groups else None
+        group = (group_id,) if group_id is not None else ()
 
-        if contact in user.lists[lst]:
-            if lst == "FL" and len(args) == 4 and group_id not in user.memberships.get(contact, set()):
-                return self._add_to_group(command, contact, group_id)
-            raise CommandError(errors.ALREADY_THERE)
-        opposite = {"AL": "BL", "BL": "AL"}.get(lst)
-        if opposite and contact in user.lists[opposite]:
-            raise CommandError(errors.IN_OPPOSITE_LIST)
-        if len(user.lists[lst]) >= self.config.list_limits[lst]:
-            raise CommandError(errors.LIST_FULL)
+        def confirm(edit):
+            self.send(wire.format_line("ADD", command.trid, lst, edit.version, contact, wire.url_encode(name), *group))
 
-        d = self.server.store.add_to_list(user.handle, lst, contact, name, group_id)
-
-        def stored(change):
-            seen_before = self._visibility([contact])
-            user.lists[lst][contact] = name
-            if group_id is not None:
-                user.memberships.setdefault(contact, set()).add(group_id)
-            user.version = max(user.version, change.version)
-            group = (group_id,) if group_id is not None else ()
-            self.send(wire.format_line("ADD", command.trid, lst, user.version, contact, wire.url_encode(name), *group))
-            other = self.server.directory.find(contact)
-            if lst == "FL":
-                if other is not None and change.reverse_version is not None:
-                    other.reverse_list_added(user.handle, user.friendly_name, change.reverse_version)
-                if self.status is not None:
-                    self._show_initial_presence(command.trid, [contact])
-            else:
-                self._privacy_changed(seen_before)
-
-        return d.addCallbacks(stored, self._store_refused)
+        d = self.messenger.lists.add(self.me, lst, contact, name, group_id, confirm)
+        if lst == "FL":
+            d.addCallback(lambda _: self._show_initial_presence(command.trid, [contact]))
+        return d.addErrback(_refused)
 
     def _add_to_group(self, command, contact, group_id):
-        user = self.user
-        d = self.server.store.add_to_group(user.handle, contact, group_id)
+        user = self.me.user
 
-        def stored(version):
-            user.memberships.setdefault(contact, set()).add(group_id)
-            user.version = max(user.version, version)
+        def confirm(edit):
             name = user.lists["FL"][contact]
-            self.send(wire.format_line("ADD", command.trid, "FL", user.version, contact, wire.url_encode(name), group_id))
+            self.send(wire.format_line("ADD", command.trid, "FL", edit.version, contact, wire.url_encode(name), group_id))
 
-        return d.addCallback(stored)
-
-    def _store_refused(self, failure):
-        failure.trap(StoreError)
-        raise CommandError(failure.value.code, str(failure.value))
+        return self.messenger.lists.add_to_group(self.me, contact, group_id, confirm).addErrback(_refused)
 
     def do_REM(self, command):
         args = command.args
@@ -457,46 +519,24 @@ class NotificationSession:
         if not wire.is_valid_handle(args[1]):
             raise CommandError(errors.INVALID_PARAMETER, "malformed handle")
         contact = canonical_handle(args[1])
-        user = self.user
+        user = self.me.user
         if contact not in user.lists[lst]:
             raise CommandError(errors.NOT_ON_LIST)
+        lists = self.messenger.lists
         if len(args) == 3:
             if lst != "FL" or not self.dialect.has_groups:
                 raise CommandError(errors.INVALID_PARAMETER)
             group_id = parse_group_id(args[2], self.config.max_groups)
-            if group_id not in user.groups:
-                raise CommandError(errors.INVALID_GROUP)
-            if group_id not in user.memberships.get(contact, set()):
-                raise CommandError(errors.NOT_IN_GROUP)
-            d = self.server.store.remove_from_group(user.handle, contact, group_id)
 
-            def ungrouped(version):
-                user.memberships[contact].discard(group_id)
-                user.version = max(user.version, version)
-                self.send(wire.format_line("REM", command.trid, "FL", user.version, contact, group_id))
+            def ungrouped(edit):
+                self.send(wire.format_line("REM", command.trid, "FL", edit.version, contact, group_id))
 
-            return d.addCallback(ungrouped)
+            return lists.remove_from_group(self.me, contact, group_id, ungrouped).addErrback(_refused)
 
-        d = self.server.store.remove_from_list(user.handle, lst, contact)
+        def removed(edit):
+            self.send(wire.format_line("REM", command.trid, lst, edit.version, contact))
 
-        def removed(change):
-            seen_before = self._visibility([contact])
-            del user.lists[lst][contact]
-            if lst == "FL":
-                user.memberships.pop(contact, None)
-            user.version = max(user.version, change.version)
-            self.send(wire.format_line("REM", command.trid, lst, user.version, contact))
-            if lst == "FL":
-                self._reverse_list_dropped(contact, change.reverse_version)
-            else:
-                self._privacy_changed(seen_before)
-
-        return d.addCallbacks(removed, self._store_refused)
-
-    def _reverse_list_dropped(self, contact: str, reverse_version: Optional[int]) -> None:
-        other = self.server.directory.find(contact)
-        if other is not None and reverse_version is not None:
-            other.reverse_list_removed(self.user.handle, reverse_version)
+        return lists.remove(self.me, lst, contact, removed).addErrback(_refused)
 
     # Lists by contact id (MSNP10+)
 
@@ -518,66 +558,45 @@ class NotificationSession:
                 extra.append(token)
         if len(extra) > 1 or (extra and lst != "FL"):
             raise CommandError(errors.INVALID_PARAMETER)
-        user = self.user
+        user = self.me.user
+        lists = self.messenger.lists
         group_id = self._group_argument(extra[0]) if extra else None
         if "C" in fields:
             if lst != "FL" or "N" in fields or group_id is None:
                 raise CommandError(errors.INVALID_PARAMETER)
             contact = dialects.find_contact(user, fields["C"])
-            if contact is None or contact not in user.lists["FL"]:
+            if contact is None:
                 raise CommandError(errors.NOT_ON_LIST)
-            if group_id in user.memberships.get(contact, set()):
-                raise CommandError(errors.ALREADY_THERE)
-            d = self.server.store.add_to_group(user.handle, contact, group_id)
 
-            def grouped(version):
-                user.memberships.setdefault(contact, set()).add(group_id)
-                user.version = max(user.version, version)
+            def grouped(edit):
                 self.send(wire.format_line("ADC", command.trid, "FL", f"C={fields['C']}", extra[0]))
 
-            return d.addCallback(grouped)
+            return lists.add_to_group(self.me, contact, group_id, grouped).addErrback(_refused)
         if "N" not in fields:
             raise CommandError(errors.INVALID_PARAMETER)
         contact = self._contact_argument(fields["N"])
         name = decode_name(fields["F"]) if lst == "FL" and "F" in fields else contact
         if lst == "FL" and group_id is None and 0 in user.groups:
             group_id = 0
-        if contact in user.lists[lst]:
-            raise CommandError(errors.ALREADY_THERE)
-        opposite = {"AL": "BL", "BL": "AL"}.get(lst)
-        if opposite and contact in user.lists[opposite]:
-            raise CommandError(errors.IN_OPPOSITE_LIST)
-        if len(user.lists[lst]) >= self.config.list_limits[lst]:
-            raise CommandError(errors.LIST_FULL)
-        d = self.server.store.add_to_list(user.handle, lst, contact, name, group_id)
 
-        def stored(change):
-            seen_before = self._visibility([contact])
-            user.lists[lst][contact] = name
-            if group_id is not None:
-                user.memberships.setdefault(contact, set()).add(group_id)
-            user.version = max(user.version, change.version)
+        def confirm(edit):
             if lst == "FL":
                 reply = [f"N={contact}", f"F={wire.url_encode(name)}", f"C={dialects.contact_id(user.handle, contact)}", *extra]
             else:
                 reply = [f"N={contact}"]
             self.send(wire.format_line("ADC", command.trid, lst, *reply))
-            if lst == "FL":
-                other = self.server.directory.find(contact)
-                if other is not None and change.reverse_version is not None:
-                    other.reverse_list_added(user.handle, user.friendly_name, change.reverse_version)
-                if self.status is not None:
-                    self._show_initial_presence(command.trid, [contact])
-            else:
-                self._privacy_changed(seen_before)
+
+        d = lists.add(self.me, lst, contact, name, group_id, confirm)
+        if lst == "FL":
+            d.addCallback(lambda _: self._show_initial_presence(command.trid, [contact]))
 
         def refused(failure):
-            failure.trap(StoreError)
             # MSNP10 answers an unknown account with 208 where ADD used 205.
-            code = errors.INVALID_USERNAME if failure.value.code == errors.INVALID_USER else failure.value.code
-            raise CommandError(code, str(failure.value))
+            if failure.check(core_errors.NoSuchUser):
+                raise CommandError(errors.INVALID_USERNAME, str(failure.value))
+            return _refused(failure)
 
-        return d.addCallbacks(stored, refused)
+        return d.addErrback(refused)
 
     def _remove_by_contact_id(self, command):
         """
@@ -587,42 +606,28 @@ class NotificationSession:
         if args[0] == "PL":
             return self._remove_pending(command)
         lst = self._list_argument(args[0])
-        user = self.user
+        user = self.me.user
         if lst == "FL":
             contact = dialects.find_contact(user, args[1])
         else:
             contact = canonical_handle(args[1])
         if contact is None or contact not in user.lists[lst]:
             raise CommandError(errors.NOT_ON_LIST)
+        lists = self.messenger.lists
         if len(args) == 3:
             if lst != "FL":
                 raise CommandError(errors.INVALID_PARAMETER)
             group_id = self._group_argument(args[2])
-            if group_id not in user.memberships.get(contact, set()):
-                raise CommandError(errors.NOT_IN_GROUP)
-            d = self.server.store.remove_from_group(user.handle, contact, group_id)
 
-            def ungrouped(version):
-                user.memberships[contact].discard(group_id)
-                user.version = max(user.version, version)
+            def ungrouped(edit):
                 self.send(wire.format_line("REM", command.trid, "FL", args[1], args[2]))
 
-            return d.addCallback(ungrouped)
-        d = self.server.store.remove_from_list(user.handle, lst, contact)
+            return lists.remove_from_group(self.me, contact, group_id, ungrouped).addErrback(_refused)
 
-        def removed(change):
-            seen_before = self._visibility([contact])
-            del user.lists[lst][contact]
-            if lst == "FL":
-                user.memberships.pop(contact, None)
-            user.version = max(user.version, change.version)
+        def removed(edit):
             self.send(wire.format_line("REM", command.trid, lst, args[1]))
-            if lst == "FL":
-                self._reverse_list_dropped(contact, change.reverse_version)
-            else:
-                self._privacy_changed(seen_before)
 
-        return d.addCallbacks(removed, self._store_refused)
+        return lists.remove(self.me, lst, contact, removed).addErrback(_refused)
 
     def _remove_pending(self, command):
         """
@@ -642,21 +647,16 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER)
         if args[1] != "MFN":
             raise CommandError(errors.NOT_EXPECTED)
-        user = self.user
+        user = self.me.user
         contact = dialects.find_contact(user, args[0])
         if contact is None or not any(contact in user.lists[lst] for lst in EDITABLE_LISTS):
             raise CommandError(errors.NOT_ON_LIST)
         name = decode_name(args[2])
-        d = self.server.store.rename_contact(user.handle, contact, name)
 
-        def renamed(version):
-            for lst in EDITABLE_LISTS:
-                if contact in user.lists[lst]:
-                    user.lists[lst][contact] = name
-            user.version = max(user.version, version)
+        def renamed(edit):
             self.send(wire.format_line("SBP", command.trid, args[0], "MFN", wire.url_encode(name)))
 
-        return d.addCallback(renamed)
+        return self.messenger.lists.rename_contact(self.me, contact, name, renamed).addErrback(_refused)
 
     def _set_own_name(self, command, token: str):
         """
@@ -666,34 +666,11 @@ class NotificationSession:
         name = decode_name(token)
         if not name:
             raise CommandError(errors.INVALID_PARAMETER)
-        user = self.user
-        d = self.server.store.set_friendly_name(user.handle, name)
 
-        def renamed(version):
-            user.friendly_name = name
-            self._encoded_name = wire.url_encode(name)
-            user.version = max(user.version, version)
-            self.send(wire.format_line("PRP", command.trid, "MFN", self._encoded_name))
-            if presence.shows_online(self.status):
-                self._announce_to_watchers(self.status)
+        def renamed(edit):
+            self.send(wire.format_line("PRP", command.trid, "MFN", wire.url_encode(name)))
 
-        return d.addCallback(renamed)
-
-    # Events from other sessions
-
-    def reverse_list_added(self, watcher: str, name: str, version: int) -> None:
-        if self.user is None:
-            return
-        self.user.lists["RL"][watcher] = name
-        self.user.version = max(self.user.version, version)
-        self.send(self.dialect.reverse_list_added(self.user.version, watcher, wire.url_encode(name)))
-
-    def reverse_list_removed(self, watcher: str, version: int) -> None:
-        if self.user is None:
-            return
-        self.user.lists["RL"].pop(watcher, None)
-        self.user.version = max(self.user.version, version)
-        self.send(self.dialect.reverse_list_removed(self.user.version, watcher))
+        return self.messenger.lists.set_friendly_name(self.me, name, renamed).addErrback(_refused)
 
     # Privacy settings
 
@@ -707,19 +684,11 @@ class NotificationSession:
         if len(command.args) != 1 or command.args[0] not in allowed:
             raise CloseConnection(f"bad {setting.upper()} argument")
         value = command.args[0]
-        user = self.user
-        if getattr(user, setting) == value:
-            raise CommandError(errors.ALREADY_IN_MODE)
-        d = self.server.store.set_privacy(user.handle, setting, value)
 
-        def stored(version):
-            seen_before = self._visibility(user.lists["RL"]) if setting == "blp" else {}
-            setattr(user, setting, value)
-            user.version = max(user.version, version)
-            self.send(wire.format_line(command.name, command.trid, *self.dialect.versioned(user.version), value))
-            self._privacy_changed(seen_before)
+        def stored(edit):
+            self.send(wire.format_line(command.name, command.trid, *self.dialect.versioned(edit.version), value))
 
-        return d.addCallback(stored)
+        return self.messenger.lists.set_privacy(self.me, setting, value, stored).addErrback(_refused)
 
     # Names and properties
 
@@ -728,31 +697,21 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER)
         target = canonical_handle(command.args[0])
         name = decode_name(command.args[1])
-        user = self.user
-        if target == user.handle:
-            d = self.server.store.set_friendly_name(user.handle, name)
+        lists = self.messenger.lists
+        if target == self.me.handle:
 
-            def renamed_self(version):
-                user.friendly_name = name
-                self._encoded_name = wire.url_encode(name)
-                user.version = max(user.version, version)
-                self.send(wire.format_line("REA", command.trid, user.version, user.handle, self._encoded_name))
-                if presence.shows_online(self.status):
-                    self._announce_to_watchers(self.status)
+            def renamed_self(edit):
+                self.send(wire.format_line("REA", command.trid, edit.version, target, wire.url_encode(name)))
 
-            return d.addCallback(renamed_self)
+            return lists.set_friendly_name(self.me, name, renamed_self).addErrback(_refused)
+        user = self.me.user
         if not any(target in user.lists[lst] for lst in EDITABLE_LISTS):
             raise CommandError(errors.NOT_ON_LIST)
-        d = self.server.store.rename_contact(user.handle, target, name)
 
-        def renamed_contact(version):
-            for lst in EDITABLE_LISTS:
-                if target in user.lists[lst]:
-                    user.lists[lst][target] = name
-            user.version = max(user.version, version)
-            self.send(wire.format_line("REA", command.trid, user.version, target, wire.url_encode(name)))
+        def renamed_contact(edit):
+            self.send(wire.format_line("REA", command.trid, edit.version, target, wire.url_encode(name)))
 
-        return d.addCallback(renamed_contact)
+        return lists.rename_contact(self.me, target, name, renamed_contact).addErrback(_refused)
 
     def do_PRP(self, command):
         args = command.args
@@ -769,40 +728,15 @@ class NotificationSession:
         value = decode_name(raw, self.config.max_phone_bytes)
         if key == "MOB" and value not in ("", "Y", "N"):
             raise CommandError(errors.INVALID_PARAMETER)
-        user = self.user
-        d = self.server.store.set_property(user.handle, key, value)
 
-        def stored(version):
-            if value:
-                user.properties[key] = value
-            else:
-                user.properties.pop(key, None)
-            user.version = max(user.version, version)
-            self._phone_changed(key, value)
+        def stored(edit):
             self.send(
                 wire.format_line(
-                    "PRP", command.trid, *self.dialect.versioned(user.version), key, wire.url_encode(value) if value else None
+                    "PRP", command.trid, *self.dialect.versioned(edit.version), key, wire.url_encode(value) if value else None
                 )
             )
 
-        return d.addCallback(stored)
-
-    def _phone_changed(self, key: str, value: str) -> None:
-        """
-        Push a changed phone property to the online watchers this user's
-        privacy rules let see it, as BPR with the watcher's list version.
-        """
-        encoded = wire.url_encode(value)
-        directory = self.server.directory
-        for watcher_handle in self.user.lists["RL"]:
-            watcher = directory.find(watcher_handle)
-            if watcher is None or watcher.user is None or watcher is self:
-                continue
-            if not presence.allows(self.user, watcher_handle):
-                continue
-            line = watcher.dialect.bpr_update(watcher.user.version, self.handle, key, encoded)
-            if line is not None:
-                watcher.send(line)
+        return self.messenger.lists.set_property(self.me, key, value, stored).addErrback(_refused)
 
     # Groups
 
@@ -818,14 +752,14 @@ class NotificationSession:
         """
         if not self.dialect.has_contact_ids:
             return parse_group_id(token, self.config.max_groups)
-        group_id = dialects.find_group(self.user, token)
+        group_id = dialects.find_group(self.me.user, token)
         if group_id is None:
             raise CommandError(errors.INVALID_GROUP)
         return group_id
 
     def _group_token(self, group_id: int) -> object:
         if self.dialect.has_contact_ids:
-            return dialects.group_guid(self.user.handle, group_id)
+            return dialects.group_guid(self.me.handle, group_id)
         return group_id
 
     def do_ADG(self, command):
@@ -833,19 +767,11 @@ class NotificationSession:
         if len(args) not in (1, 2):
             raise CommandError(errors.INVALID_PARAMETER)
         name = self._group_name(args[0])
-        user = self.user
-        free = [g for g in range(self.config.max_groups) if g not in user.groups]
-        if not free:
-            raise CommandError(errors.TOO_MANY_GROUPS)
-        group_id = free[0]
-        d = self.server.store.add_group(user.handle, group_id, name)
 
-        def stored(version):
-            user.groups[group_id] = name
-            user.version = max(user.version, version)
-            self.send(self.dialect.adg(command.trid, user.version, wire.url_encode(name), self._group_token(group_id)))
+        def stored(edit):
+            self.send(self.dialect.adg(command.trid, edit.version, wire.url_encode(name), self._group_token(edit.group_id)))
 
-        return d.addCallbacks(stored, self._store_refused)
+        return self.messenger.lists.add_group(self.me, name, stored).addErrback(_refused)
 
     def do_REG(self, command):
         args = command.args
@@ -853,74 +779,52 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER)
         group_id = self._group_argument(args[0])
         name = self._group_name(args[1])
-        user = self.user
-        if group_id not in user.groups:
-            raise CommandError(errors.INVALID_GROUP)
-        d = self.server.store.rename_group(user.handle, group_id, name)
 
-        def stored(version):
-            user.groups[group_id] = name
-            user.version = max(user.version, version)
-            self.send(self.dialect.reg(command.trid, user.version, self._group_token(group_id), wire.url_encode(name)))
+        def stored(edit):
+            self.send(self.dialect.reg(command.trid, edit.version, self._group_token(group_id), wire.url_encode(name)))
 
-        return d.addCallback(stored)
+        return self.messenger.lists.rename_group(self.me, group_id, name, stored).addErrback(_refused)
 
     def do_RMG(self, command):
         if len(command.args) != 1:
             raise CommandError(errors.INVALID_PARAMETER)
         group_id = self._group_argument(command.args[0])
-        user = self.user
-        if group_id == 0:
-            raise CommandError(errors.CANNOT_REMOVE_GROUP_ZERO)
-        if group_id not in user.groups:
-            raise CommandError(errors.INVALID_GROUP)
-        only_here = [c for c, groups in user.memberships.items() if groups == {group_id}]
-        d = self.server.store.remove_group(user.handle, group_id, only_here)
 
-        def stored(removal):
-            del user.groups[group_id]
-            for groups in user.memberships.values():
-                groups.discard(group_id)
-            for contact in only_here:
-                user.lists["FL"].pop(contact, None)
-                user.memberships.pop(contact, None)
-            user.version = max(user.version, removal.version)
-            self.send(wire.format_line("RMG", command.trid, *self.dialect.versioned(user.version), self._group_token(group_id)))
-            for contact, reverse_version in removal.dropped:
-                self._reverse_list_dropped(contact, reverse_version)
+        def stored(edit):
+            self.send(
+                wire.format_line("RMG", command.trid, *self.dialect.versioned(edit.version), self._group_token(group_id))
+            )
 
-        return d.addCallback(stored)
+        return self.messenger.lists.remove_group(self.me, group_id, stored).addErrback(_refused)
 
     # Presence
 
     def do_CHG(self, command):
         if not command.args:
             raise CommandError(errors.INVALID_PARAMETER)
-        state = command.args[0]
-        if state == "FLN":
+        code = command.args[0]
+        if code == "FLN":
             raise CommandError(errors.INVALID_PARAMETER, "CHG FLN")
-        if state not in presence.SETTABLE_STATES:
-            raise CloseConnection(f"unknown status {state!r}")
+        status = dialects.STATUS_OF_CODE.get(code)
+        if status is None:
+            raise CloseConnection(f"unknown status {code!r}")
         caps, msnobj = self._client_details(command.args[1:])
-        first = self.status is None
-        previous = self.status
-        details_changed = (caps, msnobj) != (self.caps, self.msnobj)
-        self.status = state
-        self.caps, self.msnobj = caps, msnobj
+        first = self.messenger.presence.set_status(self.me, status, caps, msnobj)
+        self.phase = Phase.ONLINE
         # Everything this client is sent goes out in one write, in order.
-        lines = [wire.format_line("CHG", command.trid, *command.args)]
-        if first:
-            lines.extend(self._initial_presence_lines(command.trid, list(self.user.lists["FL"])))
-        if (state != previous or details_changed) and (presence.shows_online(state) or presence.shows_online(previous)):
-            self._announce_to_watchers(
-                state if presence.shows_online(state) else None, details_only=state == previous
-            )
-        if self.personal_message and presence.shows_online(state) and not presence.shows_online(previous):
-            # A personal message set while offline or hidden follows the NLN.
-            self._announce_personal_message()
-        if first and self.dialect.has_challenges:
-            lines.append(self._open_new_challenge())
-        self.send(b"".join(lines))
+        reply = wire.format_line("CHG", command.trid, *command.args)
+        if not first:
+            self.send(reply)
+            return None
+        d = self._initial_presence_lines(command.trid, list(self.me.user.lists["FL"]))
+
+        def initial(lines):
+            lines.insert(0, reply)
+            if self.dialect.has_challenges:
+                lines.append(self._open_new_challenge())
+            self.send(b"".join(lines))
+
+        return d.addCallback(initial)
 
     def _client_details(self, extra) -> tuple[int, str]:
         """
@@ -940,48 +844,6 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER, "capabilities are not a number")
         return caps, extra[1] if len(extra) == 2 else ""
 
-    def _show_initial_presence(self, trid: int, contacts: list[str]) -> None:
-        lines = self._initial_presence_lines(trid, contacts)
-        if lines:
-            self.send(b"".join(lines))
-
-    def _initial_presence_lines(self, trid: int, contacts: list[str]) -> list[bytes]:
-        """
-        ILN for each of C{contacts} that is online and lets this user see
-        them.
-        """
-        directory = self.server.directory
-        lines = []
-        for contact in contacts:
-            other = directory.find(contact)
-            if other is None or other.user is None or not presence.shows_online(other.status):
-                continue
-            if presence.allows(other.user, self.handle):
-                lines.append(self.dialect.iln(trid, other.status, other.handle, other._encoded_name, other.caps, other.msnobj))
-                if self.dialect.has_personal_messages and other.personal_message:
-                    lines.append(self.dialect.ubx(other.handle, other.personal_message))
-        return lines
-
-    def _announce_to_watchers(
-        self, status: Optional[str], only: Optional[list[str]] = None, details_only: bool = False
-    ) -> None:
-        """
-        Tell every online watcher allowed to see this user its new state
-        (C{None}: offline).  With C{details_only} (only capabilities or MSN
-        object changed) watchers whose dialect shows neither are skipped.
-        """
-        directory = self.server.directory
-        rendered: dict = {}
-        for watcher_handle in only if only is not None else self.user.lists["RL"]:
-            watcher = directory.find(watcher_handle)
-            if watcher is None or watcher.status is None or watcher is self:
-                continue
-            if not presence.allows(self.user, watcher_handle):
-                continue
-            if details_only and not watcher.dialect.merges_lists:
-                continue
-            watcher.send(self._presence_line(watcher.dialect, status, rendered))
-
     def do_UUX(self, command):
         """
         MSNP11+: the personal message and current media (an XML payload,
@@ -993,61 +855,8 @@ class NotificationSession:
             payload.decode("utf-8")
         except UnicodeDecodeError:
             raise CommandError(errors.INVALID_PARAMETER, "UUX payload is not UTF-8")
-        self.personal_message = payload
         self.send(wire.format_line("UUX", command.trid, 0))
-        if presence.shows_online(self.status):
-            self._announce_personal_message()
-
-    def _announce_personal_message(self) -> None:
-        payload = self.personal_message
-        directory = self.server.directory
-        for watcher_handle in self.user.lists["RL"]:
-            watcher = directory.find(watcher_handle)
-            if watcher is None or watcher is self or watcher.status is None or watcher.dialect is None:
-                continue
-            if watcher.dialect.has_personal_messages and presence.allows(self.user, watcher_handle):
-                watcher.send(watcher.dialect.ubx(self.handle, payload))
-
-    def _presence_line(self, dialect, status, rendered: dict) -> bytes:
-        line = rendered.get(dialect)
-        if line is None:
-            if status is None:
-                line = dialect.fln(self.handle)
-            else:
-                line = dialect.nln(status, self.handle, self._encoded_name, self.caps, self.msnobj)
-            rendered[dialect] = line
-        return line
-
-    def _visibility(self, watchers) -> dict[str, bool]:
-        """
-        Whether each of C{watchers} may see this user, taken before a
-        privacy change so that only changed views are sent afterwards.
-        """
-        return {handle: presence.allows(self.user, handle) for handle in watchers}
-
-    def _privacy_changed(self, seen_before: dict[str, bool]) -> None:
-        """
-        After an AL/BL/BLP change, show or hide this user from the online
-        watchers whose view it changed (C{seen_before}: the view before).
-        """
-        if not presence.shows_online(self.status):
-            return
-        directory = self.server.directory
-        rendered_online: dict = {}
-        rendered_offline: dict = {}
-        for watcher_handle, was_visible in seen_before.items():
-            if watcher_handle not in self.user.lists["RL"]:
-                continue
-            visible = presence.allows(self.user, watcher_handle)
-            if visible == was_visible:
-                continue
-            watcher = directory.find(watcher_handle)
-            if watcher is None or watcher.status is None:
-                continue
-            if visible:
-                watcher.send(self._presence_line(watcher.dialect, self.status, rendered_online))
-            else:
-                watcher.send(self._presence_line(watcher.dialect, None, rendered_offline))
+        self.messenger.presence.set_personal_message(self.me, payload)
 
     # Other services
 
@@ -1076,7 +885,7 @@ class NotificationSession:
     def do_IMS(self, command):
         if len(command.args) != 1 or command.args[0] not in ("ON", "OFF"):
             raise CommandError(errors.INVALID_PARAMETER)
-        self.accepts_invitations = command.args[0] == "ON"
+        self.messenger.presence.set_accepts_invitations(self.me, command.args[0] == "ON")
         self.send(wire.format_line("IMS", command.trid, 0, command.args[0]))
 
     def do_SDC(self, command):
@@ -1134,10 +943,9 @@ class NotificationSession:
     def do_XFR(self, command):
         if command.args != ("SB",):
             raise CommandError(errors.INVALID_PARAMETER)
-        if not presence.shows_online(self.status):
+        if not self.me.shown:
             raise CommandError(errors.NOT_ALLOWED_WHEN_OFFLINE)
-        server = self.server
-        d = switchboard.grant_switchboard(server.directory, server.clock, self.config, self)
+        d = switchboard.grant_switchboard(self.messenger.directory, self.server.clock, self.config, self)
         d.addCallback(
             lambda cookie: self.send(
                 wire.format_line("XFR", command.trid, "SB", self.config.switchboard_address, "CKI", cookie)
@@ -1145,23 +953,15 @@ class NotificationSession:
         )
         return d
 
-    def accepts_invitation_from(self, caller: str) -> bool:
-        """
-        Whether a switchboard may ring this user for C{caller}: shown online
-        (not hidden), IMS ON, and the privacy rules let C{caller} see them.
-        """
-        return (
-            self.user is not None
-            and presence.shows_online(self.status)
-            and self.accepts_invitations
-            and presence.allows(self.user, caller)
-        )
 
-    def ring(self, session_id: str, address: str, cookie: str, caller: str, caller_encoded_name: str) -> None:
-        """
-        Invite this user into switchboard session C{session_id}.
-        """
-        self.send(wire.format_line("RNG", None, session_id, address, "CKI", cookie, caller, caller_encoded_name))
+def _refused(failure):
+    """
+    A refusal from the core or the store, answered with its error number.
+    """
+    error = failure.value
+    if isinstance(error, (core_errors.MessengerError, StoreError)):
+        raise CommandError(code_for(error), str(error))
+    return failure
 
 
 class NotificationProtocol(CommandProtocol):
@@ -1171,21 +971,20 @@ class NotificationProtocol(CommandProtocol):
 
 class NotificationServer(Factory):
     """
-    Everything notification sessions share: configuration, store,
-    directory, the cred portal and the clock.
+    Everything notification sessions share: configuration, the messenger
+    core, the cred portal, the login throttle and the clock.
     """
 
     protocol = NotificationProtocol
 
-    def __init__(self, config, store, directory, portal, clock=None):
+    def __init__(self, config, messenger, portal, clock=None, login_throttle=None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.config = config
-        self.store = store
-        self.directory = directory
+        self.messenger = messenger
         self.portal = portal
         self.clock = clock
-        self.login_throttle = LoginThrottle(config, clock.seconds)
+        self.login_throttle = login_throttle if login_throttle is not None else LoginThrottle(config, clock.seconds)
 
     def make_session(self, connection) -> NotificationSession:
         return NotificationSession(connection, self)

@@ -44,7 +44,7 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from msnp.msn import wire
-from msnp.msn.auth import AddressedUsernamePassword
+from msnp.core.accounts import AddressedUsernamePassword
 
 log = Logger()
 

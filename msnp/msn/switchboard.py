@@ -22,10 +22,14 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from zope.interface import implementer
 from twisted.protocols.basic import LineReceiver
 
-from msnp.msn import dialects, errors, wire
+from msnp.core import errors as core_errors
+from msnp.core.conversations import Conversation, IParticipant
+from msnp.msn import dialects, errors, phases, wire
 from msnp.msn.errors import CloseConnection, CommandError
+from msnp.msn.phases import Phase
 from msnp.msn.protocol import CommandProtocol, TokenBucket
 from msnp.store.records import canonical_handle
 
@@ -49,6 +53,7 @@ class SwitchboardTicket:
     caps: int
     expires: float
     session_id: Optional[str] = None
+    name: str = ""
 
     @property
     def dialect(self) -> dialects.Dialect:
@@ -65,15 +70,17 @@ def new_cookie() -> str:
 
 def ticket_for(ns_session, expires: float, session_id: Optional[str] = None) -> SwitchboardTicket:
     """
-    The ticket of the user behind notification session C{ns_session}.
+    The ticket of the user signed in on notification session C{ns_session}.
     """
+    me = ns_session.me
     return SwitchboardTicket(
-        handle=ns_session.handle,
-        encoded_name=wire.url_encode(ns_session.user.friendly_name),
+        handle=me.handle,
+        encoded_name=wire.url_encode(me.name),
         dialect_version=ns_session.dialect.version,
-        caps=ns_session.caps,
+        caps=me.client_caps,
         expires=expires,
         session_id=session_id,
+        name=me.name,
     )
 
 
@@ -89,102 +96,22 @@ def grant_switchboard(directory, clock, config, ns_session) -> Deferred:
     return d.addCallback(lambda _: cookie)
 
 
-class Conversation:
-    """
-    One switchboard session: its participants in the order they joined and
-    the invitations still ringing.
-    """
-
-    def __init__(self, session_id: str, address: str):
-        self.session_id = session_id
-        self.address = address
-        self.participants: dict[str, "SwitchboardSession"] = {}
-        self._ringing: dict[str, float] = {}  # callee -> when the invitation lapses
-
-    def __repr__(self) -> str:
-        return f"<Conversation {self.session_id} {list(self.participants)}>"
-
-    @property
-    def ended(self) -> bool:
-        return not self.participants
-
-    def is_ringing(self, handle: str, now: float) -> bool:
-        expires = self._ringing.get(handle)
-        if expires is None:
-            return False
-        if expires <= now:
-            del self._ringing[handle]
-            return False
-        return True
-
-    def ringing_count(self, now: float) -> int:
-        return sum(1 for handle in list(self._ringing) if self.is_ringing(handle, now))
-
-    def ring(self, handle: str, expires: float) -> None:
-        self._ringing[handle] = expires
-
-    def join(self, newcomer: "SwitchboardSession") -> list["SwitchboardSession"]:
-        """
-        Add C{newcomer}; tell the others (C{JOI}) and return who was there
-        before, in joining order, for the newcomer's roster.
-        """
-        present = list(self.participants.values())
-        self._ringing.pop(newcomer.handle, None)
-        self.participants[newcomer.handle] = newcomer
-        rendered: dict = {}
-        for other in present:
-            line = rendered.get(other.dialect)
-            if line is None:
-                line = rendered[other.dialect] = other.dialect.joi(newcomer.handle, newcomer.encoded_name, newcomer.caps)
-            other.deliver(line)
-        return present
-
-    def leave(self, leaver: "SwitchboardSession", idle: bool = False) -> None:
-        """
-        Take C{leaver} out and tell the rest (C{BYE handle}, or
-        C{BYE handle 1} when the server removed them for idling).
-        """
-        if self.participants.get(leaver.handle) is not leaver:
-            return
-        del self.participants[leaver.handle]
-        line = wire.format_line("BYE", None, leaver.handle, 1 if idle else None)
-        for other in list(self.participants.values()):
-            other.deliver(line)
-
-    def relay(self, sender: "SwitchboardSession", payload: bytes, now: Optional[float] = None) -> bool:
-        """
-        Send C{payload} from C{sender} to every other participant at time
-        C{now} (read from the clock if not given); True when all of them
-        (at least one) received it.
-        """
-        # One write per participant: header and payload together.
-        data = sender.relay_prefix + b"%d\r\n" % len(payload) + payload
-        delivered = None
-        for other in self.participants.values():
-            if other is sender:
-                continue
-            connection = other.connection
-            if connection is not None and connection.relay_message(data, now):
-                if delivered is None:
-                    delivered = True
-            else:
-                delivered = False
-        return bool(delivered)
-
-
+@implementer(IParticipant)
 class SwitchboardSession:
     """
     One switchboard connection: logged out until C{USR} or C{ANS}, then a
     participant in one L{Conversation}.
     """
 
+    role = "switchboard"
+
     def __init__(self, connection, server: "SwitchboardServer"):
         self.connection = connection
         self.server = server
         self.config = server.config
+        self.phase = Phase.CONNECTED
         self.ticket: Optional[SwitchboardTicket] = None
         self.conversation: Optional[Conversation] = None
-        self._logging_in = False
         self._calls = TokenBucket(server.call_rate, server.call_burst, server.clock.seconds)
         self.relay_prefix = b""
         self.ack_letters: frozenset = frozenset()
@@ -192,6 +119,10 @@ class SwitchboardSession:
     @property
     def handle(self) -> str:
         return self.ticket.handle
+
+    @property
+    def name(self) -> str:
+        return self.ticket.name
 
     @property
     def encoded_name(self) -> str:
@@ -219,21 +150,25 @@ class SwitchboardSession:
         """
         return self.connection is not None and self.connection.deliver(data)
 
+    # As a participant
+
+    def joined(self, newcomer) -> None:
+        self.deliver(self.dialect.joi(newcomer.handle, _encoded_name_of(newcomer), getattr(newcomer, "caps", 0)))
+
+    def left(self, leaver, idle: bool) -> None:
+        self.deliver(wire.format_line("BYE", None, leaver.handle, 1 if idle else None))
+
+    def message(self, sender, payload: bytes, now: Optional[float] = None) -> bool:
+        connection = self.connection
+        prefix = getattr(sender, "relay_prefix", None) or _relay_prefix(sender.handle, _encoded_name_of(sender))
+        return connection is not None and connection.relay_message(prefix + b"%d\r\n" % len(payload) + payload, now)
+
     # Dispatch
 
     def command_received(self, command: wire.Command):
         name = command.name
-        if name == "OUT":
-            return self.do_OUT(command)
-        if name in ("USR", "ANS"):
-            if self.ticket is not None or self._logging_in:
-                raise CommandError(errors.ALREADY_LOGGED_IN)
-            return getattr(self, "do_" + name)(command)
-        if name in ("CAL", "MSG"):
-            if self.conversation is None:
-                raise CommandError(errors.NOT_LOGGED_IN)
-            return getattr(self, "do_" + name)(command)
-        raise CommandError(errors.SYNTAX_ERROR)
+        phases.check(self.role, phases.SWITCHBOARD, name, self.phase, default=frozenset())
+        return getattr(self, "do_" + name)(command)
 
     # Logging in
 
@@ -245,7 +180,12 @@ class SwitchboardSession:
         def admitted(ticket):
             if ticket.session_id is not None:
                 raise CommandError(errors.AUTHENTICATION_FAILED, "invitation cookie used to open a session", close=True)
-            conversation = self.server.open_conversation()
+            return self.server.open_conversation().addCallback(opened, ticket)
+
+        def opened(conversation, ticket):
+            if self.connection is None:
+                self.server.close_conversation(conversation)
+                return
             self._enter(ticket, conversation)
             self.send(wire.format_line("USR", command.trid, "OK", ticket.handle, ticket.encoded_name))
             conversation.join(self)
@@ -261,7 +201,7 @@ class SwitchboardSession:
         def admitted(ticket):
             if ticket.session_id is None or ticket.session_id != session_id:
                 raise CommandError(errors.AUTHENTICATION_FAILED, "cookie is for another session", close=True)
-            conversation = self.server.directory.find_conversation(session_id)
+            conversation = self.server.conversations.get(session_id)
             if conversation is None or conversation.ended:
                 raise CommandError(errors.AUTHENTICATION_FAILED, "session has ended", close=True)
             if ticket.handle in conversation.participants:
@@ -270,7 +210,7 @@ class SwitchboardSession:
             present = conversation.join(self)
             total = len(present)
             lines = [
-                self.dialect.iro(command.trid, index, total, other.handle, other.encoded_name, other.caps)
+                self.dialect.iro(command.trid, index, total, other.handle, _encoded_name_of(other), getattr(other, "caps", 0))
                 for index, other in enumerate(present, 1)
             ]
             lines.append(wire.format_line("ANS", command.trid, "OK"))
@@ -285,11 +225,10 @@ class SwitchboardSession:
         used up) and call C{admitted(ticket)} if it belongs to C{handle}
         and has not expired; otherwise 911 and close.
         """
-        self._logging_in = True
+        self.phase = Phase.ADMITTING
         d = self.server.directory.redeem_cookie(cookie, self.server.clock.seconds())
 
         def redeemed(ticket):
-            self._logging_in = False
             if self.connection is None:
                 return None
             if ticket is None or ticket.handle != canonical_handle(handle):
@@ -302,9 +241,10 @@ class SwitchboardSession:
     def _enter(self, ticket: SwitchboardTicket, conversation: Conversation) -> None:
         self.ticket = ticket
         self.conversation = conversation
+        self.phase = Phase.IN_CONVERSATION
         # Fixed for the whole session: the name travels in the ticket and
         # a later change at the notification server does not reach it.
-        self.relay_prefix = ("MSG %s %s " % (ticket.handle, ticket.encoded_name)).encode("utf-8")
+        self.relay_prefix = _relay_prefix(ticket.handle, ticket.encoded_name)
         self.ack_letters = frozenset(letter.encode("ascii") for letter in ticket.dialect.msg_ack_types)
         self.connection.logged_in()
 
@@ -320,30 +260,23 @@ class SwitchboardSession:
             raise CommandError(errors.CALLING_TOO_RAPIDLY)
         callee = canonical_handle(token)
         conversation = self.conversation
-        clock = self.server.clock
-        now = clock.seconds()
+        now = self.server.clock.seconds()
         if callee == self.handle or callee in conversation.participants or conversation.is_ringing(callee, now):
             raise CommandError(errors.ALREADY_THERE)
         limit = self.config.max_sb_participants
         if limit and len(conversation.participants) + conversation.ringing_count(now) >= limit:
             raise CommandError(errors.SESSION_OVERLOAD)
-        directory = self.server.directory
-        callee_session = directory.find(callee)
-        if callee_session is None or not callee_session.accepts_invitation_from(self.handle):
-            raise CommandError(errors.USER_OFFLINE)
         expires = now + self.config.cookie_lifetime
-        cookie = new_cookie()
-        ticket = ticket_for(callee_session, expires, conversation.session_id)
-        d = directory.add_cookie(cookie, ticket, now)
+        d = self.server.messenger.conversations.invite(conversation, self, callee, expires)
 
-        def stored(_):
-            conversation.ring(callee, expires)
-            callee_session.ring(
-                conversation.session_id, conversation.address, cookie, self.handle, self.encoded_name
-            )
+        def ringing(_):
             self.send(wire.format_line("CAL", command.trid, "RINGING", conversation.session_id))
 
-        return d.addCallback(stored)
+        def refused(failure):
+            failure.trap(core_errors.UserOffline)
+            raise CommandError(errors.USER_OFFLINE)
+
+        return d.addCallbacks(ringing, refused)
 
     def do_MSG(self, command):
         args = command.args
@@ -379,7 +312,7 @@ class SwitchboardSession:
             return
         conversation.leave(self, idle)
         if conversation.ended:
-            self.server.directory.remove_conversation(conversation)
+            self.server.close_conversation(conversation)
             log.info("switchboard session {session} ended", session=conversation.session_id)
 
     def shut_down(self) -> None:
@@ -389,6 +322,15 @@ class SwitchboardSession:
     def connection_lost(self) -> None:
         self._leave()
         self.connection = None
+
+
+def _relay_prefix(handle: str, encoded_name: str) -> bytes:
+    return ("MSG %s %s " % (handle, encoded_name)).encode("utf-8")
+
+
+def _encoded_name_of(participant) -> str:
+    encoded = getattr(participant, "encoded_name", None)
+    return encoded if encoded is not None else wire.url_encode(participant.name)
 
 
 def _is_data_message(payload: bytes) -> bool:
@@ -576,10 +518,10 @@ class SwitchboardProtocol(CommandProtocol):
 
 class SwitchboardServer(Factory):
     """
-    Everything switchboard sessions share.  C{call_burst} invitations may
-    be sent at once by one connection, then C{call_rate} per second; more
-    is answered with 713; C{MSG} likewise past the config's
-    C{sb_message_burst} and C{sb_message_rate} (see
+    Everything switchboard sessions share, and the conversations held here.
+    C{call_burst} invitations may be sent at once by one connection, then
+    C{call_rate} per second; more is answered with 713; C{MSG} likewise
+    past the config's C{sb_message_burst} and C{sb_message_rate} (see
     protocol-notes/switchboard.md).
     """
 
@@ -587,21 +529,30 @@ class SwitchboardServer(Factory):
     call_burst = 10
     call_rate = 1.0
 
-    def __init__(self, config, directory, clock=None):
+    def __init__(self, config, messenger, clock=None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.config = config
-        self.directory = directory
+        self.messenger = messenger
+        self.directory = messenger.directory
         self.clock = clock
+        self.conversations: dict[str, Conversation] = {}
 
     def make_session(self, connection) -> SwitchboardSession:
         return SwitchboardSession(connection, self)
 
-    def open_conversation(self) -> Conversation:
+    def open_conversation(self) -> Deferred:
         """
-        A new, empty session under an id no other session has.
+        A new, empty conversation under an id no other has, held here.
         """
-        while True:
-            conversation = Conversation(str(secrets.randbelow(9 * 10**8) + 10**8), self.config.switchboard_address)
-            if self.directory.add_conversation(conversation):
-                return conversation
+
+        def opened(conversation):
+            self.conversations[conversation.session_id] = conversation
+            return conversation
+
+        return self.messenger.conversations.open(self.config.switchboard_address).addCallback(opened)
+
+    def close_conversation(self, conversation: Conversation) -> None:
+        if self.conversations.get(conversation.session_id) is conversation:
+            del self.conversations[conversation.session_id]
+            self.messenger.conversations.close(conversation)

@@ -18,12 +18,20 @@ DEFAULT_GROUP_NAME = "~"
 
 class StoreError(Exception):
     """
-    A request the store refuses; C{code} is the protocol error to answer.
+    A request the store refuses.
     """
 
-    def __init__(self, code: int, reason: str = ""):
-        super().__init__(reason or str(code))
-        self.code = code
+
+class UnknownAccount(StoreError):
+    """
+    A list edit named a contact that has no account.
+    """
+
+
+class GroupIdTaken(StoreError):
+    """
+    A new group's number is in use (two edits raced).
+    """
 
 
 class AccountExists(Exception):

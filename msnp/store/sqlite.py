@@ -10,10 +10,7 @@ it is sent).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
 import sqlite3
 import sys
 from typing import Callable, Optional, TypeVar
@@ -30,11 +27,11 @@ from msnp.store.records import (
     GroupRemoval,
     ListChange,
     NoSuchAccount,
-    StoreError,
+    GroupIdTaken,
+    UnknownAccount,
     UserState,
     canonical_handle,
     hash_password,
-    verify_password_hash,
 )
 
 _SCHEMA = """
@@ -294,7 +291,7 @@ class Database:
     def _account_id(self, db, handle: str) -> int:
         row = db.execute("SELECT id FROM accounts WHERE handle = ?", (handle,)).fetchone()
         if row is None:
-            raise StoreError(205, "no such account")
+            raise UnknownAccount(handle)
         return row[0]
 
     def _bump(self, db, account_id: int) -> int:
@@ -435,7 +432,7 @@ class Database:
             except sqlite3.IntegrityError:
                 # A session that had not yet seen a group another session
                 # of the same account just created.
-                raise StoreError(500, "group id already taken")
+                raise GroupIdTaken(f"group {group_id} of {owner}")
             return self._bump(db, owner_id)
 
         return self._transaction(work)

@@ -1,0 +1,158 @@
+"""
+Conversations: who is in one, who has been invited, and what each
+participant is sent when others join, leave or speak.
+
+A conversation lives in the process of the switchboard that opened it;
+the directory only reserves its id, holds the cookies that admit people to
+it, and carries the invitation (L{events.Ring}) to the callee's endpoints.
+Participants are front-end objects providing L{IParticipant}, so a
+conversation can hold users of any protocol.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Optional
+
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+from msnp.core import errors, events
+
+
+class IParticipant(Interface):
+    handle = Attribute("who")
+    name = Attribute("shown as")
+
+    def joined(newcomer):
+        """
+        C{newcomer} (another participant) joined.
+        """
+
+    def left(leaver, idle):
+        """
+        C{leaver} left, removed for idling when C{idle}.
+        """
+
+    def message(sender, payload, now):
+        """
+        C{sender} said C{payload} (the MIME message, byte-exact); whether it
+        was delivered.
+        """
+
+
+class Conversation:
+    """
+    One conversation: its participants in the order they joined and the
+    invitations still ringing.
+    """
+
+    def __init__(self, session_id: str, address: str):
+        self.session_id = session_id
+        self.address = address
+        self.participants: dict[str, object] = {}
+        self._ringing: dict[str, float] = {}  # callee -> when the invitation lapses
+
+    def __repr__(self) -> str:
+        return f"<Conversation {self.session_id} {list(self.participants)}>"
+
+    @property
+    def ended(self) -> bool:
+        return not self.participants
+
+    def is_ringing(self, handle: str, now: float) -> bool:
+        expires = self._ringing.get(handle)
+        if expires is None:
+            return False
+        if expires <= now:
+            del self._ringing[handle]
+            return False
+        return True
+
+    def ringing_count(self, now: float) -> int:
+        return sum(1 for handle in list(self._ringing) if self.is_ringing(handle, now))
+
+    def ring(self, handle: str, expires: float) -> None:
+        self._ringing[handle] = expires
+
+    def join(self, newcomer) -> list:
+        """
+        Add C{newcomer}; tell the others and return who was there before,
+        in joining order.
+        """
+        present = list(self.participants.values())
+        self._ringing.pop(newcomer.handle, None)
+        self.participants[newcomer.handle] = newcomer
+        for other in present:
+            other.joined(newcomer)
+        return present
+
+    def leave(self, leaver, idle: bool = False) -> None:
+        if self.participants.get(leaver.handle) is not leaver:
+            return
+        del self.participants[leaver.handle]
+        for other in list(self.participants.values()):
+            other.left(leaver, idle)
+
+    def relay(self, sender, payload: bytes, now: Optional[float] = None) -> bool:
+        """
+        Give C{payload} from C{sender} to every other participant; True when
+        all of them (at least one) received it.
+        """
+        delivered = None
+        for other in self.participants.values():
+            if other is sender:
+                continue
+            if other.message(sender, payload, now):
+                if delivered is None:
+                    delivered = True
+            else:
+                delivered = False
+        return bool(delivered)
+
+
+class Conversations:
+    """
+    Opening conversations under ids unique to the service, and inviting
+    people into them.
+    """
+
+    def __init__(self, directory, clock):
+        self._directory = directory
+        self._clock = clock
+
+    def open(self, address: str) -> Deferred:
+        """
+        A new, empty conversation held at C{address}.
+        """
+        session_id = str(secrets.randbelow(9 * 10**8) + 10**8)
+        d = self._directory.claim_session_id(session_id, address)
+
+        def claimed(ok):
+            if not ok:
+                return self.open(address)
+            return Conversation(session_id, address)
+
+        return d.addCallback(claimed)
+
+    def close(self, conversation: Conversation) -> None:
+        self._directory.release_session_id(conversation.session_id)
+
+    def invite(self, conversation: Conversation, caller, callee: str, expires: float) -> Deferred:
+        """
+        Ring C{callee} for C{caller} (a participant) when they are shown
+        online, take invitations and their privacy lets C{caller} reach them;
+        L{errors.UserOffline} otherwise.
+        """
+        d = self._directory.presence_of([callee])
+
+        def found(records):
+            record = records.get(callee)
+            if record is None or not record.reachable_by(caller.handle):
+                raise errors.UserOffline(callee)
+            conversation.ring(callee, expires)
+            self._directory.deliver(
+                [callee], events.Ring(callee, conversation.session_id, conversation.address, caller.handle, caller.name)
+            )
+
+        return d.addCallback(found)
