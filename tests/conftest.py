@@ -133,7 +133,13 @@ def _is_connection(selectable) -> bool:
 
 @defer.inlineCallbacks
 def _settle():
-    for _ in range(5):
+    """
+    Turn the reactor until closing connections have gone (loopback closes
+    take a few turns), for at most about a second.
+    """
+    for turn in range(400):
+        if not any(_is_connection(s) for s in reactor.getReaders() + reactor.getWriters()):
+            return
         d = defer.Deferred()
-        reactor.callLater(0.01, d.callback, None)
+        reactor.callLater(0 if turn < 100 else 0.005, d.callback, None)
         yield d
