@@ -305,6 +305,16 @@ class Dialect:
     def nln(self, status: str, handle: str, encoded_name: str, caps: int = 0, msnobj: str = "") -> bytes:
         return wire.format_line("NLN", None, status, handle, encoded_name, *self._presence_extra(caps, msnobj))
 
+    def chg(self, trid: int, state: str, caps: int = 0, msnobj: str = "", given: Sequence[str] = ()) -> bytes:
+        """
+        The reply to the client's C{CHG}: the state, then from MSNP8 the
+        client's capabilities (0 when it gave none) and from MSNP9 its MSN
+        object when it gave one, as in this dialect's ILN/NLN.  Before MSNP8
+        the parameters C{given} after the state are echoed as they came.
+        """
+        extra = self._presence_extra(caps, msnobj) if self.version >= 8 else tuple(given)
+        return wire.format_line("CHG", trid, state, *extra)
+
     def fln(self, handle: str) -> bytes:
         return wire.format_line("FLN", None, handle)
 

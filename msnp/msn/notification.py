@@ -812,7 +812,7 @@ class NotificationSession:
         first = self.messenger.presence.set_status(self.me, status, caps, msnobj)
         self.phase = Phase.ONLINE
         # Everything this client is sent goes out in one write, in order.
-        reply = wire.format_line("CHG", command.trid, *command.args)
+        reply = self.dialect.chg(command.trid, code, caps, msnobj, command.args[1:])
         if not first:
             self.send(reply)
             return None
