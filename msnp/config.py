@@ -79,15 +79,22 @@ class ServerConfig:
         return f"{self.public_host}:{self.switchboard_port}"
 
     @property
+    def passport_site(self) -> str:
+        """
+        The Passport site's host, with its port unless 443: some clients
+        (Twisted's) take the whole text before the path as the host name.
+        """
+        if self.passport_port == 443:
+            return self.public_host
+        return f"{self.public_host}:{self.passport_port}"
+
+    @property
     def passport_login_address(self) -> str:
         """
         The Passport login as the nexus names it (no scheme, as the
-        original did).  Port 443 is left out: some clients (Twisted's)
-        take the whole text before the path as the host name.
+        original did).
         """
-        if self.passport_port == 443:
-            return f"{self.public_host}/login2.srf"
-        return f"{self.public_host}:{self.passport_port}/login2.srf"
+        return f"{self.passport_site}/login2.srf"
 
     @property
     def web_base(self) -> str:

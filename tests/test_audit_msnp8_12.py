@@ -17,7 +17,7 @@ def test_nexus_login_address_on_port_443_has_no_port():
     as the host name and always connects to 443.
     """
     config = ServerConfig(public_host="login.example.net", passport_port=443)
-    urls = passport.nexus_urls(config.passport_login_address)
+    urls = passport.nexus_urls(config.passport_login_address, config.passport_site)
     assert "DALogin=login.example.net/login2.srf," in urls
     assert "DAReg=http://login.example.net/," in urls
     other = ServerConfig(public_host="login.example.net", passport_port=1443)

@@ -177,17 +177,38 @@ class RawTLSClient(Protocol):
 
 
 @defer.inlineCallbacks
-def raw_https_get(server: PassportServer, path: str) -> bytes:
+def raw_https_request(server: PassportServer, request: bytes) -> bytes:
     """
-    The exact bytes of the response to C{GET path}, read over TLS without
-    any HTTP library in between.
+    The exact bytes the Passport site answers to C{request} (sent as it
+    is), read over TLS without any HTTP library in between.
     """
     options = optionsForClientTLS("127.0.0.1", trustRoot=Certificate.loadPEM(server.cert_pem))
     endpoint = wrapClientTLS(options, TCP4ClientEndpoint(reactor, "127.0.0.1", server.passport_port))
     client = yield connectProtocol(endpoint, RawTLSClient())
-    client.transport.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode("ascii"))
+    client.transport.write(request)
     data = yield client.done
     return data
+
+
+def raw_https_get(server: PassportServer, path: str) -> defer.Deferred:
+    """
+    The exact bytes of the response to C{GET path}.
+    """
+    return raw_https_request(server, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode("ascii"))
+
+
+def parse_response(data: bytes) -> tuple[int, dict, bytes]:
+    """
+    Status code, headers (lower-case names, last value wins) and body of
+    one raw HTTP/1.1 response.
+    """
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split(" ")[1]), headers, body
 
 
 @pytest.fixture

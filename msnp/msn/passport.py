@@ -21,6 +21,18 @@ fault.
 
 The client then presents the ticket with C{USR t TWN S t=...&p=...}.
 
+Clients patched for the Escargot revival network ask a nexus at
+C{GET /nexus-mock} whose C{DALogin} has a scheme (C{https://HOST/login}) and
+log in at C{GET /login} the same way; their web helpers C{POST /NotRST.srf}
+with C{X-User}/C{X-Password} headers and read the ticket from C{X-Token}.
+MSN Messenger 6-7.5 also fetch their configuration here
+(C{/Config/MsgrConfig.asmx}, C{/etc/MsgrConfig}) and the tab and portal
+pages under C{/svcs/mms/}; they get minimal documents.
+
+Request targets in absolute form (C{GET https://host/login2.srf}, RFC 9112
+section 3.2.2) are served like their origin form, on every path.  Every
+refused request is logged once, with the client's address and the reason.
+
 twisted.web writes header names in its own canonical case
 (C{Passporturls}); the official client matches C{PassportURLs} exactly, so
 the channel here writes the names it was given in the case it was given.
@@ -60,8 +72,14 @@ _FAILED = (
 class ExactCaseHTTPChannel(http.HTTPChannel):
     """
     An HTTP/1.1 channel that restores the exact case of the header names in
-    L{_EXACT_CASE} when it writes a response.
+    L{_EXACT_CASE} when it writes a response, and logs the requests it
+    refuses before they reach a resource (a malformed request line or
+    header).
     """
+
+    def _respondToBadRequestAndDisconnect(self):
+        log_refusal(getattr(self.transport.getPeer(), "host", None), "bad request (malformed HTTP)")
+        super()._respondToBadRequestAndDisconnect()
 
     def writeHeaders(self, version, code, reason, headers):
         lines = [version, b" ", code, b" ", reason, b"\r\n"]
@@ -100,14 +118,63 @@ class BoundedRequest(server.Request):
     def _refuse_body(self) -> None:
         if not self._refused:
             self._refused = True
-            log.info("passport request refused: body over {limit} bytes", limit=RST_MAX_BODY)
+            log_refusal(_client_address(self), f"body over {RST_MAX_BODY} bytes")
             self.channel.transport.write(_TOO_LARGE)
             # The channel's own close: it lets go of the transport first.
             self.channel.loseConnection()
 
     def requestReceived(self, command, path, version):
-        if not self._refused:
-            super().requestReceived(command, path, version)
+        if self._refused:
+            return
+        path, authority = origin_form(path)
+        if authority:
+            # RFC 9112 section 3.2.2: the target's authority stands in for
+            # any Host header.
+            self.requestHeaders.setRawHeaders(b"host", [authority])
+        super().requestReceived(command, path, version)
+
+
+def origin_form(target: bytes) -> tuple[bytes, Optional[bytes]]:
+    """
+    The origin form of a request target and the authority it named (None
+    when it named none).  An absolute-form target (C{http://} or
+    C{https://}, any case) loses its scheme and authority and keeps its path
+    and query, C{/} when it has no path; any other target is returned as
+    it came.
+    """
+    scheme, separator, rest = target.partition(b"://")
+    if not separator or scheme.lower() not in (b"http", b"https"):
+        return target, None
+    end = len(rest)
+    for mark in (b"/", b"?"):
+        index = rest.find(mark)
+        if index != -1:
+            end = min(end, index)
+    authority, remainder = rest[:end], rest[end:]
+    if not remainder.startswith(b"/"):
+        remainder = b"/" + remainder
+    return remainder, authority
+
+
+# The reason logged for a refusal a resource did not name itself.
+_REFUSALS = {
+    http.BAD_REQUEST: "bad request",
+    http.UNAUTHORIZED: "refused login",
+    http.NOT_FOUND: "unknown path",
+    http.NOT_ALLOWED: "method not allowed",
+}
+
+
+def log_refusal(address: Optional[str], reason: str) -> None:
+    log.info("passport request refused from {address}: {reason}", address=address or "?", reason=reason)
+
+
+def refuse(request, reason: str) -> None:
+    """
+    Mark C{request} as refused for C{reason}: the site logs it when the
+    answer is written, whatever its status code.
+    """
+    request.refusal = reason
 
 
 class PassportSite(server.Site):
@@ -115,9 +182,15 @@ class PassportSite(server.Site):
     requestFactory = BoundedRequest
 
     def log(self, request):
-        # The access log would carry the Authorization header's neighbours
-        # and ticket-bearing replies; one line per login is logged instead.
-        pass
+        # No access log: it would carry the Authorization header's
+        # neighbours and ticket-bearing replies.  Refusals get one line,
+        # without the query string (clients may put anything there).
+        reason = getattr(request, "refusal", None)
+        if reason is None and request.code >= 400:
+            reason = _REFUSALS.get(request.code, f"status {request.code}")
+        if reason is not None:
+            target = request.path[:100].decode("ascii", "replace")
+            log_refusal(_client_address(request), f"{reason} ({request.method.decode('ascii', 'replace')} {target})")
 
 
 def policy(now: float) -> str:
@@ -131,16 +204,25 @@ def policy(now: float) -> str:
     )
 
 
-def nexus_urls(login_address: str) -> str:
+def nexus_urls(login_address: str, site: str) -> str:
     """
-    The value of the nexus's C{PassportURLs} header.
+    The value of a nexus's C{PassportURLs} header: C{login_address} is the
+    C{DALogin}, C{site} the host (and port) of this site.
     """
     return (
         "DARealm=Passport.Net,"
         f"DALogin={login_address},"
-        f"DAReg=http://{login_address.split('/')[0]}/,"
+        f"DAReg=http://{site}/,"
         "Properties=,GeneralRedir=,Help=,ConfigVersion=11"
     )
+
+
+def escargot_login_address(config) -> str:
+    """
+    The C{DALogin} of C{/nexus-mock}: with its scheme, at C{/login}, as
+    clients patched for Escargot expect (they split it at C{://}).
+    """
+    return f"https://{config.passport_site}/login"
 
 
 def parse_authorization(value: Optional[bytes]) -> Optional[dict[str, str]]:
@@ -173,14 +255,21 @@ def success_header(ticket: str) -> str:
 
 
 class NexusResource(resource.Resource):
+    """
+    A nexus: an empty 200 whose C{PassportURLs} names the login.
+    C{login_address} gives the C{DALogin} for the configuration.
+    """
+
     isLeaf = True
 
-    def __init__(self, config):
+    def __init__(self, config, login_address=lambda config: config.passport_login_address):
         super().__init__()
         self._config = config
+        self._login_address = login_address
 
     def render_GET(self, request):
-        request.setHeader(b"PassportURLs", nexus_urls(self._config.passport_login_address).encode("ascii"))
+        urls = nexus_urls(self._login_address(self._config), self._config.passport_site)
+        request.setHeader(b"PassportURLs", urls.encode("ascii"))
         request.setHeader(b"Content-Type", b"text/html")
         return b""
 
@@ -190,18 +279,17 @@ def sign_in(checker, handle: str, password: Optional[str], address: Optional[str
     Checks a sign-in name and password through C{checker} (which applies
     the account's growing delay to refusals).  Fires with the account's
     handle, or None when refused: a malformed name, a wrong password and an
-    unknown account are not told apart.  Both Passport logins use this;
-    C{address}, the client's, counts refusals per source as well.
+    unknown account are not told apart.  Every Passport login uses this;
+    C{address}, the client's, counts refusals per source as well.  The
+    caller logs the refusal (L{refuse}).
     """
     if not wire.is_valid_handle(handle) or password is None:
-        log.info("passport login refused for {handle}: malformed request", handle=handle[:100] or "?")
         return succeed(None)
     d = checker.requestAvatarId(AddressedUsernamePassword(handle.encode("utf-8"), password.encode("utf-8"), address))
 
     def refused(failure):
         if not failure.check(UnauthorizedLogin):
             log.failure("passport login failed", failure)
-        log.info("passport login refused for {handle}: wrong password or unknown account", handle=handle)
         return None
 
     return d.addErrback(refused)
@@ -226,6 +314,7 @@ class LoginResource(resource.Resource):
 
         def answer(avatar_id):
             if avatar_id is None:
+                refuse(request, _login_refusal(fields.get("sign-in")))
                 request.setResponseCode(http.UNAUTHORIZED)
                 request.setHeader(b"WWW-Authenticate", _FAILED.encode("ascii"))
             else:
@@ -238,6 +327,70 @@ class LoginResource(resource.Resource):
             _finish(request)
 
         sign_in(self._checker, fields.get("sign-in", ""), fields.get("pwd"), _client_address(request)).addCallback(answer)
+        return server.NOT_DONE_YET
+
+
+def _login_refusal(handle: Optional[str]) -> str:
+    if not handle:
+        return "refused login: no sign-in name"
+    if not wire.is_valid_handle(handle):
+        return "refused login: malformed sign-in name"
+    return f"refused login for {handle}"
+
+
+# Escargot's header login (web helpers and patched MSN 7.5): the ticket for
+# C{USR TWN S} in a response header.  A refusal is a 200 without the header,
+# as there; browsers read it across origins, so CORS headers come with it.
+_CORS = (
+    (b"Access-Control-Allow-Origin", b"*"),
+    (b"Access-Control-Allow-Methods", b"POST"),
+    (b"Access-Control-Expose-Headers", b"X-Token"),
+)
+
+
+class HeaderLoginResource(resource.Resource):
+    """
+    C{POST /NotRST.srf} with C{X-User} and C{X-Password}: the ticket comes
+    back in C{X-Token}; C{OPTIONS} answers a browser's preflight.
+    """
+
+    isLeaf = True
+
+    def __init__(self, checker, tickets):
+        super().__init__()
+        self._checker = checker
+        self._tickets = tickets
+
+    def render_OPTIONS(self, request):
+        for name, value in _CORS:
+            request.setHeader(name, value)
+        request.setHeader(b"Access-Control-Allow-Headers", b"X-User, X-Password, Content-Type")
+        request.setHeader(b"Access-Control-Max-Age", b"86400")
+        request.setHeader(b"Content-Length", b"0")
+        return b""
+
+    def render_POST(self, request):
+        for name, value in _CORS:
+            request.setHeader(name, value)
+        request.setHeader(b"Content-Length", b"0")
+        try:
+            handle = request.getHeader(b"x-user").decode("utf-8")
+            password = request.getHeader(b"x-password").decode("utf-8")
+        except (AttributeError, UnicodeDecodeError):
+            refuse(request, "bad request: X-User or X-Password missing or not UTF-8")
+            request.setResponseCode(http.BAD_REQUEST)
+            return b""
+
+        def answer(avatar_id):
+            if avatar_id is None:
+                refuse(request, _login_refusal(handle))
+            else:
+                request.setHeader(b"X-Token", self._tickets.issue(avatar_id).encode("ascii"))
+                log.info("passport ticket issued to {handle}", handle=avatar_id)
+            request.setResponseCode(http.OK)
+            _finish(request)
+
+        sign_in(self._checker, handle, password, _client_address(request)).addCallback(answer)
         return server.NOT_DONE_YET
 
 
@@ -470,13 +623,15 @@ class RSTResource(resource.Resource):
                 raise MalformedEnvelope("envelope too large")
             handle, password, addresses = parse_rst(data)
         except MalformedEnvelope as e:
-            log.info("passport RST refused: {reason}", reason=str(e))
+            refuse(request, f"bad request: {e}")
             request.setResponseCode(http.BAD_REQUEST)
             return RST_INVALID
 
         def answer(avatar_id):
             # Passport answered a refusal with 200 and the fault; clients
             # only read the body of a 200.
+            if avatar_id is None:
+                refuse(request, _login_refusal(handle))
             body = RST_FAILED if avatar_id is None else self._tokens(avatar_id, addresses)
             request.setResponseCode(http.OK)
             # Not chunked: some clients read exactly Content-Length bytes.
@@ -509,7 +664,89 @@ class RSTResource(resource.Resource):
 
 
 def _client_address(request) -> Optional[str]:
-    return getattr(request.getClientAddress(), "host", None)
+    try:
+        return getattr(request.getClientAddress(), "host", None)
+    except AttributeError:
+        # A request refused before it was tied to its channel.
+        return None
+
+
+# Configuration MSN Messenger 6-7.5 fetch at start-up: no tabs, no phone
+# dialer, no relay, nothing cached.  A GET gets the document itself, a POST
+# (the SOAP GetClientConfig of 7.x) the document in its envelope.
+_MSGR_CONFIG = (
+    "<MsgrConfig><Simple><Config><ExpiresInDays>0</ExpiresInDays></Config>"
+    "<DisablePhoneDialer>1</DisablePhoneDialer>"
+    "<Relay><Enabled>0</Enabled><MaxCallLength>0</MaxCallLength></Relay>"
+    "<TrustedDomains><domain name={host}/></TrustedDomains></Simple>"
+    "<TabConfig><msntabdata></msntabdata>"
+    "<msntabsettings><oemdisplaylimit>0</oemdisplaylimit><oemtotallimit>0</oemtotallimit></msntabsettings>"
+    "</TabConfig></MsgrConfig>"
+)
+
+
+def msgr_config(host: str) -> str:
+    return _MSGR_CONFIG.format(host=quoteattr(host))
+
+
+def msgr_config_envelope(host: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<soap:Envelope xmlns:soap="{_NS_SOAP}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soap:Body>'
+        '<GetClientConfigResponse xmlns="http://www.msn.com/webservices/Messenger/Client">'
+        f"<GetClientConfigResult><![CDATA[{msgr_config(host)}]]></GetClientConfigResult>"
+        "</GetClientConfigResponse></soap:Body></soap:Envelope>"
+    ).encode("utf-8")
+
+
+class MsgrConfigResource(resource.Resource):
+    """
+    C{/Config/MsgrConfig.asmx} and C{/etc/MsgrConfig}, GET and POST.
+    """
+
+    isLeaf = True
+
+    def __init__(self, config):
+        super().__init__()
+        self._config = config
+
+    def render_GET(self, request):
+        request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
+        return ('<?xml version="1.0" encoding="utf-8"?>' + msgr_config(self._config.public_host)).encode("utf-8")
+
+    def render_POST(self, request):
+        # The request envelope says nothing the answer depends on.
+        request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
+        return msgr_config_envelope(self._config.public_host)
+
+
+# /svcs/mms/tabs.asp: the tab list of MSN Messenger 5-6, empty; written as
+# Escargot served it (settings, then the tab data).
+TABS_DOCUMENT = (
+    b'<?xml version="1.0"?>'
+    b"<msntabsettings><oemtotallimit>0</oemtotallimit><oemdisplaylimit>0</oemdisplaylimit></msntabsettings>"
+    b"<msntabdata></msntabdata>"
+)
+# /svcs/mms/portal.asp: the page behind the client's "today" window.
+PORTAL_DOCUMENT = b"<!DOCTYPE html><html><head><title>msnp</title></head><body></body></html>"
+
+
+class StaticDocument(resource.Resource):
+    """
+    One fixed document, for GET (and HEAD).
+    """
+
+    isLeaf = True
+
+    def __init__(self, content_type: bytes, body: bytes):
+        super().__init__()
+        self._content_type = content_type
+        self._body = body
+
+    def render_GET(self, request):
+        request.setHeader(b"Content-Type", self._content_type)
+        return self._body
 
 
 def _finish(request) -> None:
@@ -521,13 +758,27 @@ def _finish(request) -> None:
 
 def make_site(config, checker, tickets) -> PassportSite:
     """
-    The Passport site: nexus, Passport 1.4 login and Passport SOAP (RST)
-    under their usual paths.
+    The Passport site: the nexus, Passport 1.4 login and Passport SOAP
+    (RST) under their usual paths, Escargot's nexus and logins, and the
+    configuration and pages MSN Messenger 5-7.5 fetch.
     """
+    login = LoginResource(checker, tickets)
+    msgr_config_resource = MsgrConfigResource(config)
     root = resource.Resource()
     root.putChild(b"rdr", _single_child(b"pprdr.asp", NexusResource(config)))
-    root.putChild(b"login2.srf", LoginResource(checker, tickets))
+    root.putChild(b"login2.srf", login)
     root.putChild(b"RST.srf", RSTResource(config, checker, tickets))
+    root.putChild(b"nexus-mock", NexusResource(config, escargot_login_address))
+    root.putChild(b"login", login)
+    root.putChild(b"NotRST.srf", HeaderLoginResource(checker, tickets))
+    # The 7.x clients spell the folder both ways.
+    root.putChild(b"Config", _single_child(b"MsgrConfig.asmx", msgr_config_resource))
+    root.putChild(b"config", _single_child(b"MsgrConfig.asmx", msgr_config_resource))
+    root.putChild(b"etc", _single_child(b"MsgrConfig", msgr_config_resource))
+    mms = resource.Resource()
+    mms.putChild(b"tabs.asp", StaticDocument(b"text/xml", TABS_DOCUMENT))
+    mms.putChild(b"portal.asp", StaticDocument(b"text/html", PORTAL_DOCUMENT))
+    root.putChild(b"svcs", _single_child(b"mms", mms))
     site = PassportSite(root)
     site.displayTracebacks = False
     return site
