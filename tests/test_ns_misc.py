@@ -8,6 +8,7 @@ import pytest_twisted
 
 from msnclient import connect
 from ns_steps import expect_lines, sign_in, sign_out
+from twn import pp_server, twn_login  # noqa: F401 (fixture)
 
 ALICE = "alice@example.com"
 
@@ -137,6 +138,18 @@ def test_out_is_echoed_then_closed(server):
     alice = yield sign_in(server, ALICE, "MSNP2")
     alice.send("OUT")
     yield alice.expect_line("OUT")
+    rest = yield alice.expect_close()
+    assert rest == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_out_closes_without_echo_from_msnp8(pp_server):
+    """
+    From MSNP8 the server closes on OUT without echoing it: Twisted's
+    MSNP8 client raises on a bare OUT line (protocol-notes/notification.md).
+    """
+    alice = yield twn_login(pp_server, ALICE, "pw-alice", "MSNP8")
+    alice.send("OUT")
     rest = yield alice.expect_close()
     assert rest == []
 

@@ -208,6 +208,16 @@ class Dialect:
         return 0 if self.version < 8 else 1 if self.version == 8 else 2
 
     @property
+    def echoes_out(self) -> bool:
+        """
+        Whether the client's OUT is echoed before the server hangs up: the
+        draft's rule, kept until MSNP7.  From MSNP8 the server just closes,
+        as the 2003 servers did; Twisted's MSNP8 client takes a bare OUT
+        for a malformed line.
+        """
+        return self.version < 8
+
+    @property
     def has_contact_ids(self) -> bool:
         """
         ADC, N=/F=/C= list lines, contacts and groups named by GUID and

@@ -272,7 +272,8 @@ class NotificationSession:
             logout()
 
     def do_OUT(self, command):
-        self.send(wire.format_line("OUT", None))
+        if self.dialect is None or self.dialect.echoes_out:
+            self.send(wire.format_line("OUT", None))
         raise CloseConnection("client signed out")
 
     def do_PNG(self, command):
