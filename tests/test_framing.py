@@ -96,10 +96,16 @@ def through_framer(framer: Framer, reads: list[bytes], pull_every_read: bool = T
     frames = []
 
     def pull():
-        while (frame := framer.next_frame()) is not None:
+        # As the switchboard pulls: while the framer is not drained.
+        while not framer.drained:
+            frame = framer.next_frame()
+            if frame is None:
+                break
             if type(frame) is tuple:
                 frame = wire.plain_msg_command(frame)
             frames.append(comparable(frame))
+        # Drained means nothing more comes out until more is fed.
+        assert framer.next_frame() is None
 
     for data in reads:
         framer.feed(data)

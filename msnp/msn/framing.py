@@ -79,6 +79,9 @@ class Framer:
         self._payload: list[bytes] = []
         self._needed = 0
         self._closed = False
+        # True when next_frame() would return None until more is fed (it
+        # may also be False then): lets a busy consumer skip that call.
+        self.drained = True
 
     @property
     def buffered(self) -> int:
@@ -95,6 +98,7 @@ class Framer:
         """
         if self._closed or not data:
             return
+        self.drained = False
         if self._position >= len(self._data) and not self._queue:
             self._data = data
             self._position = 0
@@ -106,6 +110,7 @@ class Framer:
         Drop everything held and ignore whatever is fed from now on.
         """
         self._closed = True
+        self.drained = True
         self._data = b""
         self._position = 0
         self._queue.clear()
@@ -125,6 +130,7 @@ class Framer:
             end = len(data)
             if position >= end:
                 if not self._queue:
+                    self.drained = True
                     return None
                 data = self._data = self._queue.popleft()
                 position = self._position = 0
@@ -158,7 +164,6 @@ class Framer:
                     return self._too_long()
                 line = data[position:newline]
             start = newline + 1
-            self._position = start
             parse_fast = self.parse_fast
             if parse_fast is not None:
                 parsed = parse_fast(line)
@@ -167,9 +172,11 @@ class Framer:
                     stop = start + length
                     if stop <= end:
                         self._position = stop
+                        self.drained = stop == end and not self._queue
                         return (first, second, data[start:stop])
                     self._await_payload((first, second), data, start, length)
                     continue
+            self._position = start
             try:
                 command, length = self.parse_line(line)
             except WireError as error:
