@@ -4,8 +4,10 @@ The MSNP wire format, without any I/O.
 A command line is ``NAME [trid] arg arg ...`` terminated by CRLF (a bare LF
 is accepted).  Some commands carry a payload: their last argument is a byte
 count and exactly that many bytes follow the line.  Everything here turns
-bytes into L{Command} values and back; the Twisted adapters in
-L{msnp.msn.protocol} only move bytes.
+lines into L{Command} values and back, for client lines (what a server
+reads) and server lines (what a client reads); L{msnp.msn.framing} cuts a
+stream into lines and payloads, and the Twisted adapter in
+L{msnp.msn.protocol} only moves bytes.
 """
 
 from __future__ import annotations
