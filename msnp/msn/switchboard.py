@@ -493,9 +493,14 @@ class SwitchboardProtocol(CommandProtocol):
                         self._strikes = 0
                         delivered = conversation.relay(session, payload, now)
                         if letter == b"A" or letter == b"D":
-                            self.send((b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % trid)
+                            answer = (b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % trid
                         elif letter == b"N" and not delivered:
-                            self.send(b"NAK %d\r\n" % trid)
+                            answer = b"NAK %d\r\n" % trid
+                        else:
+                            continue
+                        # send(), written out as in relay_message().
+                        if not self._closed and self._write(answer) > self.outbound_limit:
+                            self._over_limit()
                         continue
                     frame = wire.plain_msg_command(frame)
                 self.frame_received(frame)
