@@ -470,15 +470,14 @@ class SwitchboardProtocol(CommandProtocol):
         if self._closed:
             return
         self._last_heard = now = self._seconds()
-        self.framer.feed(data)
+        framer = self.framer
+        framer.feed(data)
         if self._reading:
             return
         self._reading = True
         try:
-            framer = self.framer
-            next_frame = framer.next_frame
             while not framer.drained and not self._paused and not self._closed:
-                frame = next_frame()
+                frame = framer.next_frame()
                 if frame is None:
                     break
                 if type(frame) is tuple:
