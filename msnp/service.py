@@ -76,6 +76,9 @@ class MessengerService(MultiService):
     store and one directory.
     """
 
+    # The SIGTERM handler that was there before this service took it.
+    _previous_sigterm = None
+
     def __init__(self, config: ServerConfig, db_path: str, endpoints: dict, reactor=None):
         super().__init__()
         if reactor is None:
@@ -134,6 +137,36 @@ class MessengerService(MultiService):
         if not hasattr(self, "_store_ready"):
             self._store_ready = self.store.start()
         super().startService()
+        self.reactor.callWhenRunning(self._take_sigterm)
+
+    def _take_sigterm(self) -> None:
+        """
+        Stop on SIGTERM with a normal exit.  The reactor's own handler
+        makes twistd re-raise the signal once the reactor has stopped, so
+        even an orderly stop would end with the signal; this handler
+        stops the reactor the same way without that.  Only where the
+        reactor handles SIGTERM itself (under twistd), and undone at stop.
+        """
+        if not self.running:
+            return
+        try:
+            current = signal.getsignal(signal.SIGTERM)
+            if current in (signal.SIG_DFL, signal.SIG_IGN, None):
+                return
+            signal.signal(signal.SIGTERM, self._stop_on_sigterm)
+        except ValueError:
+            # Not the main thread: signals are not ours to handle.
+            return
+        self._previous_sigterm = current
+
+    def _stop_on_sigterm(self, number, frame) -> None:
+        log.info("Received SIGTERM, shutting down.")
+        self.reactor.callFromThread(self.reactor.stop)
+
+    def _give_back_sigterm(self) -> None:
+        previous, self._previous_sigterm = self._previous_sigterm, None
+        if previous is not None and signal.getsignal(signal.SIGTERM) == self._stop_on_sigterm:
+            signal.signal(signal.SIGTERM, previous)
 
     @inlineCallbacks
     def stopService(self):
@@ -157,10 +190,7 @@ class MessengerService(MultiService):
                 timeout.cancel()
         yield self.store.stop()
         log.info("msnp stopped")
-        # twistd re-raises the signal that stopped the reactor once it is
-        # done; a SIGTERM that ended in this orderly stop is a normal exit.
-        if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
-            self.reactor._exitSignal = None
+        self._give_back_sigterm()
 
     @staticmethod
     def _abort_connections(connections) -> None:

@@ -144,13 +144,13 @@ class LineCounter:
 
     def __init__(self, monkeypatch):
         self.count = 0
-        original = CommandProtocol.lineReceived
+        original = CommandProtocol.parse_line
 
         def counting(protocol, line):
             self.count += 1
             return original(protocol, line)
 
-        monkeypatch.setattr(CommandProtocol, "lineReceived", counting)
+        monkeypatch.setattr(CommandProtocol, "parse_line", counting)
 
 
 @defer.inlineCallbacks

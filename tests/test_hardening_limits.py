@@ -59,7 +59,7 @@ def test_endless_line_frees_its_buffer():
     finally:
         tracemalloc.stop()
     assert transport.disconnecting
-    assert protocol._buffer == b""
+    assert protocol.framer.buffered == 0
     assert after - before < 256 * 1024
     assert peak - before < 1024 * 1024
     protocol.connectionLost(None)
@@ -203,7 +203,7 @@ def test_protocol_survives_any_byte_stream(chunks):
     protocol, transport = open_connection(factory)
     for chunk in chunks:
         protocol.dataReceived(chunk)
-        assert len(protocol._buffer) <= 512 + 1
+        assert protocol.framer.buffered <= 512 + 1
     assert transport.value() == b"" or transport.value().endswith(b"\r\n")
     protocol.connectionLost(None)
 

@@ -105,12 +105,11 @@ def test_plain_msg_declines_anything_else(line):
 
 class GeneralOnlyProtocol(SwitchboardProtocol):
     """
-    The switchboard with the fast path turned off: every byte goes through
-    LineReceiver and the general parser.
+    The switchboard with the fast path turned off: every line goes through
+    the general parser and L{SwitchboardSession}.
     """
 
-    def _relay_plain_messages(self, session, data):
-        return data
+    fast_path = False
 
 
 def conversation(general_only: bool, version: int, message_burst: int):
@@ -263,5 +262,33 @@ def test_zero_idle_timeout_turns_idling_off():
         assert harness.clock.getDelayedCalls() == []
         harness.clock.advance(10**6)
         assert not alice_transport.disconnecting
+    finally:
+        harness.close_all()
+
+
+@pytest.mark.parametrize("general_only", [False, True])
+def test_plain_messages_take_the_fast_path(general_only, monkeypatch):
+    """
+    With the fast path on, plain messages never reach
+    L{SwitchboardSession.do_MSG} (so the equivalence above compares two
+    different routes); a D message that is not peer-to-peer data still
+    does, and gets its 282.  With it off, every message does.
+    """
+    from msnp.msn.switchboard import SwitchboardSession
+
+    seen = []
+    original = SwitchboardSession.do_MSG
+
+    def recording(session, command):
+        seen.append(command.trid)
+        return original(session, command)
+
+    monkeypatch.setattr(SwitchboardSession, "do_MSG", recording)
+    harness, (alice, alice_transport), (bob, bob_transport) = conversation(general_only, 9, 500)
+    try:
+        alice.dataReceived(message(1, b"A", TEXT) + message(2, b"N", TEXT)[:9])
+        alice.dataReceived(message(2, b"N", TEXT)[9:] + message(3, b"D", TEXT) + message(4, b"D", P2P))
+        assert alice_transport.value() == b"ACK 1\r\n282 3\r\nACK 4\r\n"
+        assert seen == ([1, 2, 3, 4] if general_only else [3])
     finally:
         harness.close_all()

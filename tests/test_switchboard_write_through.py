@@ -12,7 +12,7 @@ import socket
 
 import pytest_twisted
 
-from msnp.msn.protocol import outbound_buffered
+from msnp.write_through import queued_bytes
 from test_switchboard import close_all, two_party
 
 
@@ -48,14 +48,14 @@ def test_queued_burst_arrives_whole_and_in_order(server):
     alice_ns, bob_ns, alice, bob, _ = yield two_party(server)
     count = 6_000
     bob_at_server = server_side(server, "bob@example.com")
-    assert bob_at_server._direct_socket is bob_at_server.transport.socket
+    assert bob_at_server.writes_through
     # A small send buffer, so that the burst cannot all fit in the kernel.
     bob_at_server.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     bob.transport.pauseProducing()
     alice.send_raw(b"".join(b"MSG %d A %d\r\n" % (n, len(payload_of(n))) + payload_of(n) for n in range(1, count + 1)))
     yield alice.wait_for_lines(count)
     assert [line.text for line in alice.received] == [f"ACK {n}" for n in range(1, count + 1)]
-    assert outbound_buffered(bob_at_server.transport) > 0, "the burst never reached Twisted's queue"
+    assert queued_bytes(bob_at_server.transport) > 0, "the burst never reached Twisted's queue"
     alice.received.clear()
     bob_at_server.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     bob.transport.resumeProducing()
@@ -70,7 +70,7 @@ def test_queued_burst_arrives_whole_and_in_order(server):
     yield alice.expect_line("ACK 1")
     received = yield bob.expect_line("MSG alice@example.com Alice 5")
     assert received.payload == b"after"
-    assert outbound_buffered(bob_at_server.transport) == 0
+    assert queued_bytes(bob_at_server.transport) == 0
     yield close_all(alice, bob, alice_ns, bob_ns)
 
 

@@ -359,6 +359,17 @@ class Dialect:
     def joi(self, handle: str, encoded_name: str, caps: int = 0) -> bytes:
         return wire.format_line("JOI", None, handle, encoded_name, *self._participant_extra(caps))
 
+    # Reading the server's side (clients)
+
+    @property
+    def server_lines(self) -> wire.ServerLines:
+        """
+        How a client of this dialect reads server lines
+        (L{wire.parse_server_line}): from MSNP8 on, C{SYN} sends the list
+        lines without TrIDs.
+        """
+        return wire.SERVER_LINES_MSNP8 if self.version >= 8 else wire.SERVER_LINES_MSNP2
+
 
 ALL_DIALECTS = {n: Dialect(n) for n in range(2, 13)}
 

@@ -311,6 +311,7 @@ class LoginResource(resource.Resource):
     def render_GET(self, request):
         request.setHeader(b"Content-Type", b"text/html")
         fields = parse_authorization(request.getHeader(b"authorization")) or {}
+        hangup = _Hangup(request)
 
         def answer(avatar_id):
             if avatar_id is None:
@@ -324,7 +325,7 @@ class LoginResource(resource.Resource):
                 request.setResponseCode(http.OK)
             # An empty body said outright, as the nexus does, not chunked.
             request.setHeader(b"Content-Length", b"0")
-            _finish(request)
+            _finish(request, hangup)
 
         sign_in(self._checker, fields.get("sign-in", ""), fields.get("pwd"), _client_address(request)).addCallback(answer)
         return server.NOT_DONE_YET
@@ -626,6 +627,7 @@ class RSTResource(resource.Resource):
             refuse(request, f"bad request: {e}")
             request.setResponseCode(http.BAD_REQUEST)
             return RST_INVALID
+        hangup = _Hangup(request)
 
         def answer(avatar_id):
             # Passport answered a refusal with 200 and the fault; clients
@@ -636,8 +638,9 @@ class RSTResource(resource.Resource):
             request.setResponseCode(http.OK)
             # Not chunked: some clients read exactly Content-Length bytes.
             request.setHeader(b"Content-Length", b"%d" % len(body))
-            request.write(body)
-            _finish(request)
+            if not hangup.happened:
+                request.write(body)
+            _finish(request, hangup)
 
         sign_in(self._checker, handle, password, _client_address(request)).addCallback(answer)
         return server.NOT_DONE_YET
@@ -749,9 +752,23 @@ class StaticDocument(resource.Resource):
         return self._body
 
 
-def _finish(request) -> None:
+class _Hangup:
+    """
+    Whether the client of C{request} hung up, learnt from
+    C{notifyFinish()} (which fails when the connection is lost first).
+    """
+
+    def __init__(self, request):
+        self.happened = False
+        request.notifyFinish().addErrback(self._lost)
+
+    def _lost(self, _failure) -> None:
+        self.happened = True
+
+
+def _finish(request, hangup: _Hangup) -> None:
     # The client may have hung up while the password was being checked.
-    if request.finished or getattr(request, "_disconnected", False):
+    if request.finished or hangup.happened:
         return
     request.finish()
 

@@ -1,31 +1,33 @@
 """
-The Twisted side of every role: a LineReceiver that frames commands with
-L{msnp.msn.wire}, reads payloads byte-exact, hands each command to the role's
-session object in order, and writes what it answers.
+The Twisted side of every role: a plain Protocol that feeds what it reads
+to a L{msnp.msn.framing.Framer}, hands each command (with its payload) to
+the role's session object in order, and writes what it answers.
 
-A session method may return a Deferred (a store write, a login); reading
-pauses until it fires, so pipelined commands are answered in the order they
-were sent.
+A session method may return a Deferred (a store write, a login); the
+adapter stops pulling frames and pauses the transport until it fires, so
+pipelined commands are answered in the order they were sent.
 
 Hardening lives here too, so that every role gets it: a line-length cut-off
 that frees the buffer at once, a per-connection command rate limit, a cap on
 what may queue for a client that stops reading, an idle lease, and a count
-of connections per source address (see protocol-notes/hardening.md).
+of connections per source address (see protocol-notes/hardening.md and
+protocol-notes/framing.md).
 """
 
 from __future__ import annotations
 
 from typing import Callable, Iterator, Optional
 
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from msnp import write_through
 from msnp.msn import wire
 from msnp.msn.errors import INTERNAL_ERROR, CloseConnection, CommandError
+from msnp.msn.framing import Framer, LineTooLong
 
 # Which ServerConfig setting holds the idle lease of each role; roles not
 # named here (the switchboard keeps its own idle rule) have none.
@@ -113,57 +115,33 @@ def connections_of(factory) -> ConnectionRegistry:
 OUTBOUND_HARD_FACTOR = 4
 
 
-def send_queue_of(transport):
-    """
-    The transport under C{transport} (itself, or the TCP transport under a
-    TLS one) whose C{dataBuffer}, C{offset} and C{_tempDataLen} say what
-    the peer has not taken yet; None when there is none.
-    """
-    while transport is not None:
-        if all(hasattr(transport, name) for name in ("dataBuffer", "offset", "_tempDataLen")):
-            return transport
-        transport = getattr(transport, "transport", None)
-    return None
-
-
-def outbound_buffered(transport) -> int:
-    """
-    Bytes written to C{transport} that the peer has not taken yet.
-    """
-    queue = send_queue_of(transport)
-    if queue is None:
-        return 0
-    return len(queue.dataBuffer) - queue.offset + queue._tempDataLen
-
-
-class CommandProtocol(LineReceiver, TimeoutMixin):
+class CommandProtocol(Protocol, TimeoutMixin):
     """
     One client connection.  C{factory.make_session(self)} builds the role's
     session, which must offer C{command_received(command)} and
     C{connection_lost()}.
     """
 
-    delimiter = b"\n"
     log = Logger()
     role = "connection"
     payload_commands: frozenset = frozenset()
-    # Write straight to a plain TCP socket when nothing is queued for it:
-    # saves the epoll registration and the extra reactor turn per reply.
+    # Write straight to a plain TCP socket when nothing is queued: saves
+    # the epoll registration and the extra reactor turn per reply (see
+    # msnp.write_through).
     write_through = True
 
     def __init__(self) -> None:
         self.session = None
-        self._payload_command: Optional[wire.Command] = None
-        self._payload_needed = 0
-        self._payload_chunks: list[bytes] = []
+        self.framer: Optional[Framer] = None
         self._closed = False
         self._close_waiters: list = []
         self._admitted = False
-        self._payload_refused = False
+        self._paused = False
+        self._reading = False
         self._strikes = 0
         self._backlog_check = None
-        self._send_queue = None
-        self._direct_socket = None
+        self._write = None
+        self._queued = None
         self._close_reason = ""
         self.peer = "?"
         self.address = "?"
@@ -182,7 +160,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
     def connectionMade(self) -> None:
         config = self.factory.config
         clock = self.factory.clock
-        self.MAX_LENGTH = config.max_line_length
+        self.max_line_length = config.max_line_length
         self.payload_limit = config.max_payload_length
         self.outbound_limit = config.max_outbound_buffer
         self.outbound_grace = config.outbound_grace
@@ -198,19 +176,10 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
             self.transport.abortConnection()
             return
         self._admitted = True
+        self.framer = Framer(self.parse_line, self.max_line_length)
         # Found once: the chain of transports does not change, and walking
         # it after every write costs more than the write itself.
-        if self.outbound_limit:
-            self._send_queue = send_queue_of(self.transport)
-        if (
-            self.write_through
-            and isinstance(self.transport, tcp.Connection)
-            and not self.transport.TLS
-            and send_queue_of(self.transport) is self.transport
-        ):
-            # Only where Twisted's queue is the one send() knows how to
-            # read; any other transport takes the ordinary write path.
-            self._direct_socket = self.transport.socket
+        self._write, self._queued = write_through.outbound(self.transport, self.write_through, bool(self.outbound_limit))
         # Replies and notifications are small lines: without this, Nagle
         # holds each one back until the client's delayed ACK (~40 ms).
         if hasattr(self.transport, "setTcpNoDelay"):
@@ -227,8 +196,8 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
         if self._backlog_check is not None:
             self._backlog_check.cancel()
             self._backlog_check = None
-        self._buffer = b""
-        self._payload_chunks = []
+        if self.framer is not None:
+            self.framer.close()
         if not self._admitted:
             return
         self._admitted = False
@@ -247,32 +216,25 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
 
     # Output
 
+    @property
+    def writes_through(self) -> bool:
+        """
+        Whether this connection writes straight to its socket while
+        nothing is queued for it.
+        """
+        return self.write_through and self.transport is not None and write_through.writes_through(self.transport)
+
     def send(self, data: bytes) -> None:
         if self._closed:
             return
-        direct = self._direct_socket
-        if direct is not None:
-            transport = self.transport
-            # Nothing queued: hand the bytes to the socket now instead of
-            # waking the reactor for writability and writing them later.
-            if not transport._tempDataLen and transport.offset == len(transport.dataBuffer) and not transport.disconnecting:
-                try:
-                    sent = direct.send(data)
-                except OSError:
-                    # Full or failing: Twisted queues it and finds the error.
-                    sent = 0
-                if sent == len(data):
-                    return
-                data = data[sent:]
-        self.transport.write(data)
-        queue = self._send_queue
-        if queue is None:
-            return
-        queued = len(queue.dataBuffer) - queue.offset + queue._tempDataLen
-        limit = self.outbound_limit
-        if queued <= limit:
-            return
-        if queued > limit * OUTBOUND_HARD_FACTOR:
+        if self._write(data) > self.outbound_limit:
+            self._over_limit()
+
+    def _over_limit(self) -> None:
+        """
+        More than the outbound limit is queued for the client.
+        """
+        if self._queued() > self.outbound_limit * OUTBOUND_HARD_FACTOR:
             self._drop_slow_reader()
         elif self._backlog_check is None:
             # A burst written within one turn of the reactor is over the
@@ -282,7 +244,7 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
 
     def _check_backlog(self) -> None:
         self._backlog_check = None
-        if not self._closed and outbound_buffered(self._send_queue) > self.outbound_limit:
+        if not self._closed and self._queued() > self.outbound_limit:
             self._drop_slow_reader()
 
     def _drop_slow_reader(self) -> None:
@@ -317,44 +279,68 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
 
     # Input
 
+    def parse_line(self, line: bytes) -> tuple[wire.Command, Optional[int]]:
+        """
+        Read one line from the client: this role's payload commands, with
+        the payload limit in force now.
+        """
+        return wire.parse_client_line(line, self.payload_commands, self.payload_limit)
+
     def dataReceived(self, data: bytes) -> None:
         if self._closed:
             return
         self.resetTimeout()
-        super().dataReceived(data)
-
-    def lineReceived(self, line: bytes) -> None:
-        if self._closed:
+        self.framer.feed(data)
+        if self._reading:
+            # A frame being handled led back here; the loop below, further
+            # up the stack, goes on with what was just fed.
             return
+        # Frames are taken one at a time until the framer needs more
+        # bytes, a command is waiting on a Deferred, or the connection is
+        # closing.
+        self._reading = True
         try:
-            command, length = wire.parse_client_line(line, self.payload_commands, self.payload_limit)
-        except wire.WireError as error:
-            allowed = self._rate.take()
-            if allowed or (error.code is None and error.reason != wire.BLANK_LINE):
-                self._wire_error(error)
-            else:
-                # Blank lines count too, or a flood of them would go on
-                # for ever.
-                self._refuse_flood(None, error.trid)
+            next_frame = self.framer.next_frame
+            while not self._paused and not self._closed:
+                frame = next_frame()
+                if frame is None:
+                    break
+                self.frame_received(frame)
+        finally:
+            self._reading = False
+
+    def frame_received(self, frame) -> None:
+        """
+        Act on one frame: run a command within its allowance, answer or
+        close for a line that cannot be read.
+        """
+        if type(frame) is not wire.Command:
+            self._unreadable(frame)
             return
-        allowed = self.allowance_for(command.name).take()
-        if allowed:
-            self._strikes = 0
-        if length:
-            # The payload is read even when the command is refused, so the
-            # next line is found where the client put it.
-            self._payload_command = command
-            self._payload_refused = not allowed
-            self._payload_needed = length
-            self._payload_chunks = []
-            self.setRawMode()
-            return
+        allowed = self.allowance_for(frame.name).take()
         if not allowed:
-            self._refuse_flood(command.name, command.trid)
+            # A refused payload command has had its payload read, so the
+            # next line is found where the client put it.
+            self._refuse_flood(frame.name, frame.trid)
             return
-        if length == 0:
-            command = wire.Command(command.name, command.trid, command.args, b"")
-        self._dispatch(command)
+        self._strikes = 0
+        self._dispatch(frame)
+
+    def _unreadable(self, error: wire.WireError) -> None:
+        if isinstance(error, LineTooLong):
+            # The framer has dropped what it held; stop reading at once
+            # rather than wait for the rest of a line that may never end.
+            self._close_reason = error.reason
+            self._closed = True
+            self.transport.abortConnection()
+            return
+        allowed = self._rate.take()
+        if allowed or (error.code is None and error.reason != wire.BLANK_LINE):
+            self._wire_error(error)
+        else:
+            # Blank lines count too, or a flood of them would go on for
+            # ever.
+            self._refuse_flood(None, error.trid)
 
     def allowance_for(self, name: str) -> TokenBucket:
         """
@@ -368,33 +354,6 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
             self.close("command flood")
         elif trid is not None:
             self.send(wire.format_error(wire.flood_error_code(name), trid))
-
-    def rawDataReceived(self, data: bytes) -> None:
-        taken = data[: self._payload_needed]
-        self._payload_chunks.append(taken)
-        self._payload_needed -= len(taken)
-        if self._payload_needed:
-            return
-        pending = self._payload_command
-        command = wire.Command(pending.name, pending.trid, pending.args, b"".join(self._payload_chunks))
-        self._payload_command = None
-        self._payload_chunks = []
-        # Still inside dataReceived: the rest only joins the buffer and is
-        # parsed as lines after this command.
-        self.setLineMode(data[len(taken) :])
-        if self._payload_refused:
-            self._payload_refused = False
-            self._refuse_flood(command.name, command.trid)
-            return
-        self._dispatch(command)
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        # LineReceiver has already emptied its buffer; stop reading at once
-        # rather than wait for the rest of a line that may never end.
-        self._buffer = b""
-        self._close_reason = f"line longer than {self.MAX_LENGTH} bytes"
-        self._closed = True
-        self.transport.abortConnection()
 
     def _wire_error(self, error: wire.WireError) -> None:
         if error.code is None:
@@ -416,13 +375,21 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
             if result.called:
                 result.addErrback(self._command_failed, command)
                 return
-            self.pauseProducing()
+            self._pause_reading()
             result.addErrback(self._command_failed, command)
-            result.addBoth(self._resume)
+            result.addBoth(self._resume_reading)
 
-    def _resume(self, result) -> None:
-        if not self._closed:
-            self.resumeProducing()
+    def _pause_reading(self) -> None:
+        self._paused = True
+        self.transport.pauseProducing()
+
+    def _resume_reading(self, result) -> None:
+        if self._closed:
+            return
+        self._paused = False
+        self.transport.resumeProducing()
+        # As a read of nothing: what waited meanwhile is taken now.
+        self.dataReceived(b"")
 
     def _command_failed(self, failure: Failure, command: wire.Command) -> None:
         error = failure.value

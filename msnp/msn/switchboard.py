@@ -23,7 +23,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import implementer
-from twisted.protocols.basic import LineReceiver
 
 from msnp.core import errors as core_errors
 from msnp.core.conversations import Conversation, IParticipant
@@ -353,14 +352,17 @@ class SwitchboardProtocol(CommandProtocol):
     message.
 
     Messages are most of what a switchboard reads, so once in a
-    conversation a read that starts with whole C{MSG} commands in the shape
-    clients send (L{wire.parse_plain_msg}) is relayed straight from the
-    bytes; anything else, or a message that needs an answer other than
-    ACK/NAK, goes through the general parser and L{SwitchboardSession}.
+    conversation the framer tries the plain C{MSG} parser first
+    (L{wire.plain_msg_parser}), and a message it takes is relayed straight
+    from its frame; anything else, or a message that needs an answer other
+    than ACK/NAK, goes through the general parser and L{SwitchboardSession}.
     """
 
     role = "switchboard"
     payload_commands = frozenset({"MSG"})
+    # Whether plain messages take the fast path (tests turn it off to
+    # compare).
+    fast_path = True
 
     _login_deadline = None
     _idle_call = None
@@ -400,6 +402,9 @@ class SwitchboardProtocol(CommandProtocol):
         self._last_heard = self._seconds()
         if self._idle_timeout:
             self._idle_call = self.callLater(self._idle_timeout, self._idle_due)
+        session = self.session
+        if self.fast_path and session is not None:
+            self.framer.parse_fast = wire.plain_msg_parser(session.ack_letters, self.payload_limit)
 
     def _idle_due(self) -> None:
         self._idle_call = None
@@ -440,7 +445,9 @@ class SwitchboardProtocol(CommandProtocol):
         if self._closed:
             return False
         self._last_heard = self._seconds() if now is None else now
-        self.send(data)
+        # send(), written out: this is every relayed message's write.
+        if self._write(data) > self.outbound_limit:
+            self._over_limit()
         return not self._closed
 
     def timeoutConnection(self) -> None:
@@ -453,67 +460,51 @@ class SwitchboardProtocol(CommandProtocol):
     # Input
 
     def dataReceived(self, data: bytes) -> None:
+        """
+        As for every role (L{CommandProtocol.dataReceived}, written out
+        here because this loop carries every message), with plain messages
+        (the tuples the fast parser makes) relayed here, exactly as
+        L{SwitchboardSession.do_MSG} would; one that could get another
+        answer goes the general way.
+        """
         if self._closed:
             return
-        self._last_heard = self._seconds()
-        session = self.session
-        if (
-            session is not None
-            and session.conversation is not None
-            and self.line_mode
-            and not self._busyReceiving
-            and not self.paused
-        ):
-            if self._buffer:
-                data = self._buffer + data
-                self._buffer = b""
-            data = self._relay_plain_messages(session, data)
-            if not data or self._closed:
-                return
-        LineReceiver.dataReceived(self, data)
-
-    def _relay_plain_messages(self, session: SwitchboardSession, data: bytes) -> bytes:
-        """
-        Relay the whole plain C{MSG} commands at the start of C{data} and
-        return what follows them, for the general path.  Each one is
-        handled exactly as L{SwitchboardSession.do_MSG} would; anything
-        that could get another answer stops the loop before it is taken.
-        """
-        conversation = session.conversation
-        letters = session.ack_letters
-        payload_limit = self.payload_limit
-        line_limit = self.MAX_LENGTH
-        messages = self._messages
-        now = self._last_heard
-        position = 0
-        end = len(data)
-        while position < end:
-            newline = data.find(b"\n", position)
-            if newline < 0 or newline - position > line_limit:
-                break
-            parsed = wire.parse_plain_msg(data[position:newline], letters, payload_limit)
-            if parsed is None:
-                break
-            trid, letter, length = parsed
-            start = newline + 1
-            stop = start + length
-            if stop > end:
-                break
-            payload = data[start:stop]
-            if letter == b"D" and not _is_data_message(payload):
-                break
-            if not messages.take(now):
-                break
-            self._strikes = 0
-            position = stop
-            delivered = conversation.relay(session, payload, now)
-            if letter == b"A" or letter == b"D":
-                self.send((b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % trid)
-            elif letter == b"N" and not delivered:
-                self.send(b"NAK %d\r\n" % trid)
-            if self._closed:
-                return b""
-        return data[position:] if position else data
+        self._last_heard = now = self._seconds()
+        framer = self.framer
+        framer.feed(data)
+        if self._reading:
+            return
+        self._reading = True
+        try:
+            while not framer.drained and not self._paused and not self._closed:
+                frame = framer.next_frame()
+                if frame is None:
+                    break
+                if type(frame) is tuple:
+                    session = self.session
+                    conversation = session.conversation if session is not None else None
+                    trid, letter, payload = frame
+                    if (
+                        conversation is not None
+                        and (letter != b"D" or _is_data_message(payload))
+                        and self._messages.take(now)
+                    ):
+                        self._strikes = 0
+                        delivered = conversation.relay(session, payload, now)
+                        if letter == b"A" or letter == b"D":
+                            answer = (b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % trid
+                        elif letter == b"N" and not delivered:
+                            answer = b"NAK %d\r\n" % trid
+                        else:
+                            continue
+                        # send(), written out as in relay_message().
+                        if not self._closed and self._write(answer) > self.outbound_limit:
+                            self._over_limit()
+                        continue
+                    frame = wire.plain_msg_command(frame)
+                self.frame_received(frame)
+        finally:
+            self._reading = False
 
 
 class SwitchboardServer(Factory):

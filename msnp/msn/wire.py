@@ -4,14 +4,16 @@ The MSNP wire format, without any I/O.
 A command line is ``NAME [trid] arg arg ...`` terminated by CRLF (a bare LF
 is accepted).  Some commands carry a payload: their last argument is a byte
 count and exactly that many bytes follow the line.  Everything here turns
-bytes into L{Command} values and back; the Twisted adapters in
-L{msnp.msn.protocol} only move bytes.
+lines into L{Command} values and back, for client lines (what a server
+reads) and server lines (what a client reads); L{msnp.msn.framing} cuts a
+stream into lines and payloads, and the Twisted adapter in
+L{msnp.msn.protocol} only moves bytes.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import attrs
 
@@ -121,7 +123,7 @@ def take_trid(name: str, params: list[str]) -> tuple[int, list[str]]:
     return trid, params[1:]
 
 
-def parse_payload_length(trid: int, token: str, limit: int) -> int:
+def parse_payload_length(trid: Optional[int], token: str, limit: int) -> int:
     """
     Parse the byte count that ends a payload command.
     """
@@ -209,28 +211,118 @@ def parse_client_line(
     return Command(name, trid, tuple(params)), None
 
 
+def plain_msg_parser(ack_letters: frozenset, payload_limit: int) -> Callable[[bytes], Optional[tuple[int, bytes, int]]]:
+    """
+    A parser for C{MSG t L n} written the way every client writes it
+    (single spaces, an optional CR, C{L} one of C{ack_letters}, C{n} within
+    C{payload_limit}): it returns the TrID, acknowledgement letter and
+    payload length of such a line, and None for any other.  A line it
+    accepts reads the same through L{parse_client_line}; the rest is left
+    to that, so that bad input gets exactly the general parser's answer.
+    This is the switchboard's fast parser for L{msnp.msn.framing.Framer}.
+    """
+
+    def parse(line: bytes) -> Optional[tuple[int, bytes, int]]:
+        parts = line.split(b" ")
+        if len(parts) != 4 or parts[0] != b"MSG":
+            return None
+        _, trid, letter, length = parts
+        if length[-1:] == b"\r":
+            length = length[:-1]
+        if letter not in ack_letters or not (trid.isdigit() and length.isdigit()) or len(trid) > 10 or len(length) > 10:
+            return None
+        trid_value = int(trid)
+        length_value = int(length)
+        if trid_value > MAX_TRID or length_value > payload_limit:
+            return None
+        return trid_value, letter, length_value
+
+    return parse
+
+
 def parse_plain_msg(line: bytes, ack_letters: frozenset, payload_limit: int) -> Optional[tuple[int, bytes, int]]:
     """
     The TrID, acknowledgement letter and payload length of C{line} when it
-    is C{MSG t L n} written the way every client writes it (single spaces,
-    an optional CR, C{L} one of C{ack_letters}, C{n} within
-    C{payload_limit}); None for any other line.  A line this accepts reads
-    the same through L{parse_client_line}; the rest is left to it, so that
-    bad input gets exactly the general parser's answer.
+    is a plain C{MSG} (see L{plain_msg_parser}); None for any other line.
     """
-    parts = line.split(b" ")
-    if len(parts) != 4 or parts[0] != b"MSG":
-        return None
-    _, trid, letter, length = parts
-    if length[-1:] == b"\r":
-        length = length[:-1]
-    if letter not in ack_letters or not (trid.isdigit() and length.isdigit()) or len(trid) > 10 or len(length) > 10:
-        return None
-    trid_value = int(trid)
-    length_value = int(length)
-    if trid_value > MAX_TRID or length_value > payload_limit:
-        return None
-    return trid_value, letter, length_value
+    return plain_msg_parser(ack_letters, payload_limit)(line)
+
+
+def plain_msg_command(frame: tuple[int, bytes, bytes]) -> Command:
+    """
+    The L{Command} the general parser makes of a plain C{MSG} that the fast
+    parser took as C{(trid, letter, payload)}.
+    """
+    trid, letter, payload = frame
+    return Command("MSG", trid, (letter.decode("ascii"),), payload)
+
+
+# How a client reads what the server sends.  Server lines differ from
+# client lines in which commands carry a TrID (protocol-reference 2.2) and
+# which carry a payload (2.3); both depend on the dialect.
+
+# Server commands that never carry a TrID, in every dialect.
+SERVER_NO_TRID_COMMANDS = frozenset({"NLN", "FLN", "RNG", "JOI", "BYE", "MSG", "NOT", "IPG", "UBX", "OUT", "QNG", "BPR"})
+
+# Server-to-client payload commands in MSNP2-12: MSG handle name n, NOT n,
+# IPG n, GCF t file n, UBX handle n.
+SERVER_PAYLOAD_COMMANDS = frozenset({"MSG", "NOT", "IPG", "GCF", "UBX"})
+
+
+@attrs.frozen
+class ServerLines:
+    """
+    The rules for reading server lines in one dialect: commands in
+    C{no_trid} never carry a TrID; commands in C{optional_trid} carry one
+    when their first parameter is a TrID (the same command is the reply to
+    a request, with its TrID, and a line of a C{SYN} reply, without);
+    errors carry one unless the request had none (a bare C{200}); every
+    other command must.  Commands in C{payload_commands} end with the
+    length of the payload that follows.
+    """
+
+    no_trid: frozenset = SERVER_NO_TRID_COMMANDS
+    optional_trid: frozenset = frozenset()
+    payload_commands: frozenset = SERVER_PAYLOAD_COMMANDS
+
+
+# MSNP2-7: the lines of a SYN reply echo its TrID.
+SERVER_LINES_MSNP2 = ServerLines()
+# MSNP8-12: SYN sends the list lines without a TrID; LST and LSG only
+# come that way, while GTC, BLP and PRP are also replies to requests.
+SERVER_LINES_MSNP8 = ServerLines(
+    no_trid=SERVER_NO_TRID_COMMANDS | {"LST", "LSG"}, optional_trid=frozenset({"GTC", "BLP", "PRP"})
+)
+
+
+def parse_server_line(line: bytes, rules: ServerLines, payload_limit: int) -> tuple[Command, Optional[int]]:
+    """
+    Parse one line sent by a server under C{rules}.  Returns the command
+    (without payload) and, for a payload command, the number of payload
+    bytes that follow.  Raises L{WireError} for a line that cannot be read
+    (code None when the stream cannot go on: a bad or too large payload
+    length).
+    """
+    name, params = split_line(line)
+    trid = None
+    if name in rules.no_trid:
+        pass
+    elif name in rules.optional_trid or name.isdigit():
+        if params:
+            try:
+                trid = parse_trid(params[0])
+            except ValueError:
+                pass
+            else:
+                params = params[1:]
+    else:
+        trid, params = take_trid(name, params)
+    if name in rules.payload_commands:
+        if not params:
+            raise WireError(None, trid, "payload command without a length")
+        length = parse_payload_length(trid, params[-1], payload_limit)
+        return Command(name, trid, tuple(params[:-1])), length
+    return Command(name, trid, tuple(params)), None
 
 
 def format_line(name: str, trid: Optional[int], *args: object) -> bytes:

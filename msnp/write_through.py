@@ -1,0 +1,197 @@
+"""
+The one place msnp reads Twisted's private state: the send queue of a
+transport, to write straight to a TCP socket while nothing is queued for it
+and to see how far behind a client that stops reading is.
+
+A Twisted TCP transport (C{abstract.FileDescriptor}) queues every write and
+sends it on the reactor's next turn; what is still queued is
+C{len(dataBuffer) - offset + _tempDataLen}.  When that is nothing, sending
+the bytes at once saves the epoll registration and the extra reactor turn
+per reply, and order is kept because nothing is waiting ahead of them.  Those
+attributes are not Twisted's public API, so they are read only on Twisted
+releases they were checked against (L{CHECKED_TWISTED};
+tests/test_write_through.py fails loudly when they change).  On any other
+release every write takes C{transport.write}, and how far behind a client is
+comes from Twisted's public producer API instead: a transport pauses its
+registered producer once more than C{bufferSize} bytes wait, and resumes it
+when they are gone.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import twisted
+from twisted.internet import tcp
+
+# Oldest and newest Twisted release, as (year, month), whose FileDescriptor
+# send queue was checked to mean what this module reads.
+CHECKED_TWISTED = ((24, 3), (26, 10))
+
+# (write, queued): write(data) sends data and returns how many bytes are
+# queued for the peer afterwards; queued() reads that again later.
+Outbound = tuple[Callable[[bytes], int], Callable[[], int]]
+
+
+def internals_known(version: Optional[tuple[int, int]] = None) -> bool:
+    """
+    Whether the running Twisted (or C{version}) is one whose send queue
+    this module was checked against.
+    """
+    if version is None:
+        version = (twisted.version.major, twisted.version.minor)
+    oldest, newest = CHECKED_TWISTED
+    return oldest <= version <= newest
+
+
+def send_queue_of(transport):
+    """
+    The transport under C{transport} (itself, or the TCP transport under a
+    TLS one) that holds the send queue; None when there is none.
+    """
+    while transport is not None:
+        if all(hasattr(transport, name) for name in ("dataBuffer", "offset", "_tempDataLen")):
+            return transport
+        transport = getattr(transport, "transport", None)
+    return None
+
+
+def queued_bytes(transport) -> int:
+    """
+    Bytes written to C{transport} that its peer has not taken yet, as far
+    as the send queue tells; 0 when it cannot be read.
+    """
+    queue = send_queue_of(transport) if internals_known() else None
+    if queue is None:
+        return 0
+    return len(queue.dataBuffer) - queue.offset + queue._tempDataLen
+
+
+def writes_through(transport) -> bool:
+    """
+    Whether a connection on C{transport} writes straight to its socket
+    while nothing is queued: a plain TCP connection on a checked Twisted.
+    """
+    return (
+        internals_known()
+        and isinstance(transport, tcp.Connection)
+        and not transport.TLS
+        and send_queue_of(transport) is transport
+    )
+
+
+def _nothing_queued() -> int:
+    return 0
+
+
+def outbound(transport, write_through: bool = True, measure: bool = True) -> Outbound:
+    """
+    How a connection writes to C{transport}: straight to the socket when
+    C{write_through} allows it and the transport is plain TCP, and, when
+    C{measure} is set, saying how much is queued after each write.
+    """
+    if not internals_known():
+        if measure and hasattr(transport, "registerProducer"):
+            gauge = ProducerGauge(transport)
+            return gauge.write, gauge.queued
+        return _plain_writer(transport), _nothing_queued
+    queue = send_queue_of(transport)
+    if queue is None or not measure:
+        queue = None
+    queued = _queue_reader(queue) if queue is not None else _nothing_queued
+    if write_through and writes_through(transport):
+        return _direct_writer(transport, queue is not None), queued
+    if queue is None:
+        return _plain_writer(transport), queued
+    return _measured_writer(transport, queue), queued
+
+
+def _plain_writer(transport) -> Callable[[bytes], int]:
+    write = transport.write
+
+    def plain(data: bytes) -> int:
+        write(data)
+        return 0
+
+    return plain
+
+
+def _queue_reader(queue) -> Callable[[], int]:
+    def queued() -> int:
+        return len(queue.dataBuffer) - queue.offset + queue._tempDataLen
+
+    return queued
+
+
+def _measured_writer(transport, queue) -> Callable[[bytes], int]:
+    write = transport.write
+
+    def measured(data: bytes) -> int:
+        write(data)
+        return len(queue.dataBuffer) - queue.offset + queue._tempDataLen
+
+    return measured
+
+
+def _direct_writer(transport, measure: bool) -> Callable[[bytes], int]:
+    sock = transport.socket
+    write = transport.write
+
+    def direct(data: bytes) -> int:
+        # Nothing queued: hand the bytes to the socket now instead of
+        # waking the reactor for writability and writing them later.
+        if not transport._tempDataLen and transport.offset == len(transport.dataBuffer) and not transport.disconnecting:
+            try:
+                sent = sock.send(data)
+            except OSError:
+                # Full or failing: Twisted queues it and finds the error.
+                sent = 0
+            if sent == len(data):
+                return 0
+            data = data[sent:]
+        write(data)
+        if not measure:
+            return 0
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+    return direct
+
+
+class ProducerGauge:
+    """
+    How far behind a client is, from public API only: registered as the
+    transport's streaming producer, it is paused when the transport holds
+    more than its C{bufferSize} and resumed when that has drained.  While
+    paused the client is taken to be C{bufferSize} plus everything written
+    since behind.
+    """
+
+    def __init__(self, transport):
+        self._write = transport.write
+        self._buffer_size = getattr(transport, "bufferSize", 0)
+        self._behind: Optional[int] = None
+        transport.registerProducer(self, True)
+
+    def write(self, data: bytes) -> int:
+        before = self._behind
+        self._write(data)
+        if self._behind is None:
+            return 0
+        if before is not None:
+            # A write that made the transport pause us is already inside
+            # its bufferSize.
+            self._behind += len(data)
+        return self._behind
+
+    def queued(self) -> int:
+        return 0 if self._behind is None else self._behind
+
+    def pauseProducing(self) -> None:
+        if self._behind is None:
+            self._behind = self._buffer_size
+
+    def resumeProducing(self) -> None:
+        self._behind = None
+
+    def stopProducing(self) -> None:
+        self._behind = None
