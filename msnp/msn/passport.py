@@ -389,8 +389,9 @@ class HeaderLoginResource(resource.Resource):
                 request.setHeader(b"X-Token", self._tickets.issue(avatar_id).encode("ascii"))
                 log.info("passport ticket issued to {handle}", handle=avatar_id)
             request.setResponseCode(http.OK)
-            _finish(request)
+            _finish(request, hangup)
 
+        hangup = _Hangup(request)
         sign_in(self._checker, handle, password, _client_address(request)).addCallback(answer)
         return server.NOT_DONE_YET
 
