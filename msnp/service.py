@@ -76,13 +76,17 @@ class MessengerService(MultiService):
     store and one directory.
     """
 
-    def __init__(self, config: ServerConfig, db_path: str, endpoints: dict, reactor=None):
+    def __init__(self, config: ServerConfig, db_path: str, endpoints: dict, reactor=None, store=None):
+        """
+        C{store} (an L{IStore}, such as the PostgreSQL store) replaces the
+        SQLite store at C{db_path}.
+        """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.config = config
-        self.store = ThreadedStore(db_path, reactor)
+        self.store = store if store is not None else ThreadedStore(db_path, reactor)
         self.directory = LocalDirectory()
         self.messenger = Messenger(self.store, self.directory, reactor, config.list_limits, config.max_groups)
         self.login_throttle = LoginThrottle(config, reactor.seconds)

@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from msnp.msn import wire
 from msnp.msn.errors import INTERNAL_ERROR, CloseConnection, CommandError
+from msnp.store.records import StoreError
 
 # Which ServerConfig setting holds the idle lease of each role; roles not
 # named here (the switchboard keeps its own idle rule) have none.
@@ -432,6 +433,11 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
                 self.close(error.reason or f"error {error.code}")
         elif isinstance(error, CloseConnection):
             self.close(error.reason)
+        elif isinstance(error, StoreError):
+            # Refused by the store (603 when its database is out of reach):
+            # nothing was changed, and the client is told so.
+            self.log.info("{role}: store refused {command}: {error}", role=self.role, command=command.name, error=error)
+            self.send(wire.format_error(error.code, command.trid))
         else:
             self.log.failure("{role} failed on {command}", failure, role=self.role, command=command.name)
             self.send(wire.format_error(INTERNAL_ERROR, command.trid))
