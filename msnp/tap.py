@@ -22,7 +22,7 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Run an MSN Messenger service (MSNP2-MSNP12): dispatch, notification and "
-        "switchboard servers over one SQLite store, and with --passport the HTTPS "
+        "switchboard servers over one SQLite store (or PostgreSQL with --postgres), and with --passport the HTTPS "
         "Passport login MSNP8+ clients need. ENDPOINT is a Twisted endpoint "
         "string (tcp:PORT:interface=ADDR, ssl:..., unix:PATH, systemd:...)."
     )
@@ -44,6 +44,15 @@ class Options(usage.Options):
             str,
         ],
         ["db", None, DEFAULT_DB, "SQLite database of accounts and lists (created if missing; manage it with msnp-admin).", str],
+        [
+            "postgres",
+            None,
+            None,
+            "CONNINFO: keep accounts and lists in PostgreSQL instead of --db, e.g. "
+            "'host=db.example.net dbname=msnp user=msnp' (a libpq connection string; the schema is created "
+            "if missing). Every process of a cluster names the same database.",
+            str,
+        ],
         ["web-url", None, "", "Base URL answered to URL and CVR (default http://PUBLIC-HOST/).", str],
         ["cookie-lifetime", None, 120.0, "Seconds a switchboard cookie (from XFR SB or RNG) stays valid.", float],
         ["sb-auth-timeout", None, 60.0, "Seconds a switchboard connection has to log in (USR or ANS) before it is closed.", float],
@@ -107,10 +116,13 @@ def check_options(options) -> None:
     """
     if options["no-md5"] and not options["passport"]:
         raise usage.UsageError("--no-md5 without --passport leaves no way to log in")
-    directory = os.path.dirname(os.path.abspath(options["db"]))
-    if not os.path.isdir(directory):
-        raise usage.UsageError(f"--db: no such directory: {directory}")
-    _check_database(options["db"])
+    if options["postgres"]:
+        _check_postgres(options["postgres"])
+    else:
+        directory = os.path.dirname(os.path.abspath(options["db"]))
+        if not os.path.isdir(directory):
+            raise usage.UsageError(f"--db: no such directory: {directory}")
+        _check_database(options["db"])
     for role in ("dispatch", "notification", "switchboard", "passport"):
         for path in _endpoint_files(options[role] or ""):
             if not os.path.isfile(path):
@@ -130,6 +142,21 @@ def _check_database(path: str) -> None:
         Database(path).close()
     except sqlite3.Error as error:
         raise usage.UsageError(f"--db: cannot use {path}: {error}")
+
+
+def _check_postgres(conninfo: str) -> None:
+    """
+    Connect once (creating the schema if need be), so that a wrong
+    connection string or an unreachable database stops the start.
+    """
+    import psycopg
+
+    from msnp.store.postgres import PostgresDatabase
+
+    try:
+        PostgresDatabase.open(conninfo).close()
+    except psycopg.Error as error:
+        raise usage.UsageError(f"--postgres: cannot use the database: {str(error).strip()}")
 
 
 def _endpoint_files(description: str) -> list[str]:
@@ -189,4 +216,9 @@ def makeService(options):
         "switchboard": options["switchboard"],
         "passport": options["passport"],
     }
-    return MessengerService(config_from_options(options), options["db"], endpoints)
+    store = None
+    if options["postgres"]:
+        from msnp.store.postgres import PostgresStore
+
+        store = PostgresStore(options["postgres"])
+    return MessengerService(config_from_options(options), options["db"], endpoints, store=store)
