@@ -23,7 +23,8 @@ from msnp.store.records import (
     GroupRemoval,
     ListChange,
     NoSuchAccount,
-    StoreError,
+    GroupIdTaken,
+    UnknownAccount,
     verify_password_hash,
 )
 from msnp.store.sqlite import Database, ThreadedStore
@@ -189,7 +190,7 @@ def test_forward_list_puts_the_owner_on_the_reverse_list(people):
 
 
 @pytest_twisted.inlineCallbacks
-def test_unknown_accounts_are_205_and_change_nothing(people):
+def test_unknown_accounts_are_refused_and_change_nothing(people):
     store = people
     for call in (
         lambda: store.add_to_list(ALICE, "FL", "nobody@example.com", "x", 0),
@@ -198,7 +199,7 @@ def test_unknown_accounts_are_205_and_change_nothing(people):
         lambda: store.add_group("nobody@example.com", 1, "x"),
     ):
         error = yield store_failure(call())
-        assert isinstance(error, StoreError) and error.code == 205
+        assert isinstance(error, UnknownAccount) and str(error) == "nobody@example.com"
     alice = yield store.load_user(ALICE)
     assert alice.version == 1 and alice.lists["FL"] == {}
 
@@ -242,13 +243,13 @@ def test_lists_keep_the_order_entries_were_added_in(people):
 def test_groups(people):
     """
     ADG/REG/RMG and group membership: each moves the version by one; a
-    taken group id is 500 and changes nothing; removing a group drops the
+    taken group id is GroupIdTaken and changes nothing; removing a group drops the
     contacts only in it from the FL, and the owner from their RLs.
     """
     store = people
     assert (yield store.add_group(ALICE, 1, "Work")) == 2
     error = yield store_failure(store.add_group(ALICE, 1, "Again"))
-    assert isinstance(error, StoreError) and error.code == 500
+    assert isinstance(error, GroupIdTaken)
     assert (yield store.rename_group(ALICE, 1, "Office")) == 3
     yield store.add_to_list(ALICE, "FL", BOB, "Bob", 1)  # 4
     yield store.add_to_list(ALICE, "FL", CAROL, "Carol", 1)  # 5

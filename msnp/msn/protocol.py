@@ -25,8 +25,8 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from msnp.msn import wire
-from msnp.msn.errors import INTERNAL_ERROR, CloseConnection, CommandError
-from msnp.store.records import StoreError
+from msnp.msn.errors import INTERNAL_ERROR, CloseConnection, CommandError, code_for
+from msnp.store.records import StoreUnavailable
 
 # Which ServerConfig setting holds the idle lease of each role; roles not
 # named here (the switchboard keeps its own idle rule) have none.
@@ -433,11 +433,16 @@ class CommandProtocol(LineReceiver, TimeoutMixin):
                 self.close(error.reason or f"error {error.code}")
         elif isinstance(error, CloseConnection):
             self.close(error.reason)
-        elif isinstance(error, StoreError):
-            # Refused by the store (603 when its database is out of reach):
-            # nothing was changed, and the client is told so.
-            self.log.info("{role}: store refused {command}: {error}", role=self.role, command=command.name, error=error)
-            self.send(wire.format_error(error.code, command.trid))
+        elif isinstance(error, StoreUnavailable):
+            # Any command that needed the database while it is out of reach
+            # (a login too): nothing was changed, and the client is told so.
+            self.log.info(
+                "{role}: {command} refused, database unavailable: {error}",
+                role=self.role,
+                command=command.name,
+                error=error,
+            )
+            self.send(wire.format_error(code_for(error), command.trid))
         else:
             self.log.failure("{role} failed on {command}", failure, role=self.role, command=command.name)
             self.send(wire.format_error(INTERNAL_ERROR, command.trid))

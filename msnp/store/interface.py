@@ -5,9 +5,10 @@ A store answers each call with a Deferred that fires only once the change
 is durable (committed), so a reply confirming it can be sent at once.  The
 SQLite store (L{msnp.store.sqlite.ThreadedStore}) and the PostgreSQL store
 (L{msnp.store.postgres.PostgresStore}) both provide L{IStore}, with the same
-results and the same errors: L{AccountExists}, L{NoSuchAccount}, L{StoreError}
-(whose code is the protocol error to answer) and L{StoreUnavailable} (the
-database cannot be reached; nothing was changed).
+results and the same errors: L{AccountExists}, L{NoSuchAccount},
+L{UnknownAccount}, L{GroupIdTaken} and L{StoreUnavailable} (the database
+cannot be reached; nothing was changed), all but the first two
+L{StoreError}s.
 
 @see: L{msnp.store.records} for the records handed out.
 """
@@ -87,7 +88,7 @@ class IStore(Interface):
 
     # Edits: each is one transaction that moves the list version of every
     # account it changes on by one.  An unknown owner or contact fails with
-    # StoreError(205).
+    # UnknownAccount.
 
     def add_to_list(owner, lst, contact, name, group_id=None):
         """
@@ -138,8 +139,8 @@ class IStore(Interface):
 
     def add_group(owner, group_id, name):
         """
-        Fires with the owner's new list version; fails with
-        StoreError(500) when the id is already taken.
+        Fires with the owner's new list version; fails with GroupIdTaken
+        when the id is already taken.
         """
 
     def rename_group(owner, group_id, name):

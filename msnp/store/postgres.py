@@ -37,9 +37,10 @@ from msnp.store.records import (
     AccountExists,
     GroupRemoval,
     ListChange,
+    GroupIdTaken,
     NoSuchAccount,
-    StoreError,
     StoreUnavailable,
+    UnknownAccount,
     UserState,
     canonical_handle,
     hash_password,
@@ -326,7 +327,7 @@ class PostgresDatabase:
         # (and this one for it), while version bumps go on unhindered.
         row = db.execute("SELECT id FROM accounts WHERE handle = %s FOR KEY SHARE", (handle,)).fetchone()
         if row is None:
-            raise StoreError(205, "no such account")
+            raise UnknownAccount(handle)
         return row[0]
 
     def _lock_accounts(self, db, handles: list[str]) -> dict[str, int]:
@@ -351,8 +352,9 @@ class PostgresDatabase:
     ) -> ListChange:
         def work(db):
             ids = self._lock_accounts(db, [owner, contact])
-            if owner not in ids or contact not in ids:
-                raise StoreError(205, "no such account")
+            for handle in (owner, contact):
+                if handle not in ids:
+                    raise UnknownAccount(handle)
             owner_id, contact_id = ids[owner], ids[contact]
             db.execute(
                 "INSERT INTO list_entries (account_id, list, contact, name) VALUES (%s, %s, %s, %s)"
@@ -420,7 +422,7 @@ class PostgresDatabase:
         def work(db):
             owner_id = self._lock_accounts(db, [owner, contact]).get(owner)
             if owner_id is None:
-                raise StoreError(205, "no such account")
+                raise UnknownAccount(owner)
             reverse_version = self._remove_entry(db, owner_id, owner, lst, contact)
             return ListChange(self._bump(db, owner_id), reverse_version)
 
@@ -485,7 +487,7 @@ class PostgresDatabase:
             if not inserted:
                 # A session that had not yet seen a group another session
                 # of the same account just created.
-                raise StoreError(500, "group id already taken")
+                raise GroupIdTaken(f"group {group_id} of {owner}")
             return self._bump(db, owner_id)
 
         return self._transaction(work)
@@ -509,7 +511,7 @@ class PostgresDatabase:
         def work(db):
             owner_id = self._lock_accounts(db, [owner, *dropped_contacts]).get(owner)
             if owner_id is None:
-                raise StoreError(205, "no such account")
+                raise UnknownAccount(owner)
             db.execute("DELETE FROM groups WHERE account_id = %s AND group_id = %s", (owner_id, group_id))
             db.execute("DELETE FROM group_members WHERE account_id = %s AND group_id = %s", (owner_id, group_id))
             dropped = []

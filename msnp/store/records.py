@@ -36,12 +36,9 @@ class GroupIdTaken(StoreError):
 
 class StoreUnavailable(StoreError):
     """
-    The database cannot be reached: nothing was read or changed.  Answered
-    with 603 (database connect failed).
+    The database cannot be reached: nothing was read or changed (MSNP
+    answers 603, database connect failed).
     """
-
-    def __init__(self, reason: str = ""):
-        super().__init__(603, reason or "database unavailable")
 
 
 class AccountExists(Exception):
