@@ -68,8 +68,8 @@ ENDPOINTS = {
 
 
 @defer.inlineCallbacks
-def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS, store=None):
-    service = MessengerService(config or ServerConfig(), db_path, dict(ENDPOINTS), reactor, store=store)
+def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS, store=None, directory=None):
+    service = MessengerService(config or ServerConfig(), db_path, dict(ENDPOINTS), reactor, store=store, directory=directory)
     service.startService()
     yield service._store_ready
     for handle, (password, name) in accounts.items():

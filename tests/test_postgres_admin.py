@@ -130,11 +130,12 @@ def test_migrate_moves_everything(tmp_path, postgres_database):
         sqlite.close()
 
 
-def test_twistd_serves_migrated_accounts_from_postgres(tmp_path, postgres_database):
+def test_twistd_serves_migrated_accounts_from_postgres(tmp_path, postgres_database, redis_server):
     """
-    twistd -n msnp --postgres: a migrated account logs in with its MD5
-    password and gets its lists; a wrong connection string stops the start
-    with one line, not a traceback.
+    twistd -n msnp --postgres (with the Redis directory, as a cluster node
+    runs): a migrated account logs in with its MD5 password and gets its
+    lists; a wrong connection string stops the start with one line, not a
+    traceback.
     """
     source = tmp_path / "msnp.sqlite"
     _populated_sqlite(source)
@@ -156,6 +157,7 @@ def test_twistd_serves_migrated_accounts_from_postgres(tmp_path, postgres_databa
             "--notification", f"tcp:{ns}:interface=127.0.0.1",
             "--switchboard", f"tcp:{sb}:interface=127.0.0.1",
             "--postgres", postgres_database,
+            "--redis", redis_server.url, "--node-id", "ns-a", "--roles", "notification,switchboard",
         ],
         cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
@@ -191,4 +193,6 @@ def test_twistd_serves_migrated_accounts_from_postgres(tmp_path, postgres_databa
             process.kill()
             process.communicate()
     assert process.returncode in (0, -signal.SIGTERM)
-    assert "alice@example.com logged in" in (tmp_path / "twistd.log").read_text()
+    log = (tmp_path / "twistd.log").read_text()
+    assert "alice@example.com logged in" in log
+    assert "dispatch listening" not in log and "notification listening" in log
