@@ -372,7 +372,7 @@ def test_concurrent_edits_of_two_lists_all_land(people):
     each version moved on exactly once per edit that touched its lists.
     """
     store = people
-    rounds = 10
+    rounds = 20
     edits = []
     for _ in range(rounds):
         edits.append(store.add_to_list(ALICE, "FL", BOB, "Bob"))

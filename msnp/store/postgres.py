@@ -323,9 +323,11 @@ class PostgresDatabase:
     # every account it changes.
 
     def _account_id(self, db, handle: str) -> int:
-        # KEY SHARE: a concurrent delete of the account waits for this edit
-        # (and this one for it), while version bumps go on unhindered.
-        row = db.execute("SELECT id FROM accounts WHERE handle = %s FOR KEY SHARE", (handle,)).fetchone()
+        # Every edit locks the rows of the accounts whose versions it moves
+        # before it touches their lists (see _lock_accounts), so edits of
+        # one user's lists wait for each other in one order and cannot
+        # deadlock; a concurrent delete of the account waits too.
+        row = db.execute("SELECT id FROM accounts WHERE handle = %s FOR NO KEY UPDATE", (handle,)).fetchone()
         if row is None:
             raise UnknownAccount(handle)
         return row[0]
