@@ -25,7 +25,7 @@ from typing import Callable, Optional, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -682,7 +682,7 @@ class PostgresStore:
 
     def _call(self, name: str, *args, **kwargs) -> Deferred:
         if self._pool is None:
-            raise RuntimeError("the store is closed")
+            return fail(RuntimeError("the store is closed"))
         return self._pool.runWithConnection(self._perform, name, args, kwargs).addErrback(self._unavailable)
 
     @staticmethod
