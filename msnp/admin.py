@@ -1,11 +1,14 @@
 """
-C{msnp-admin}: manage accounts in the server's database.
+C{msnp-admin}: manage accounts in the server's database (SQLite, or
+PostgreSQL with --postgres), and move an SQLite installation's accounts to
+PostgreSQL (C{migrate}).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 
 from msnp.msn import wire
@@ -36,13 +39,19 @@ PASSWORD_HELP = "the password (asked for when left out, so that it stays out of 
 EMAIL_HELP = "account name, user@domain"
 
 
+POSTGRES_HELP = "libpq connection string of the PostgreSQL database, the server's --postgres (instead of --db)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = f"SQLite database file, the server's --db (default {DEFAULT_DB})"
     parser = argparse.ArgumentParser(prog="msnp-admin", description="Manage msnp accounts.")
-    parser.add_argument("--db", default=DEFAULT_DB, help=db_help)
-    # --db is also accepted after the action, where it is easy to put it.
+    parser.add_argument("--db", help=db_help)
+    parser.add_argument("--postgres", metavar="CONNINFO", help=POSTGRES_HELP)
+    # --db and --postgres are also accepted after the action, where it is
+    # easy to put them.
     db_after = argparse.ArgumentParser(add_help=False)
     db_after.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
+    db_after.add_argument("--postgres", metavar="CONNINFO", default=argparse.SUPPRESS, help=POSTGRES_HELP)
     sections = parser.add_subparsers(dest="section", required=True)
     user = sections.add_parser("user", help="accounts")
     actions = user.add_subparsers(dest="action", required=True)
@@ -66,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop every stored one: afterwards no account can log in with MD5 until its password is set again",
         parents=[db_after],
     )
+    migrate = sections.add_parser(
+        "migrate",
+        help="copy every account of an SQLite database, with its lists, groups, settings and list versions, "
+        "into a PostgreSQL database (all or nothing)",
+    )
+    migrate.add_argument("--from", dest="source", metavar="PATH", required=True, help="the SQLite database file")
+    migrate.add_argument("--postgres", metavar="CONNINFO", default=argparse.SUPPRESS, help=POSTGRES_HELP)
     return parser
 
 
@@ -80,12 +96,67 @@ def _read_password(given, stdin) -> str:
     return stdin.readline().rstrip("\r\n")
 
 
+def _open(args):
+    """
+    The database the arguments name (both kinds have the same methods).
+    """
+    if args.postgres:
+        from msnp.store.postgres import PostgresDatabase
+
+        return PostgresDatabase.open(args.postgres)
+    return Database(args.db)
+
+
+def migrate(args, out, err) -> int:
+    """
+    Copy every account of the SQLite database C{args.source} into the
+    PostgreSQL database, in one transaction.
+    """
+    from msnp.store.postgres import PostgresDatabase
+
+    if not args.postgres:
+        print("msnp-admin: migrate needs --postgres CONNINFO, the database to move to", file=err)
+        return 2
+    if not os.path.isfile(args.source):
+        print(f"msnp-admin: no such file: {args.source}", file=err)
+        return 1
+    try:
+        source = Database(args.source)
+    except Exception as error:
+        print(f"msnp-admin: cannot open {args.source}: {error}", file=err)
+        return 1
+    try:
+        target = PostgresDatabase.open(args.postgres)
+    except Exception as error:
+        source.close()
+        print(f"msnp-admin: cannot open the PostgreSQL database: {error}", file=err)
+        return 1
+    try:
+        accounts = ((account, source.load_user(account.handle)) for account in source.list_accounts())
+        count = target.import_accounts(accounts)
+    except AccountExists as error:
+        print(f"msnp-admin: {error} already has an account in the PostgreSQL database: nothing was migrated", file=err)
+        return 1
+    finally:
+        target.close()
+        source.close()
+    print(f"migrated {count} account{'' if count == 1 else 's'} from {args.source}", file=out)
+    return 0
+
+
 def main(argv=None, out=sys.stdout, err=sys.stderr, stdin=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.db and args.postgres:
+        print("msnp-admin: --db and --postgres name two databases: give one", file=err)
+        return 2
+    if args.section == "migrate":
+        return migrate(args, out, err)
+    args.db = args.db or DEFAULT_DB
+    where = "the PostgreSQL database" if args.postgres else args.db
     try:
-        database = Database(args.db)
+        database = _open(args)
     except Exception as error:
-        print(f"msnp-admin: cannot open {args.db}: {error}", file=err)
+        print(f"msnp-admin: cannot open {where}: {error}", file=err)
         return 1
     try:
         if (args.section, args.action) == ("user", "add"):
@@ -111,7 +182,7 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, stdin=None) -> int:
                 print(f"{account.handle}\t{account.friendly_name}", file=out)
             if not accounts:
                 # Said on stderr so that the listing stays empty for scripts.
-                print(f"msnp-admin: no accounts in {args.db}", file=err)
+                print(f"msnp-admin: no accounts in {where}", file=err)
         elif (args.section, args.action) == ("md5", "list"):
             for account in database.list_accounts():
                 if account.md5_password:

@@ -9,7 +9,7 @@ import signal
 from typing import Optional
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredList, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
@@ -79,14 +79,20 @@ class MessengerService(MultiService):
     # The SIGTERM handler that was there before this service took it.
     _previous_sigterm = None
 
-    def __init__(self, config: ServerConfig, db_path: str, endpoints: dict, reactor=None):
+    def __init__(self, config: ServerConfig, db_path: str, endpoints: dict, reactor=None, store=None, directory=None):
+        """
+        C{store} (an L{IStore}, such as the PostgreSQL store) replaces the
+        SQLite store at C{db_path}; C{directory} (an L{IDirectory}, such as
+        the Redis one shared by several processes) the in-process one.
+        Either may have C{start}/C{stop}, called with the service's.
+        """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.config = config
-        self.store = ThreadedStore(db_path, reactor)
-        self.directory = LocalDirectory()
+        self.store = store if store is not None else ThreadedStore(db_path, reactor)
+        self.directory = directory if directory is not None else LocalDirectory()
         self.messenger = Messenger(self.store, self.directory, reactor, config.list_limits, config.max_groups)
         self.login_throttle = LoginThrottle(config, reactor.seconds)
         # Passport tickets exist only when the Passport login runs.
@@ -127,15 +133,22 @@ class MessengerService(MultiService):
         service.setServiceParent(self)
         self.listeners[role] = service
 
+    def _start_backends(self) -> Deferred:
+        starting = [self.store.start()]
+        start_directory = getattr(self.directory, "start", None)
+        if start_directory is not None:
+            starting.append(start_directory())
+        return gatherResults(starting, consumeErrors=True)
+
     def privilegedStartService(self) -> None:
-        # The store opens first so that no connection is accepted before it
-        # can answer.
-        self._store_ready = self.store.start()
+        # The store (and a shared directory) open first so that no
+        # connection is accepted before they can answer.
+        self._store_ready = self._start_backends()
         super().privilegedStartService()
 
     def startService(self) -> None:
         if not hasattr(self, "_store_ready"):
-            self._store_ready = self.store.start()
+            self._store_ready = self._start_backends()
         super().startService()
         self.reactor.callWhenRunning(self._take_sigterm)
 
@@ -188,6 +201,9 @@ class MessengerService(MultiService):
             yield DeferredList(closed)
             if timeout.active():
                 timeout.cancel()
+        stop_directory = getattr(self.directory, "stop", None)
+        if stop_directory is not None:
+            yield stop_directory()
         yield self.store.stop()
         log.info("msnp stopped")
         self._give_back_sigterm()

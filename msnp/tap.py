@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 
 from twisted.python import usage
 
 from msnp.config import ServerConfig
 
 DEFAULT_DB = "msnp.sqlite"
+ROLES = ("dispatch", "notification", "switchboard")
 # Twisted listens with a queue of 50 unless told otherwise; a burst of
 # logins overflows that and each dropped connection waits a second for its
 # SYN to be retried.  The kernel caps this at net.core.somaxconn.
@@ -22,7 +24,7 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Run an MSN Messenger service (MSNP2-MSNP12): dispatch, notification and "
-        "switchboard servers over one SQLite store, and with --passport the HTTPS "
+        "switchboard servers over one SQLite store (or PostgreSQL with --postgres), and with --passport the HTTPS "
         "Passport login MSNP8+ clients need. ENDPOINT is a Twisted endpoint "
         "string (tcp:PORT:interface=ADDR, ssl:..., unix:PATH, systemd:...)."
     )
@@ -44,6 +46,31 @@ class Options(usage.Options):
             str,
         ],
         ["db", None, DEFAULT_DB, "SQLite database of accounts and lists (created if missing; manage it with msnp-admin).", str],
+        [
+            "postgres",
+            None,
+            None,
+            "CONNINFO: keep accounts and lists in PostgreSQL instead of --db, e.g. "
+            "'host=db.example.net dbname=msnp user=msnp' (a libpq connection string; the schema is created "
+            "if missing). Every process of a cluster names the same database.",
+            str,
+        ],
+        [
+            "redis",
+            None,
+            None,
+            "URL redis://[:PASSWORD@]HOST[:PORT][/DB] of a Redis shared by every process of a cluster: who is "
+            "signed in where, presence, switchboard cookies, and delivery between processes (default: in-process).",
+            str,
+        ],
+        ["node-id", None, None, "NAME of this process among the cluster's (default: host name and notification port).", str],
+        [
+            "roles",
+            None,
+            ",".join(ROLES),
+            "Which servers this process runs, comma-separated, of " + ", ".join(ROLES) + ".",
+            str,
+        ],
         ["web-url", None, "", "Base URL answered to URL and CVR (default http://PUBLIC-HOST/).", str],
         ["cookie-lifetime", None, 120.0, "Seconds a switchboard cookie (from XFR SB or RNG) stays valid.", float],
         ["sb-auth-timeout", None, 60.0, "Seconds a switchboard connection has to log in (USR or ANS) before it is closed.", float],
@@ -107,10 +134,18 @@ def check_options(options) -> None:
     """
     if options["no-md5"] and not options["passport"]:
         raise usage.UsageError("--no-md5 without --passport leaves no way to log in")
-    directory = os.path.dirname(os.path.abspath(options["db"]))
-    if not os.path.isdir(directory):
-        raise usage.UsageError(f"--db: no such directory: {directory}")
-    _check_database(options["db"])
+    roles = _roles(options)
+    if not roles:
+        raise usage.UsageError("--roles: name at least one of " + ", ".join(ROLES))
+    if options["redis"]:
+        _check_redis(options["redis"])
+    if options["postgres"]:
+        _check_postgres(options["postgres"])
+    else:
+        directory = os.path.dirname(os.path.abspath(options["db"]))
+        if not os.path.isdir(directory):
+            raise usage.UsageError(f"--db: no such directory: {directory}")
+        _check_database(options["db"])
     for role in ("dispatch", "notification", "switchboard", "passport"):
         for path in _endpoint_files(options[role] or ""):
             if not os.path.isfile(path):
@@ -130,6 +165,67 @@ def _check_database(path: str) -> None:
         Database(path).close()
     except sqlite3.Error as error:
         raise usage.UsageError(f"--db: cannot use {path}: {error}")
+
+
+def _roles(options) -> list[str]:
+    roles = [role.strip() for role in options["roles"].split(",") if role.strip()]
+    for role in roles:
+        if role not in ROLES:
+            raise usage.UsageError(f"--roles: no role {role!r} (roles: {', '.join(ROLES)})")
+    return roles
+
+
+def _check_redis(url: str) -> None:
+    """
+    Parse the URL and ask the server for a PONG, so that a wrong URL or an
+    unreachable Redis stops the start.
+    """
+    import socket
+
+    from msnp.directory.redisurl import parse_redis_url
+
+    try:
+        settings = parse_redis_url(url)
+    except ValueError as error:
+        raise usage.UsageError(f"--redis: {error}")
+    commands = []
+    if settings["password"] is not None:
+        commands.append(["AUTH", *([settings["username"]] if settings["username"] else []), settings["password"]])
+    commands += [["SELECT", str(settings["dbid"])], ["PING"]]
+    request = b"".join(
+        b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode()) for w in words)
+        for words in commands
+    )
+    try:
+        with socket.create_connection((settings["host"], settings["port"]), timeout=10) as connection:
+            connection.sendall(request)
+            replies = b""
+            while replies.count(b"\r\n") < len(commands):
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                replies += chunk
+    except OSError as error:
+        raise usage.UsageError(f"--redis: cannot reach {settings['host']}:{settings['port']}: {error}")
+    lines = replies.split(b"\r\n")[: len(commands)]
+    refused = [line.decode("utf-8", "replace") for line in lines if not line.startswith(b"+")]
+    if refused or len(lines) < len(commands):
+        raise usage.UsageError(f"--redis: the server refused: {'; '.join(refused) or 'no answer'}")
+
+
+def _check_postgres(conninfo: str) -> None:
+    """
+    Connect once (creating the schema if need be), so that a wrong
+    connection string or an unreachable database stops the start.
+    """
+    import psycopg
+
+    from msnp.store.postgres import PostgresDatabase
+
+    try:
+        PostgresDatabase.open(conninfo).close()
+    except psycopg.Error as error:
+        raise usage.UsageError(f"--postgres: cannot use the database: {str(error).strip()}")
 
 
 def _endpoint_files(description: str) -> list[str]:
@@ -183,10 +279,23 @@ def makeService(options):
     except usage.UsageError as error:
         raise SystemExit(f"twistd msnp: {error}")
 
-    endpoints = {
-        "dispatch": options["dispatch"],
-        "notification": options["notification"],
-        "switchboard": options["switchboard"],
-        "passport": options["passport"],
-    }
-    return MessengerService(config_from_options(options), options["db"], endpoints)
+    roles = _roles(options)
+    endpoints = {role: options[role] if role in roles else None for role in ROLES}
+    endpoints["passport"] = options["passport"]
+    config = config_from_options(options)
+    store = directory = None
+    if options["postgres"]:
+        from msnp.store.postgres import PostgresStore
+
+        store = PostgresStore(options["postgres"])
+    node = options["node-id"] or f"{socket.gethostname()}:{config.notification_port}"
+    if options["redis"]:
+        # Imported only now: its client takes Twisted's reactor on import.
+        from msnp.directory.redis import RedisDirectory
+
+        directory = RedisDirectory(options["redis"], node)
+    else:
+        from msnp.directory.local import LocalDirectory
+
+        directory = LocalDirectory(node)
+    return MessengerService(config, options["db"], endpoints, store=store, directory=directory)

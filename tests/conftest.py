@@ -1,17 +1,21 @@
 """
 Fixtures: a live msnp server on 127.0.0.1 with ephemeral ports and a fresh
-database, accounts to log in with, and a check that every test leaves no
+database (SQLite, or PostgreSQL where a test asks for C{store_engine}
+"postgres"), accounts to log in with, the throwaway PostgreSQL cluster and
+redis-server of the engine tests, and a check that every test leaves no
 timer or connection behind.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
+from engines import EngineMissing, PostgresCluster, RedisServer
 from msnp.config import ServerConfig
 from msnp.service import MessengerService
 
@@ -64,8 +68,8 @@ ENDPOINTS = {
 
 
 @defer.inlineCallbacks
-def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS):
-    service = MessengerService(config or ServerConfig(), db_path, dict(ENDPOINTS), reactor)
+def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS, store=None, directory=None):
+    service = MessengerService(config or ServerConfig(), db_path, dict(ENDPOINTS), reactor, store=store, directory=directory)
     service.startService()
     yield service._store_ready
     for handle, (password, name) in accounts.items():
@@ -97,13 +101,120 @@ def accounts_database(tmp_path_factory):
 
 
 @pytest.fixture
-def server(tmp_path, server_config, accounts_database):
+def store_engine():
+    """
+    The store the C{server} fixture runs on; a module overrides this
+    fixture with params ["sqlite", "postgres"] to run its transcripts on
+    both.
+    """
+    return "sqlite"
+
+
+@pytest.fixture
+def server(tmp_path, server_config, accounts_database, store_engine, request):
     db_path = tmp_path / "msnp.sqlite"
-    shutil.copyfile(accounts_database, db_path)
-    running = pytest_twisted.blockon(start_server(str(db_path), server_config))
+    store = None
+    if store_engine == "postgres":
+        from msnp.store.postgres import PostgresStore
+
+        store = PostgresStore(request.getfixturevalue("postgres_accounts"), reactor)
+    else:
+        shutil.copyfile(accounts_database, db_path)
+    running = pytest_twisted.blockon(start_server(str(db_path), server_config, store=store))
     yield running
     if running.service.running:
         pytest_twisted.blockon(running.stop())
+
+
+# Engines started for real (see engines.py).  Tests using them are marked
+# "engines": deselect them with -m "not engines" for a quicker run.  Where
+# an engine is not installed they are skipped, except in CI, whose .ci/run
+# installs them: there a missing engine fails.
+
+
+def _engine(make):
+    try:
+        return make()
+    except EngineMissing as missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} (.ci/run installs it)")
+        pytest.skip(str(missing))
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """
+    A PostgreSQL cluster of the test run's own, started once.
+    """
+    cluster = _engine(PostgresCluster)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def postgres_database(postgres_cluster):
+    """
+    The connection string of a new empty database, dropped afterwards.
+    """
+    conninfo = postgres_cluster.create_database()
+    yield conninfo
+    postgres_cluster.drop_database(conninfo)
+
+
+@pytest.fixture(scope="session")
+def postgres_accounts_template(postgres_cluster):
+    """
+    A database holding the schema and the fixture accounts, made once, to
+    copy from (as accounts_database is for SQLite).
+    """
+    from msnp.store.postgres import PostgresDatabase
+
+    conninfo = postgres_cluster.create_database()
+    database = PostgresDatabase.open(conninfo)
+    try:
+        for handle, (password, name) in ACCOUNTS.items():
+            database.create_account(handle, password, name)
+    finally:
+        database.close()
+    return conninfo
+
+
+@pytest.fixture
+def postgres_accounts(postgres_cluster, postgres_accounts_template):
+    """
+    A new database copied from postgres_accounts_template, dropped
+    afterwards; its connection string.
+    """
+    conninfo = postgres_cluster.create_database(template=postgres_accounts_template)
+    yield conninfo
+    postgres_cluster.drop_database(conninfo)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """
+    A redis-server of the test run's own, started once.
+    """
+    server = _engine(RedisServer)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+_ENGINE_FIXTURES = {"postgres_cluster", "postgres_database", "postgres_accounts", "redis_server"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("store_engine") == "postgres"
+        if on_postgres or _ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engines)
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """
 Contact lists at the notification server: SYN, LST, ADD/REM with every
 error, the reverse list kept by the server, GTC/BLP, REA, PRP and groups,
-for MSNP2, MSNP5 and MSNP7.
+for MSNP2, MSNP5 and MSNP7, each on the SQLite and on the PostgreSQL store.
 """
 
 import pytest
@@ -13,6 +13,11 @@ from ns_steps import expect_lines, sign_in, sign_out
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 CAROL = "carol@example.com"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_engine(request):
+    return request.param
 
 
 def empty_sync(dialect, trid, version=1):

@@ -5,7 +5,7 @@ How a handler refuses a command.
 from __future__ import annotations
 
 from msnp.core import errors as core
-from msnp.store.records import StoreError
+from msnp.store.records import StoreError, StoreUnavailable
 
 
 class CommandError(Exception):
@@ -58,6 +58,7 @@ INTERNAL_ERROR = 500
 COMMAND_DISABLED = 502
 GENERIC_FAILURE = 503
 CHALLENGE_FAILED = 540
+DATABASE_CONNECT_FAILED = 603
 SESSION_OVERLOAD = 712
 CALLING_TOO_RAPIDLY = 713
 NOT_EXPECTED = 715
@@ -83,6 +84,7 @@ def code_for(error: Exception) -> int:
         (core.CannotRemoveGroupZero, CANNOT_REMOVE_GROUP_ZERO),
         (core.AlreadyInMode, ALREADY_IN_MODE),
         (core.UserOffline, USER_OFFLINE),
+        (StoreUnavailable, DATABASE_CONNECT_FAILED),
         (StoreError, INTERNAL_ERROR),
     ):
         if isinstance(error, kind):

@@ -26,8 +26,9 @@ from twisted.python.failure import Failure
 
 from msnp import write_through
 from msnp.msn import wire
-from msnp.msn.errors import INTERNAL_ERROR, CloseConnection, CommandError
+from msnp.msn.errors import INTERNAL_ERROR, CloseConnection, CommandError, code_for
 from msnp.msn.framing import Framer, LineTooLong
+from msnp.store.records import StoreUnavailable
 
 # Which ServerConfig setting holds the idle lease of each role; roles not
 # named here (the switchboard keeps its own idle rule) have none.
@@ -399,6 +400,16 @@ class CommandProtocol(Protocol, TimeoutMixin):
                 self.close(error.reason or f"error {error.code}")
         elif isinstance(error, CloseConnection):
             self.close(error.reason)
+        elif isinstance(error, StoreUnavailable):
+            # Any command that needed the database while it is out of reach
+            # (a login too): nothing was changed, and the client is told so.
+            self.log.info(
+                "{role}: {command} refused, database unavailable: {error}",
+                role=self.role,
+                command=command.name,
+                error=error,
+            )
+            self.send(wire.format_error(code_for(error), command.trid))
         else:
             self.log.failure("{role} failed on {command}", failure, role=self.role, command=command.name)
             self.send(wire.format_error(INTERNAL_ERROR, command.trid))

@@ -34,6 +34,13 @@ class GroupIdTaken(StoreError):
     """
 
 
+class StoreUnavailable(StoreError):
+    """
+    The database cannot be reached: nothing was read or changed (MSNP
+    answers 603, database connect failed).
+    """
+
+
 class AccountExists(Exception):
     pass
 

@@ -18,7 +18,9 @@ from typing import Callable, Optional, TypeVar
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
 
+from msnp.store.interface import IStore
 from msnp.store.records import (
     DEFAULT_GROUP_NAME,
     LISTS,
@@ -468,6 +470,7 @@ class Database:
 T = TypeVar("T")
 
 
+@implementer(IStore)
 class ThreadedStore:
     """
     L{Database} on its own thread.  Every method of the database is
@@ -526,11 +529,19 @@ class ThreadedStore:
     def _call(self, function: Callable[..., T], *args, **kwargs) -> "Deferred[T]":
         return deferToThreadPool(self._reactor, self._pool, function, *args, **kwargs)
 
-    def __getattr__(self, name: str):
-        if name.startswith("_") or not callable(getattr(Database, name, None)):
-            raise AttributeError(name)
 
-        def call(*args, **kwargs):
-            return self._call(self._run, name, *args, **kwargs)
+def _on_store_thread(name: str):
+    def call(self, *args, **kwargs):
+        return self._call(self._run, name, *args, **kwargs)
 
-        return call
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"L{{Database.{name}}} on the store's thread."
+    return call
+
+
+# Every other operation of IStore is the Database method of that name, run
+# on the store's thread.
+for _name in IStore.names():
+    if _name not in vars(ThreadedStore):
+        setattr(ThreadedStore, _name, _on_store_thread(_name))
+del _name

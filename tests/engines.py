@@ -1,0 +1,296 @@
+"""
+Throwaway database engines for the tests: a PostgreSQL cluster made with
+C{initdb} and run with C{pg_ctl}, and a C{redis-server}, both from the Debian
+packages, on a temporary directory, listening on 127.0.0.1 only at a port
+of their own, and stopped (by process id) when done.
+
+PostgreSQL refuses to run as root: as root its programs run as the
+C{postgres} user the Debian package creates (through C{runuser}); as anyone
+else they run as that user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Optional
+
+# The Debian packages keep the server programs in a versioned directory
+# that is not on PATH.
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+POSTGRES_USER = "postgres"
+DATABASE_USER = "msnp"
+
+
+class EngineMissing(Exception):
+    """
+    The engine's programs are not installed.
+    """
+
+
+def free_port() -> int:
+    """
+    A TCP port on 127.0.0.1 that nothing listens on right now.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A child of ours that has exited but not been reaped is gone too.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not process_alive(pid)
+
+
+def postgres_bindir() -> str:
+    def version(path):
+        return [int(part) for part in re.findall(r"\d+", os.path.basename(os.path.dirname(path)))]
+
+    found = sorted((d for d in glob.glob(POSTGRES_BIN_GLOB) if os.path.exists(os.path.join(d, "initdb"))), key=version)
+    if found:
+        return found[-1]
+    initdb = shutil.which("initdb")
+    if initdb:
+        return os.path.dirname(os.path.realpath(initdb))
+    raise EngineMissing("PostgreSQL (initdb, pg_ctl) is not installed: apt-get install postgresql")
+
+
+class PostgresCluster:
+    """
+    A PostgreSQL cluster of its own in a temporary directory.
+    """
+
+    def __init__(self):
+        self.bindir = postgres_bindir()
+        self.port: Optional[int] = None
+        self.directory: Optional[str] = None
+        self._runas: list[str] = []
+        self._owner: Optional[pwd.struct_passwd] = None
+        self._databases = 0
+
+    @property
+    def data(self) -> str:
+        return os.path.join(self.directory, "data")
+
+    def conninfo(self, dbname: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user={DATABASE_USER} dbname={dbname}"
+
+    def _run(self, *argv: str) -> None:
+        command = [*self._runas, os.path.join(self.bindir, argv[0]), *argv[1:]]
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.directory)
+        if result.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed ({result.returncode}): {result.stdout.strip()}")
+
+    def start(self) -> "PostgresCluster":
+        """
+        Make the cluster (the first time) and start its server.
+        """
+        if self.directory is None:
+            self._make()
+        # The port is probed free, but another process may take it first.
+        for attempt in range(5):
+            if self.port is None or attempt:
+                self.port = free_port()
+            options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off"
+            try:
+                self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.directory, "server.log"),
+                          "-o", options, "-w", "-t", "60", "start")
+                return self
+            except RuntimeError:
+                if attempt == 4 or self.pid() is not None:
+                    raise
+
+    def _make(self) -> None:
+        if os.geteuid() == 0:
+            try:
+                self._owner = pwd.getpwnam(POSTGRES_USER)
+            except KeyError:
+                raise EngineMissing(f"running as root needs the {POSTGRES_USER} user of the postgresql package")
+            self._runas = ["runuser", "-u", POSTGRES_USER, "--"]
+        self.directory = tempfile.mkdtemp(prefix="msnp-pg-")
+        if self._owner is not None:
+            os.chown(self.directory, self._owner.pw_uid, self._owner.pw_gid)
+        try:
+            self._run("initdb", "-D", self.data, "-U", DATABASE_USER, "--auth=trust", "-E", "UTF8",
+                      "--locale=C", "--no-sync")
+        except BaseException:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+            raise
+
+    def pid(self) -> Optional[int]:
+        """
+        The server's process id while it runs.
+        """
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as pidfile:
+                pid = int(pidfile.readline())
+        except (OSError, ValueError):
+            return None
+        return pid if process_alive(pid) else None
+
+    def stop(self) -> None:
+        """
+        Stop the server (the cluster stays, to be started again).
+        """
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "30", "stop")
+        except RuntimeError:
+            pass
+        if not _wait_gone(pid, 10):
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 10)
+
+    def destroy(self) -> None:
+        """
+        Stop the server and remove the cluster.
+        """
+        self.stop()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def create_database(self, template: Optional[str] = None) -> str:
+        """
+        A new database, empty or a copy of the one C{template} (a
+        connection string) names; returns its connection string.
+        """
+        import psycopg
+
+        self._databases += 1
+        name = f"msnp_test_{self._databases}"
+        copy = f" TEMPLATE {psycopg.conninfo.conninfo_to_dict(template)['dbname']}" if template else ""
+        with psycopg.connect(self.conninfo(), autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {name}{copy}")
+        return self.conninfo(name)
+
+    def drop_database(self, conninfo: str) -> None:
+        import psycopg
+
+        name = psycopg.conninfo.conninfo_to_dict(conninfo)["dbname"]
+        with psycopg.connect(self.conninfo(), autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+class RedisServer:
+    """
+    A redis-server of its own, keeping nothing on disk.
+    """
+
+    def __init__(self):
+        self.program = shutil.which("redis-server")
+        if self.program is None:
+            raise EngineMissing("redis-server is not installed: apt-get install redis-server")
+        self.port: Optional[int] = None
+        self.directory: Optional[str] = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def _pidfile(self) -> str:
+        return os.path.join(self.directory, "redis.pid")
+
+    def start(self) -> "RedisServer":
+        if self.directory is None:
+            self.directory = tempfile.mkdtemp(prefix="msnp-redis-")
+        for attempt in range(5):
+            if self.port is None or attempt:
+                self.port = free_port()
+            # Not daemonized: the server stays our child, so it is reaped
+            # and its process id cannot be taken over before it is stopped.
+            self._process = subprocess.Popen(
+                [self.program, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--daemonize", "no", "--pidfile", self._pidfile, "--logfile", os.path.join(self.directory, "redis.log"),
+                 "--dir", self.directory],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            if self._wait_ready():
+                return self
+            self._process.kill()
+            self._process.wait()
+        raise RuntimeError(f"redis-server did not start: see {self.directory}/redis.log")
+
+    def _wait_ready(self, timeout: float = 15) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                return False
+            try:
+                if self.command("PING") == "PONG":
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def command(self, *words: str) -> str:
+        """
+        Send one command; returns the simple-string or integer reply.
+        """
+        request = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode()) for w in words)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
+            connection.sendall(request)
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        return reply[1:].decode().strip()
+
+    def pid(self) -> Optional[int]:
+        process = getattr(self, "_process", None)
+        if process is None or process.poll() is not None:
+            return None
+        return process.pid
+
+    def stop(self) -> None:
+        process = getattr(self, "_process", None)
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None

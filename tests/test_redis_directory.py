@@ -1,0 +1,247 @@
+"""
+The Redis directory between two nodes (two directory objects, as two
+processes would have) on the test run's own redis-server: a login on one
+node replaces the same account's endpoint on the other, events reach
+endpoints wherever they live, presence and switchboard cookies are read on
+any node, session ids are claimed once, and a node started again forgets
+what its earlier run left.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from msnp.core import events
+from msnp.core.endpoints import EndpointRecord, IEndpoint
+from msnp.core.presence import PresenceRecord
+from msnp.core.privacy import PrivacyView
+from msnp.directory import codec
+from msnp.directory.interface import IDirectory
+from msnp.directory.redis import RedisDirectory
+from msnp.directory.redisurl import parse_redis_url
+from msnp.msn.switchboard import SwitchboardTicket
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+
+
+@implementer(IEndpoint)
+class RecordingEndpoint:
+    """
+    An endpoint that keeps what it receives; C{next_event} waits for one.
+    """
+
+    def __init__(self, endpoint_id: str, handle: str):
+        self.endpoint_id = endpoint_id
+        self.handle = handle
+        self.received = []
+        self._waiting = []
+
+    def receive(self, event) -> None:
+        self.received.append(event)
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    @defer.inlineCallbacks
+    def next_event(self, timeout: float = 5.0):
+        while not self.received:
+            d = defer.Deferred()
+            self._waiting.append(d)
+            timer = reactor.callLater(timeout, d.cancel)
+            try:
+                yield d
+            except defer.CancelledError:
+                raise AssertionError(f"{self.endpoint_id}: no event within {timeout}s")
+            finally:
+                if timer.active():
+                    timer.cancel()
+        return self.received.pop(0)
+
+
+def record(endpoint_id: str, handle: str, protocol: str = "msn") -> EndpointRecord:
+    node = endpoint_id.rsplit("/", 1)[0]
+    return EndpointRecord(endpoint_id, handle, node, protocol, "MSNP12", "7.5", "127.0.0.1:5000", 1000.0)
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    redis_server.command("FLUSHALL")
+    return redis_server.url
+
+
+@pytest.fixture
+def nodes(redis_url):
+    """
+    Two started directories, nodes "n1" and "n2".
+    """
+    started = [RedisDirectory(redis_url, "n1", reactor), RedisDirectory(redis_url, "n2", reactor)]
+    for directory in started:
+        pytest_twisted.blockon(directory.start())
+    yield started
+    for directory in started:
+        pytest_twisted.blockon(directory.stop())
+
+
+def test_parse_redis_url():
+    assert parse_redis_url("redis://127.0.0.1:6390/2") == {
+        "host": "127.0.0.1", "port": 6390, "dbid": 2, "password": None, "username": None
+    }
+    assert parse_redis_url("redis://:s%40cret@cache.example.net")["password"] == "s@cret"
+    assert parse_redis_url("redis://cache.example.net")["port"] == 6379
+    for bad in ("http://host/0", "redis:///0", "redis://host/zero", "redis://host:port/0"):
+        with pytest.raises(ValueError):
+            parse_redis_url(bad)
+
+
+def test_values_survive_the_codec():
+    """
+    Events, records and tickets come back equal; render caches stay
+    behind; a class outside msnp is refused.
+    """
+    presence = PresenceRecord(
+        ALICE, "n1/1", "NLN", "Alice", 0x50000000, "<msnobj/>", b"<Data>\x00\xff</Data>", False,
+        PrivacyView("BL", frozenset({BOB}), frozenset({"eve@example.com"})),
+    )
+    values = [
+        presence,
+        events.PresenceChanged(ALICE, None, "Alice", 3, "", True),
+        events.PersonalMessageChanged(ALICE, b"\x00\x01"),
+        events.ReverseListChanged(ALICE, BOB, "Bob", True, 7),
+        events.Ring(BOB, "123", "127.0.0.1:1865", ALICE, "Alice"),
+        events.Kicked(events.REPLACED),
+        record("n1/4", ALICE),
+        SwitchboardTicket(ALICE, "Alice", 12, 0, 1234.5, "99", "Alice"),
+    ]
+    for value in values:
+        assert codec.loads(codec.dumps(value)) == value
+    changed = events.PresenceChanged(ALICE, "NLN")
+    changed.rendered["x"] = b"cached"
+    assert "cached" not in codec.dumps(changed)
+    with pytest.raises(codec.DecodeError):
+        codec.loads('{"$a":"os:system","f":{}}')
+
+
+def test_provides_idirectory(nodes):
+    assert verifyObject(IDirectory, nodes[0])
+
+
+@pytest_twisted.inlineCallbacks
+def test_login_on_another_node_replaces_the_endpoint(nodes):
+    """
+    The same account signing in on n2 takes its MSN endpoint on n1 out of
+    the directory and n1's endpoint is told it was replaced; an endpoint of
+    another protocol stays.
+    """
+    n1, n2 = nodes
+    old = RecordingEndpoint("n1/1", ALICE)
+    sip = RecordingEndpoint("n1/2", ALICE)
+    assert (yield n1.attach(old, record("n1/1", ALICE))) == []
+    assert (yield n1.attach(sip, record("n1/2", ALICE, "sip"))) == []
+    new = RecordingEndpoint("n2/1", ALICE)
+    replaced = yield n2.attach(new, record("n2/1", ALICE))
+    assert replaced == [record("n1/1", ALICE)]
+    assert (yield old.next_event()) == events.Kicked(events.REPLACED)
+    assert len(n1) == 1
+    assert sorted(r.endpoint_id for r in (yield n1.endpoints_of(ALICE))) == ["n1/2", "n2/1"]
+    assert sip.received == [] and new.received == []
+    assert sorted(r.endpoint_id for r in (yield n2.all_endpoints())) == ["n1/2", "n2/1"]
+    n2.detach("n2/1")
+    assert [r.endpoint_id for r in (yield n1.endpoints_of(ALICE))] == ["n1/2"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_events_reach_endpoints_on_any_node(nodes):
+    n1, n2 = nodes
+    alice = RecordingEndpoint("n1/1", ALICE)
+    bob = RecordingEndpoint("n2/1", BOB)
+    yield n1.attach(alice, record("n1/1", ALICE))
+    yield n2.attach(bob, record("n2/1", BOB))
+    online = events.PresenceChanged(ALICE, "NLN", "Alice")
+    n1.deliver([BOB, ALICE, "nobody@example.com"], online)
+    assert alice.received == [online]  # at once, without Redis
+    assert (yield bob.next_event()) == online
+    ring = events.Ring(BOB, "17", "127.0.0.1:1865", ALICE, "Alice")
+    n1.deliver_to("n2/1", ring)
+    assert (yield bob.next_event()) == ring
+    # In order, per destination node.
+    sequence = [events.PropertyChanged(ALICE, "PHH", str(i)) for i in range(20)]
+    for event in sequence:
+        n1.deliver([BOB], event)
+    received = []
+    for _ in sequence:
+        received.append((yield bob.next_event()))
+    assert received == sequence
+
+
+@pytest_twisted.inlineCallbacks
+def test_presence_is_read_on_any_node(nodes):
+    n1, n2 = nodes
+    presence = PresenceRecord(ALICE, "n1/1", "BSY", "Alice", privacy=PrivacyView("BL", frozenset({BOB}), frozenset()))
+    n1.publish_presence(presence)
+    # A read on the same node follows its own writes; then the other node
+    # sees them too.
+    assert (yield n1.presence_of([ALICE])) == {ALICE: presence}
+    assert (yield n2.presence_of([ALICE, BOB])) == {ALICE: presence}
+    assert (yield n2.presence_of([])) == {}
+    # Withdrawn only by the endpoint that published it.
+    n2.withdraw_presence(ALICE, "n2/9")
+    assert (yield n2.presence_of([ALICE])) == {ALICE: presence}
+    n1.withdraw_presence(ALICE, "n1/1")
+    assert (yield n1.presence_of([ALICE])) == {}
+    assert (yield n2.presence_of([ALICE])) == {}
+
+
+@pytest_twisted.inlineCallbacks
+def test_cookies_and_session_ids_are_shared(nodes):
+    n1, n2 = nodes
+    now = reactor.seconds()
+    ticket = SwitchboardTicket(ALICE, "Alice", 7, 0, now + 60, None, "Alice")
+    yield n1.add_cookie("1.2.3", ticket, now)
+    assert (yield n2.redeem_cookie("1.2.3", now)) == ticket
+    assert (yield n1.redeem_cookie("1.2.3", now)) is None
+    yield n1.add_cookie("4.5.6", ticket, now)
+    assert (yield n2.redeem_cookie("4.5.6", now + 61)) is None
+    assert (yield n1.claim_session_id("42", "127.0.0.1:1865")) is True
+    assert (yield n2.claim_session_id("42", "127.0.0.1:2865")) is False
+    n1.release_session_id("42")
+    assert (yield n1.claim_session_id("42", "127.0.0.1:1865")) is True
+
+
+@pytest_twisted.inlineCallbacks
+def test_node_started_again_forgets_its_earlier_run(redis_url):
+    """
+    A node that died without detaching (its records still in Redis) is
+    started again under the same id: its old endpoints and the presence
+    they published are gone, others' stay.
+    """
+    first = RedisDirectory(redis_url, "n1", reactor)
+    other = RedisDirectory(redis_url, "n2", reactor)
+    yield first.start()
+    yield other.start()
+    try:
+        yield first.attach(RecordingEndpoint("n1/1", ALICE), record("n1/1", ALICE))
+        first.publish_presence(PresenceRecord(ALICE, "n1/1", "NLN", "Alice"))
+        yield other.attach(RecordingEndpoint("n2/1", BOB), record("n2/1", BOB))
+        other.publish_presence(PresenceRecord(BOB, "n2/1", "NLN", "Bob"))
+        assert list((yield first.presence_of([ALICE]))) == [ALICE]
+        assert list((yield other.presence_of([BOB]))) == [BOB]
+        # Gone without a word: only its connections close.
+        yield first._redis.disconnect()
+        yield first._reader.disconnect()
+        first._running = False
+        yield first._reading
+        again = RedisDirectory(redis_url, "n1", reactor)
+        yield again.start()
+        try:
+            assert (yield other.endpoints_of(ALICE)) == []
+            assert list((yield other.presence_of([ALICE, BOB]))) == [BOB]
+            assert [r.endpoint_id for r in (yield again.endpoints_of(BOB))] == ["n2/1"]
+        finally:
+            yield again.stop()
+    finally:
+        yield other.stop()
