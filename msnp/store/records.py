@@ -84,6 +84,8 @@ class Account:
     friendly_name: str
     md5_password: str
     password_hash: str
+    # A locked account's logins are refused like a wrong password.
+    locked: bool = attrs.field(default=False, converter=bool)
 
 
 @attrs.define

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     password_hash TEXT NOT NULL,
     list_version INTEGER NOT NULL DEFAULT 1,
     gtc TEXT NOT NULL DEFAULT 'A',
-    blp TEXT NOT NULL DEFAULT 'AL'
+    blp TEXT NOT NULL DEFAULT 'AL',
+    locked INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS properties (
     account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
@@ -99,6 +100,7 @@ class Database:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
         # Accounts that have a phone property.  Most contact lists hold
         # none, and then SYN needs no property query (see
         # ThreadedStore.contact_properties, which reads this from the
@@ -112,6 +114,12 @@ class Database:
 
     def close(self) -> None:
         self._db.close()
+
+    def _add_missing_columns(self) -> None:
+        # Databases made before accounts could be locked.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(accounts)")}
+        if "locked" not in columns:
+            self._db.execute("ALTER TABLE accounts ADD COLUMN locked INTEGER NOT NULL DEFAULT 0")
 
     def _transaction(self, work: Callable[[sqlite3.Connection], "T"]) -> "T":
         db = self._db
@@ -178,7 +186,22 @@ class Database:
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return purged
 
-    def delete_account(self, handle: str) -> None:
+    def set_locked(self, handle: str, locked: bool) -> None:
+        """
+        Lock an account (every login refused like a wrong password) or
+        unlock it.
+        """
+        cursor = self._db.execute(
+            "UPDATE accounts SET locked = ? WHERE handle = ?", (int(locked), canonical_handle(handle))
+        )
+        if cursor.rowcount == 0:
+            raise NoSuchAccount(handle)
+
+    def delete_account(self, handle: str) -> dict[str, int]:
+        """
+        Delete an account and take it off every other list; returns the new
+        list version of each account whose lists it was on.
+        """
         handle = canonical_handle(handle)
 
         def work(db):
@@ -187,30 +210,29 @@ class Database:
                 raise NoSuchAccount(handle)
             # Others' lists keep no dangling entries for a deleted account,
             # and their list versions move on so their clients resynchronise.
-            touched = [
-                owner
-                for (owner,) in db.execute(
-                    "SELECT DISTINCT account_id FROM list_entries WHERE contact = ? AND account_id != ?", (handle, row[0])
-                )
-            ]
+            touched = db.execute(
+                "SELECT id, handle FROM accounts WHERE id IN"
+                " (SELECT DISTINCT account_id FROM list_entries WHERE contact = ? AND account_id != ?)",
+                (handle, row[0]),
+            ).fetchall()
             db.execute("DELETE FROM list_entries WHERE contact = ?", (handle,))
             db.execute("DELETE FROM group_members WHERE contact = ?", (handle,))
             db.execute("DELETE FROM accounts WHERE id = ?", (row[0],))
-            for owner in touched:
-                self._bump(db, owner)
+            return {owner: self._bump(db, owner_id) for owner_id, owner in touched}
 
-        self._transaction(work)
+        versions = self._transaction(work)
         self.handles_with_properties.discard(handle)
+        return versions
 
     def list_accounts(self) -> list[Account]:
         rows = self._db.execute(
-            "SELECT handle, friendly_name, md5_password, password_hash FROM accounts ORDER BY handle"
+            "SELECT handle, friendly_name, md5_password, password_hash, locked FROM accounts ORDER BY handle"
         ).fetchall()
         return [Account(*row) for row in rows]
 
     def get_account(self, handle: str) -> Optional[Account]:
         row = self._db.execute(
-            "SELECT handle, friendly_name, md5_password, password_hash FROM accounts WHERE handle = ?",
+            "SELECT handle, friendly_name, md5_password, password_hash, locked FROM accounts WHERE handle = ?",
             (canonical_handle(handle),),
         ).fetchone()
         return Account(*row) if row else None
@@ -225,14 +247,14 @@ class Database:
         """
         db = self._db
         row = db.execute(
-            "SELECT id, handle, friendly_name, md5_password, password_hash, list_version, gtc, blp"
+            "SELECT id, handle, friendly_name, md5_password, password_hash, list_version, gtc, blp, locked"
             " FROM accounts WHERE handle = ?",
             (canonical_handle(handle),),
         ).fetchone()
         if row is None:
             return None
-        account_id, handle, friendly_name, md5_password, password_hash, version, gtc, blp = row
-        if admit is not None and not admit(Account(handle, friendly_name, md5_password, password_hash)):
+        account_id, handle, friendly_name, md5_password, password_hash, version, gtc, blp, locked = row
+        if admit is not None and not admit(Account(handle, friendly_name, md5_password, password_hash, locked)):
             return None
         # One row for all of it: sqlite3 gives up and takes back the GIL
         # for every row it steps, and each take waits for the reactor
