@@ -14,6 +14,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from msnp.config import ServerConfig
+from msnp.metrics import TimedStore
 from msnp.core.accounts import LoginThrottle, PasswordHashChecker, ThrottledChecker
 from msnp.core.messenger import Messenger
 from msnp.msn.auth import PassportTickets, make_portal
@@ -92,12 +93,15 @@ class MessengerService(MultiService):
         self.reactor = reactor
         self.config = config
         self.store = store if store is not None else ThreadedStore(db_path, reactor)
+        # What the core and the logins use: the same store, every call
+        # timed for /metrics.
+        timed_store = TimedStore(self.store)
         self.directory = directory if directory is not None else LocalDirectory()
-        self.messenger = Messenger(self.store, self.directory, reactor, config.list_limits, config.max_groups)
+        self.messenger = Messenger(timed_store, self.directory, reactor, config.list_limits, config.max_groups)
         self.login_throttle = LoginThrottle(config, reactor.seconds)
         # Passport tickets exist only when the Passport login runs.
         self.tickets = PassportTickets(config.passport_ticket_lifetime, reactor.seconds) if endpoints.get("passport") else None
-        self.portal = make_portal(self.store, self.messenger, self.tickets, config.md5_login)
+        self.portal = make_portal(timed_store, self.messenger, self.tickets, config.md5_login)
         self.notification = NotificationServer(config, self.messenger, self.portal, reactor, self.login_throttle)
         self.dispatch = DispatchServer(config, reactor)
         self.switchboard = SwitchboardServer(config, self.messenger, reactor)
@@ -108,7 +112,7 @@ class MessengerService(MultiService):
         if self.tickets is not None:
             # Guesses at the HTTPS login count with the account's failed
             # logins at the notification server.
-            checker = ThrottledChecker(PasswordHashChecker(self.store, reactor), self.login_throttle, reactor)
+            checker = ThrottledChecker(PasswordHashChecker(timed_store, reactor), self.login_throttle, reactor)
             self.passport = make_site(config, checker, self.tickets)
             self._add_listener("passport", endpoints["passport"], self.passport, "passport_port")
 

@@ -300,10 +300,10 @@ def test_each_refused_request_is_logged_once_without_secrets(pp_server):
     reasons = [line.split(": ", 1)[1] for line in lines]
     assert reasons[0] == "unknown path (GET /no/such/page)"
     assert reasons[1:5] == [
-        "refused login for bob@example.com (GET /login2.srf)",
-        "refused login for bob@example.com (GET /login)",
-        "refused login for bob@example.com (POST /NotRST.srf)",
-        "refused login for bob@example.com (POST /RST.srf)",
+        "refused login for bob@example.com: wrong password (GET /login2.srf)",
+        "refused login for bob@example.com: wrong password (GET /login)",
+        "refused login for bob@example.com: wrong password (POST /NotRST.srf)",
+        "refused login for bob@example.com: wrong password (POST /RST.srf)",
     ]
     assert reasons[5].startswith("bad request: ") and reasons[5].endswith("(POST /RST.srf)")
     assert reasons[6] == "bad request (malformed HTTP)"

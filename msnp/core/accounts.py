@@ -9,7 +9,7 @@ from typing import Optional
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword, UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import IRealm
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import deferLater
@@ -17,6 +17,49 @@ from twisted.internet.threads import deferToThreadPool
 from zope.interface import Interface, implementer
 
 from msnp.store.records import UserState, canonical_handle, hash_password, verify_password_hash
+
+
+class LoginRefused(UnauthorizedLogin):
+    """
+    A refused login, with the reason the operator is told (in the log and
+    as the metrics label); the client only ever sees its protocol's one
+    refusal, whatever the reason.
+    """
+
+    def __init__(self, reason: str, label: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.label = label
+        # Seconds the refusal was held back by the failed-login throttle.
+        self.delayed = 0.0
+
+
+# (what the log says, the metrics label)
+WRONG_PASSWORD = ("wrong password", "bad_password")
+NO_MD5_STORED = ("no MD5 password-equivalent stored for the account", "bad_password")
+UNKNOWN_ACCOUNT = ("unknown account", "unknown_account")
+ACCOUNT_LOCKED = ("account locked", "locked")
+CHALLENGE_EXPIRED = ("MD5 challenge answered too late", "expired_challenge")
+TICKET_UNKNOWN = ("unknown or already used (replayed) ticket", "bad_ticket")
+TICKET_EXPIRED = ("expired ticket", "bad_ticket")
+TICKET_OTHER_ACCOUNT = ("ticket issued to another account", "bad_ticket")
+PASSPORT_OFF = ("Passport not configured (no --passport)", "method_disabled")
+MD5_OFF = ("MD5 login switched off (--no-md5)", "method_disabled")
+MALFORMED = ("malformed request", "malformed")
+
+
+def refusal_of(failure) -> LoginRefused:
+    """
+    The L{LoginRefused} a failed login came to (an unexplained
+    UnauthorizedLogin is taken as a wrong password; no checker for the
+    credentials means Passport is not configured).
+    """
+    error = failure.value
+    if isinstance(error, LoginRefused):
+        return error
+    if isinstance(error, UnhandledCredentials):
+        return LoginRefused(*PASSPORT_OFF)
+    return LoginRefused(*WRONG_PASSWORD)
 
 
 class IMessengerUser(Interface):
@@ -118,6 +161,7 @@ class ThrottledChecker:
             delay = self._throttle.record_failure(canonical_handle(username), getattr(credentials, "address", None))
             if not delay:
                 return failure
+            failure.value.delayed = delay
             return deferLater(self._clock, delay, lambda: failure)
 
         return d.addErrback(refused)
@@ -136,9 +180,13 @@ class LoadedAvatarId(str):
         return avatar_id
 
 
-def avatar_of(user: Optional[UserState]) -> LoadedAvatarId:
+def avatar_of(user: Optional[UserState], refusals: Optional[list] = None) -> LoadedAvatarId:
+    """
+    The avatar id of a loaded user; refused with the first of
+    C{refusals} (what the check found) or as an unknown account.
+    """
     if user is None:
-        raise UnauthorizedLogin()
+        raise LoginRefused(*(refusals[0] if refusals else UNKNOWN_ACCOUNT))
     return LoadedAvatarId(user)
 
 
@@ -204,8 +252,12 @@ class PasswordHashChecker:
 
         def decide(result):
             account, ok = result
-            if account is None or not ok:
-                raise UnauthorizedLogin()
+            if account is None:
+                raise LoginRefused(*UNKNOWN_ACCOUNT)
+            if not ok:
+                raise LoginRefused(*WRONG_PASSWORD)
+            if account.locked:
+                raise LoginRefused(*ACCOUNT_LOCKED)
             return account.handle
 
         return d.addCallback(verify).addCallback(decide)

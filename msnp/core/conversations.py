@@ -17,6 +17,7 @@ from typing import Optional
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
+from msnp import metrics
 from msnp.core import errors, events
 
 
@@ -99,6 +100,7 @@ class Conversation:
         Give C{payload} from C{sender} to every other participant; True when
         all of them (at least one) received it.
         """
+        metrics.SWITCHBOARD_MESSAGES.inc()
         delivered = None
         for other in self.participants.values():
             if other is sender:

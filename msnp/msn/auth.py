@@ -9,15 +9,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Optional
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ICredentials
-from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail
 from zope.interface import Attribute, Interface, implementer
 
-from msnp.core.accounts import MessengerRealm, avatar_of
+from msnp.core.accounts import (
+    ACCOUNT_LOCKED,
+    NO_MD5_STORED,
+    TICKET_EXPIRED,
+    TICKET_OTHER_ACCOUNT,
+    TICKET_UNKNOWN,
+    WRONG_PASSWORD,
+    LoginRefused,
+    MessengerRealm,
+    avatar_of,
+)
 from msnp.store.records import canonical_handle
 
 
@@ -72,13 +82,21 @@ class StoreChecker:
         self._store = store
 
     def requestAvatarId(self, credentials) -> Deferred:
+        refusals = []
+
         def admit(account) -> bool:
             # Runs on the store's thread.  An empty md5_password means none
             # is stored (msnp-admin --no-md5): refused like a wrong password,
             # not checked as the empty string.
-            return bool(account.md5_password) and credentials.check_password(account.md5_password)
+            if not account.md5_password:
+                refusals.append(NO_MD5_STORED)
+            elif not credentials.check_password(account.md5_password):
+                refusals.append(WRONG_PASSWORD)
+            elif account.locked:
+                refusals.append(ACCOUNT_LOCKED)
+            return not refusals
 
-        return self._store.load_user(credentials.handle, admit).addCallback(avatar_of)
+        return self._store.load_user(credentials.handle, admit).addCallback(avatar_of, refusals)
 
 
 def make_portal(store, messenger, tickets: "PassportTickets | None" = None, md5_login: bool = True) -> Portal:
@@ -131,6 +149,12 @@ class IPassportTickets(Interface):
         Whether C{ticket} is a live ticket of C{handle}; it is used up.
         """
 
+    def refusal(ticket, handle):
+        """
+        As L{redeem}, but None for a live ticket of C{handle} and otherwise
+        why not (one of the C{TICKET_} reasons of L{msnp.core.accounts}).
+        """
+
 
 @implementer(IPassportTickets)
 class PassportTickets:
@@ -159,16 +183,19 @@ class PassportTickets:
         Whether C{ticket} is a live ticket of C{handle}.  A ticket is used
         up by being presented at all, so a leaked one cannot be tried twice.
         """
+        return self.refusal(ticket, handle) is None
+
+    def refusal(self, ticket: str, handle: str) -> Optional[tuple[str, str]]:
         fields = dict(part.partition("=")[::2] for part in ticket.split("&"))
         entry = self._issued.pop(fields.get("t", ""), None)
-        if entry is None:
-            return False
-        owner, profile, expires = entry
-        return (
-            hmac.compare_digest(profile.encode(), fields.get("p", "").encode())
-            and owner == canonical_handle(handle)
-            and self._now() <= expires
-        )
+        if entry is None or not hmac.compare_digest(entry[1].encode(), fields.get("p", "").encode()):
+            return TICKET_UNKNOWN
+        owner, _, expires = entry
+        if owner != canonical_handle(handle):
+            return TICKET_OTHER_ACCOUNT
+        if self._now() > expires:
+            return TICKET_EXPIRED
+        return None
 
     def __len__(self) -> int:
         return len(self._issued)
@@ -200,8 +227,16 @@ class PassportTicketChecker:
         self._store = store
 
     def requestAvatarId(self, credentials) -> Deferred:
-        if not self._tickets.redeem(credentials.ticket, credentials.handle):
-            return fail(UnauthorizedLogin())
-        return self._store.load_user(credentials.handle).addCallback(avatar_of)
+        refusal = self._tickets.refusal(credentials.ticket, credentials.handle)
+        if refusal is not None:
+            return fail(LoginRefused(*refusal))
+        refusals = []
+
+        def admit(account) -> bool:
+            if account.locked:
+                refusals.append(ACCOUNT_LOCKED)
+            return not refusals
+
+        return self._store.load_user(credentials.handle, admit).addCallback(avatar_of, refusals)
 
 

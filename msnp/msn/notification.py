@@ -21,9 +21,10 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from msnp import metrics
 from msnp.core import errors as core_errors
 from msnp.core import events
-from msnp.core.accounts import IMessengerUser, LoginThrottle
+from msnp.core.accounts import CHALLENGE_EXPIRED, MD5_OFF, IMessengerUser, LoginRefused, LoginThrottle, refusal_of
 from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import SignedInUser
 from msnp.msn import challenge, dialects, errors, negotiation, passport, phases, switchboard, wire
@@ -177,6 +178,7 @@ class NotificationSession:
         if args[0] == "TWN":
             return self._passport_login(command)
         if not self.config.md5_login:
+            self._log_refusal("md5", args[2], LoginRefused(*MD5_OFF))
             raise CommandError(errors.AUTHENTICATION_FAILED, "MD5 login is switched off", close=True)
         if args[1] == "I":
             handle = args[2]
@@ -216,8 +218,9 @@ class NotificationSession:
 
     def _login(self, command, credentials, expired: bool = False) -> Deferred:
         self.phase = Phase.CHECKING
+        method = "passport_ticket" if isinstance(credentials, PassportTicketCredentials) else "md5"
         if expired:
-            d = fail(UnauthorizedLogin("challenge expired"))
+            d = fail(LoginRefused(*CHALLENGE_EXPIRED))
         else:
             d = self.server.portal.login(credentials, self, IMessengerUser)
 
@@ -229,6 +232,7 @@ class NotificationSession:
             self._logout = logout
             self.me = me
             self.phase = Phase.LOGGED_IN
+            metrics.LOGINS_ACCEPTED.labels(method).inc()
             lines = [self.dialect.usr_ok(command.trid, me.handle, wire.url_encode(me.name))]
             if self.dialect.sends_sbs:
                 lines.append(wire.format_line("SBS", 0, "null"))
@@ -244,9 +248,11 @@ class NotificationSession:
         def failed(failure):
             self.phase = Phase.NEGOTIATED
             failure.trap(UnauthorizedLogin, UnhandledCredentials)
-            log.info("login failed for {handle}", handle=credentials.handle)
             address = self.connection.address if self.connection is not None else "?"
             delay = self.server.login_throttle.record_failure(credentials.handle, address)
+            refused = refusal_of(failure)
+            refused.delayed = delay
+            self._log_refusal(method, credentials.handle, refused)
             refusal = CommandError(errors.AUTHENTICATION_FAILED, "login failed", close=True)
             if not delay:
                 raise refusal
@@ -255,6 +261,25 @@ class NotificationSession:
             return deferLater(self.server.clock, delay, _raise, refusal)
 
         return d.addCallbacks(logged_in, failed)
+
+    def _log_refusal(self, method: str, handle: str, refused: LoginRefused) -> None:
+        """
+        Tell the operator why a login was refused (the client only gets 911)
+        and count it; one answered after the throttle's delay counts as
+        throttled.
+        """
+        label = "throttled" if refused.delayed else refused.label
+        metrics.LOGINS_REFUSED.labels(method, label).inc()
+        address = self.connection.address if self.connection is not None else "?"
+        log.info(
+            "login refused for {handle} ({method}) from {address}: {reason}{throttled}",
+            handle=handle[: wire.MAX_HANDLE_BYTES],
+            method=method,
+            address=address,
+            reason=refused.reason,
+            throttled=f" (throttled: answered after {refused.delayed:g} s)" if refused.delayed else "",
+            msnp_event="login_refused",
+        )
 
     def shut_down(self) -> None:
         self.send(wire.format_line("OUT", None, "SSD"))
@@ -289,12 +314,14 @@ class NotificationSession:
         if kind is events.PresenceChanged:
             if me.status is None or (event.details_only and not self.dialect.merges_lists):
                 return
+            metrics.PRESENCE_NOTIFICATIONS.labels("offline" if event.status is None else "online").inc()
             self.send(self._presence_line(event))
         elif kind is events.PersonalMessageChanged:
             if me.status is not None and self.dialect.has_personal_messages:
                 line = event.rendered.get(self.dialect)
                 if line is None:
                     line = event.rendered[self.dialect] = self.dialect.ubx(event.handle, event.payload)
+                metrics.PRESENCE_NOTIFICATIONS.labels("personal_message").inc()
                 self.send(line)
         elif kind is events.PropertyChanged:
             line = self.dialect.bpr_update(me.user.version, event.handle, event.key, wire.url_encode(event.value))
@@ -454,6 +481,7 @@ class NotificationSession:
         dialect = self.dialect
 
         def render(records):
+            metrics.PRESENCE_NOTIFICATIONS.labels("initial").inc(len(records))
             lines = []
             for record in records:
                 lines.append(

@@ -55,8 +55,9 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
+from msnp import metrics
 from msnp.msn import wire
-from msnp.core.accounts import AddressedUsernamePassword
+from msnp.core.accounts import MALFORMED, AddressedUsernamePassword, LoginRefused, refusal_of
 
 log = Logger()
 
@@ -165,16 +166,18 @@ _REFUSALS = {
 }
 
 
-def log_refusal(address: Optional[str], reason: str) -> None:
-    log.info("passport request refused from {address}: {reason}", address=address or "?", reason=reason)
+def log_refusal(address: Optional[str], reason: str, **fields) -> None:
+    log.info("passport request refused from {address}: {reason}", address=address or "?", reason=reason, **fields)
 
 
-def refuse(request, reason: str) -> None:
+def refuse(request, reason: str, **fields) -> None:
     """
     Mark C{request} as refused for C{reason}: the site logs it when the
-    answer is written, whatever its status code.
+    answer is written, whatever its status code (with C{fields} added to
+    the log event).
     """
     request.refusal = reason
+    request.refusal_fields = fields
 
 
 class PassportSite(server.Site):
@@ -190,7 +193,8 @@ class PassportSite(server.Site):
             reason = _REFUSALS.get(request.code, f"status {request.code}")
         if reason is not None:
             target = request.path[:100].decode("ascii", "replace")
-            log_refusal(_client_address(request), f"{reason} ({request.method.decode('ascii', 'replace')} {target})")
+            fields = getattr(request, "refusal_fields", {})
+            log_refusal(_client_address(request), f"{reason} ({request.method.decode('ascii', 'replace')} {target})", **fields)
 
 
 def policy(now: float) -> str:
@@ -274,25 +278,64 @@ class NexusResource(resource.Resource):
         return b""
 
 
-def sign_in(checker, handle: str, password: Optional[str], address: Optional[str] = None) -> Deferred:
+def sign_in(
+    checker,
+    handle: str,
+    password: Optional[str],
+    address: Optional[str] = None,
+    method: str = "passport_http",
+    refusals: Optional[list] = None,
+) -> Deferred:
     """
     Checks a sign-in name and password through C{checker} (which applies
     the account's growing delay to refusals).  Fires with the account's
     handle, or None when refused: a malformed name, a wrong password and an
-    unknown account are not told apart.  Every Passport login uses this;
-    C{address}, the client's, counts refusals per source as well.  The
-    caller logs the refusal (L{refuse}).
+    unknown account are not told apart to the client.  Every Passport login
+    uses this, C{method} naming which (for the metrics); C{address}, the
+    client's, counts refusals per source as well.  Why it was refused (a
+    L{LoginRefused}) goes into C{refusals}; the caller logs the refusal
+    (L{refuse_login}).
     """
+    refusals = refusals if refusals is not None else []
+
+    def refused_for(refusal: LoginRefused) -> None:
+        refusals.append(refusal)
+        metrics.LOGINS_REFUSED.labels(method, "throttled" if refusal.delayed else refusal.label).inc()
+
     if not wire.is_valid_handle(handle) or password is None:
+        refused_for(LoginRefused(*MALFORMED))
         return succeed(None)
     d = checker.requestAvatarId(AddressedUsernamePassword(handle.encode("utf-8"), password.encode("utf-8"), address))
+
+    def accepted(avatar_id):
+        metrics.LOGINS_ACCEPTED.labels(method).inc()
+        return avatar_id
 
     def refused(failure):
         if not failure.check(UnauthorizedLogin):
             log.failure("passport login failed", failure)
+        refused_for(refusal_of(failure))
         return None
 
-    return d.addErrback(refused)
+    return d.addCallbacks(accepted, refused)
+
+
+def refuse_login(request, handle: Optional[str], method: str, refusals: list) -> None:
+    """
+    Mark C{request} as a refused login, saying why for the operator.
+    """
+    refusal = refusals[0] if refusals else None
+    reason = ""
+    if refusal is not None:
+        reason = refusal.reason + (f" (throttled: answered after {refusal.delayed:g} s)" if refusal.delayed else "")
+    refuse(
+        request,
+        _login_refusal(handle) + (f": {reason}" if reason else ""),
+        msnp_event="login_refused",
+        handle=(handle or "?")[:100],
+        method=method,
+        refused_because=reason,
+    )
 
 
 class LoginResource(resource.Resource):
@@ -315,7 +358,7 @@ class LoginResource(resource.Resource):
 
         def answer(avatar_id):
             if avatar_id is None:
-                refuse(request, _login_refusal(fields.get("sign-in")))
+                refuse_login(request, fields.get("sign-in"), "passport_http", refusals)
                 request.setResponseCode(http.UNAUTHORIZED)
                 request.setHeader(b"WWW-Authenticate", _FAILED.encode("ascii"))
             else:
@@ -327,7 +370,10 @@ class LoginResource(resource.Resource):
             request.setHeader(b"Content-Length", b"0")
             _finish(request, hangup)
 
-        sign_in(self._checker, fields.get("sign-in", ""), fields.get("pwd"), _client_address(request)).addCallback(answer)
+        refusals = []
+        sign_in(
+            self._checker, fields.get("sign-in", ""), fields.get("pwd"), _client_address(request), "passport_http", refusals
+        ).addCallback(answer)
         return server.NOT_DONE_YET
 
 
@@ -384,7 +430,7 @@ class HeaderLoginResource(resource.Resource):
 
         def answer(avatar_id):
             if avatar_id is None:
-                refuse(request, _login_refusal(handle))
+                refuse_login(request, handle, "passport_header", refusals)
             else:
                 request.setHeader(b"X-Token", self._tickets.issue(avatar_id).encode("ascii"))
                 log.info("passport ticket issued to {handle}", handle=avatar_id)
@@ -392,7 +438,8 @@ class HeaderLoginResource(resource.Resource):
             _finish(request, hangup)
 
         hangup = _Hangup(request)
-        sign_in(self._checker, handle, password, _client_address(request)).addCallback(answer)
+        refusals = []
+        sign_in(self._checker, handle, password, _client_address(request), "passport_header", refusals).addCallback(answer)
         return server.NOT_DONE_YET
 
 
@@ -634,7 +681,7 @@ class RSTResource(resource.Resource):
             # Passport answered a refusal with 200 and the fault; clients
             # only read the body of a 200.
             if avatar_id is None:
-                refuse(request, _login_refusal(handle))
+                refuse_login(request, handle, "passport_soap", refusals)
             body = RST_FAILED if avatar_id is None else self._tokens(avatar_id, addresses)
             request.setResponseCode(http.OK)
             # Not chunked: some clients read exactly Content-Length bytes.
@@ -643,7 +690,8 @@ class RSTResource(resource.Resource):
                 request.write(body)
             _finish(request, hangup)
 
-        sign_in(self._checker, handle, password, _client_address(request)).addCallback(answer)
+        refusals = []
+        sign_in(self._checker, handle, password, _client_address(request), "passport_soap", refusals).addCallback(answer)
         return server.NOT_DONE_YET
 
     def render_GET(self, request):

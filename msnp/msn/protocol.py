@@ -24,8 +24,8 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from msnp import write_through
-from msnp.msn import wire
+from msnp import metrics, write_through
+from msnp.msn import dialects, wire
 from msnp.msn.errors import INTERNAL_ERROR, CloseConnection, CommandError, code_for
 from msnp.msn.framing import Framer, LineTooLong
 from msnp.store.records import StoreUnavailable
@@ -116,6 +116,17 @@ def connections_of(factory) -> ConnectionRegistry:
 OUTBOUND_HARD_FACTOR = 4
 
 
+# Command names counted under their own label; anything else a client
+# sends is counted as "other".
+SWITCHBOARD_COMMANDS = frozenset({"ANS", "CAL", "MSG", "OUT", "USR"})
+
+
+def counted_command(name: str) -> str:
+    if name in SWITCHBOARD_COMMANDS or dialects.is_ns_command(name):
+        return name
+    return metrics.OTHER_COMMAND
+
+
 class CommandProtocol(Protocol, TimeoutMixin):
     """
     One client connection.  C{factory.make_session(self)} builds the role's
@@ -146,6 +157,8 @@ class CommandProtocol(Protocol, TimeoutMixin):
         self._close_reason = ""
         self.peer = "?"
         self.address = "?"
+        self._bytes_in = metrics.RECEIVED_BYTES.labels(self.role)
+        self._bytes_out = metrics.SENT_BYTES.labels(self.role)
 
     def on_closed(self, waiter) -> None:
         """
@@ -203,14 +216,23 @@ class CommandProtocol(Protocol, TimeoutMixin):
             return
         self._admitted = False
         connections_of(self.factory).forget(self, self.address)
+        account = None
         if self.session is not None:
             session, self.session = self.session, None
+            account = getattr(session, "handle", None)
             session.connection_lost()
-        if self._close_reason:
-            # One line per close: why the server ended it, if it did.
-            self.log.info("{role} connection from {peer} closed: {reason}", role=self.role, peer=self.peer, reason=self._close_reason)
-        else:
-            self.log.info("{role} connection from {peer} closed", role=self.role, peer=self.peer)
+        # One line per close, naming the account and why the server ended
+        # it, when there is one.
+        self.log.info(
+            "{role} connection from {peer}{account_text} closed{reason_text}",
+            role=self.role,
+            peer=self.peer,
+            account=account,
+            reason=self._close_reason,
+            account_text=f" ({account})" if account else "",
+            reason_text=f": {self._close_reason}" if self._close_reason else "",
+            msnp_event="disconnection",
+        )
         waiters, self._close_waiters = self._close_waiters, []
         for waiter in waiters:
             waiter.callback(None)
@@ -228,6 +250,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
     def send(self, data: bytes) -> None:
         if self._closed:
             return
+        self._bytes_out.inc(len(data))
         if self._write(data) > self.outbound_limit:
             self._over_limit()
 
@@ -252,6 +275,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
         # The client stopped reading: drop it and what is queued for it
         # rather than hold ever more memory.
         self._close_reason = "not reading what is sent"
+        metrics.DISCONNECTIONS.labels(self.role, "slow_reader").inc()
         self._closed = True
         self.transport.abortConnection()
 
@@ -290,6 +314,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         if self._closed:
             return
+        self._bytes_in.inc(len(data))
         self.resetTimeout()
         self.framer.feed(data)
         if self._reading:
@@ -332,6 +357,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
             # The framer has dropped what it held; stop reading at once
             # rather than wait for the rest of a line that may never end.
             self._close_reason = error.reason
+            metrics.DISCONNECTIONS.labels(self.role, "line_too_long").inc()
             self._closed = True
             self.transport.abortConnection()
             return
@@ -352,21 +378,27 @@ class CommandProtocol(Protocol, TimeoutMixin):
     def _refuse_flood(self, name: Optional[str], trid: Optional[int]) -> None:
         self._strikes += 1
         if self._strikes > self.flood_strikes:
+            metrics.DISCONNECTIONS.labels(self.role, "flood").inc()
             self.close("command flood")
         elif trid is not None:
-            self.send(wire.format_error(wire.flood_error_code(name), trid))
+            self.send_error(wire.flood_error_code(name), trid)
 
     def _wire_error(self, error: wire.WireError) -> None:
         if error.code is None:
             if error.reason != wire.BLANK_LINE:
                 self.close(error.reason)
             return
-        self.send(wire.format_error(error.code, error.trid))
+        self.send_error(error.code, error.trid)
+
+    def send_error(self, code: int, trid) -> None:
+        metrics.ERRORS_SENT.labels(self.role, str(code)).inc()
+        self.send(wire.format_error(code, trid))
 
     def _dispatch(self, command: wire.Command) -> None:
         session = self.session
         if session is None:
             return
+        metrics.COMMANDS.labels(self.role, counted_command(command.name)).inc()
         try:
             result = session.command_received(command)
         except Exception:
@@ -395,7 +427,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
     def _command_failed(self, failure: Failure, command: wire.Command) -> None:
         error = failure.value
         if isinstance(error, CommandError):
-            self.send(wire.format_error(error.code, command.trid))
+            self.send_error(error.code, command.trid)
             if error.close:
                 self.close(error.reason or f"error {error.code}")
         elif isinstance(error, CloseConnection):
@@ -412,4 +444,4 @@ class CommandProtocol(Protocol, TimeoutMixin):
             self.send(wire.format_error(code_for(error), command.trid))
         else:
             self.log.failure("{role} failed on {command}", failure, role=self.role, command=command.name)
-            self.send(wire.format_error(INTERNAL_ERROR, command.trid))
+            self.send_error(INTERNAL_ERROR, command.trid)

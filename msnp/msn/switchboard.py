@@ -26,6 +26,7 @@ from zope.interface import implementer
 
 from msnp.core import errors as core_errors
 from msnp.core.conversations import Conversation, IParticipant
+from msnp import metrics
 from msnp.msn import dialects, errors, phases, wire
 from msnp.msn.errors import CloseConnection, CommandError
 from msnp.msn.phases import Phase
@@ -36,6 +37,9 @@ log = Logger()
 
 # Content type a MSG D payload must carry (MSNP9+ binary data).
 P2P_CONTENT_TYPE = b"application/x-msnmsgrp2p"
+
+# MSG relayed by the fast path counts as a command like any other.
+_MSG_COMMANDS = metrics.COMMANDS.labels("switchboard", "MSG")
 
 
 @attrs.frozen
@@ -446,6 +450,7 @@ class SwitchboardProtocol(CommandProtocol):
             return False
         self._last_heard = self._seconds() if now is None else now
         # send(), written out: this is every relayed message's write.
+        self._bytes_out.inc(len(data))
         if self._write(data) > self.outbound_limit:
             self._over_limit()
         return not self._closed
@@ -470,6 +475,7 @@ class SwitchboardProtocol(CommandProtocol):
         if self._closed:
             return
         self._last_heard = now = self._seconds()
+        self._bytes_in.inc(len(data))
         framer = self.framer
         framer.feed(data)
         if self._reading:
@@ -490,6 +496,7 @@ class SwitchboardProtocol(CommandProtocol):
                         and self._messages.take(now)
                     ):
                         self._strikes = 0
+                        _MSG_COMMANDS.inc()
                         delivered = conversation.relay(session, payload, now)
                         if letter == b"A" or letter == b"D":
                             answer = (b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % trid
@@ -498,8 +505,10 @@ class SwitchboardProtocol(CommandProtocol):
                         else:
                             continue
                         # send(), written out as in relay_message().
-                        if not self._closed and self._write(answer) > self.outbound_limit:
-                            self._over_limit()
+                        if not self._closed:
+                            self._bytes_out.inc(len(answer))
+                            if self._write(answer) > self.outbound_limit:
+                                self._over_limit()
                         continue
                     frame = wire.plain_msg_command(frame)
                 self.frame_received(frame)
@@ -539,6 +548,7 @@ class SwitchboardServer(Factory):
 
         def opened(conversation):
             self.conversations[conversation.session_id] = conversation
+            metrics.SWITCHBOARD_SESSIONS.inc()
             return conversation
 
         return self.messenger.conversations.open(self.config.switchboard_address).addCallback(opened)

@@ -1,0 +1,97 @@
+"""
+The server's Prometheus counters, counted where things happen.
+
+Front-ends, the store wrapper and the login code increment these; the admin
+endpoint's C{/metrics} exposes them with the process metrics and the figures
+read from live state at scrape time (see L{msnp.control.site}).  Names follow
+the Prometheus conventions: C{msnp_} prefix, C{_total} on counters, units in
+the name.  Every label takes values from a small fixed set, never from what
+a client sends, so a hostile client cannot grow the series without bound.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Histogram
+from twisted.internet.defer import Deferred
+
+LOGINS_ACCEPTED = Counter(
+    "msnp_logins_accepted_total",
+    "Logins accepted, by method (md5, passport_ticket at the notification server; passport_http, passport_soap at the Passport login).",
+    ["method"],
+)
+LOGINS_REFUSED = Counter(
+    "msnp_logins_refused_total",
+    "Logins refused, by method and reason (bad_password, unknown_account, locked, throttled, bad_ticket, method_disabled).",
+    ["method", "reason"],
+)
+COMMANDS = Counter("msnp_commands_total", "Commands received from clients, by role and command name.", ["role", "command"])
+ERRORS_SENT = Counter("msnp_errors_sent_total", "Numeric error replies sent to clients, by role and code.", ["role", "code"])
+RECEIVED_BYTES = Counter("msnp_received_bytes_total", "Bytes received from clients, by role.", ["role"])
+SENT_BYTES = Counter("msnp_sent_bytes_total", "Bytes sent to clients, by role.", ["role"])
+DISCONNECTIONS = Counter(
+    "msnp_forced_disconnections_total",
+    "Connections the server dropped to protect itself, by role and reason (slow_reader, flood, line_too_long).",
+    ["role", "reason"],
+)
+SWITCHBOARD_SESSIONS = Counter("msnp_switchboard_sessions_total", "Switchboard sessions opened.")
+SWITCHBOARD_MESSAGES = Counter("msnp_switchboard_messages_total", "Switchboard messages relayed (one per MSG, whatever the number of recipients).")
+PRESENCE_NOTIFICATIONS = Counter(
+    "msnp_presence_notifications_total",
+    "Presence lines sent to watchers, by kind (online: NLN, offline: FLN, initial: ILN, personal_message: UBX).",
+    ["kind"],
+)
+STORE_LATENCY = Histogram(
+    "msnp_store_operation_duration_seconds",
+    "Time from a store call to its answer on the reactor thread, by operation.",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+# The command label takes a known name or "other".
+OTHER_COMMAND = "other"
+
+
+def total(counter) -> float:
+    """
+    The sum of a counter over all its label values.
+    """
+    return sum(
+        sample.value for metric in counter.collect() for sample in metric.samples if sample.name.endswith("_total")
+    )
+
+
+class TimedStore:
+    """
+    A store whose every call is timed into L{STORE_LATENCY}: the latency an
+    operator sees is measured at the interface, whatever the store behind.
+    """
+
+    # Lifecycle calls, not operations.
+    _UNTIMED = frozenset({"start", "stop"})
+
+    def __init__(self, store, now=time.perf_counter):
+        self._store = store
+        self._now = now
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._store, name)
+        if name in self._UNTIMED or name.startswith("_") or not callable(attribute):
+            return attribute
+        histogram = STORE_LATENCY.labels(name)
+        now = self._now
+
+        def timed(*args, **kwargs):
+            started = now()
+            result = attribute(*args, **kwargs)
+            if isinstance(result, Deferred):
+                result.addBoth(_observe, histogram, started, now)
+            return result
+
+        return timed
+
+
+def _observe(result, histogram, started: float, now):
+    histogram.observe(now() - started)
+    return result
