@@ -11,7 +11,10 @@ from typing import Optional
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
+
+import msnp
 
 from msnp.config import ServerConfig
 from msnp.metrics import TimedStore
@@ -29,26 +32,62 @@ from msnp.msn.switchboard import SwitchboardServer
 log = Logger()
 
 
-class ListeningService(Service):
+class StartFailed(Exception):
     """
-    Listens on an endpoint description while running; a port that cannot
-    be bound stops C{twistd} at start.
+    A listener could not start; C{option} names the setting at fault and
+    C{reason} says why, in words for the operator.
     """
 
-    def __init__(self, reactor, description: str, factory, on_listening=None):
+    def __init__(self, option: str, reason: str):
+        super().__init__(f"{option}: {reason}")
+        self.option = option
+        self.reason = reason
+
+
+def why_not_listening(description: str, error: BaseException) -> str:
+    """
+    One line on why C{description} could not be listened on.
+    """
+    if isinstance(error, CannotListenError):
+        cause = getattr(error.socketError, "strerror", None) or str(error.socketError)
+        return f"cannot listen on {description}: {cause}"
+    return f"cannot listen on {description}: {error}"
+
+
+class ListeningService(Service):
+    """
+    Listens on an endpoint description while running.  L{bind} raises
+    L{StartFailed} when the port cannot be had.
+    """
+
+    def __init__(self, reactor, description: str, factory, option: str, on_listening=None):
         self._reactor = reactor
         self.description = description
         self.factory = factory
+        self.option = option
         self._on_listening = on_listening
         self.port = None
 
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        d = serverFromString(self._reactor, self.description).listen(self.factory)
+    def bind(self) -> None:
+        if self.port is not None:
+            return
         failures = []
+        try:
+            d = serverFromString(self._reactor, self.description).listen(self.factory)
+        except Exception as error:
+            raise StartFailed(self.option, why_not_listening(self.description, error))
         d.addCallbacks(self._listening, failures.append)
         if failures:
-            failures[0].raiseException()
+            raise StartFailed(self.option, why_not_listening(self.description, failures[0].value))
+
+    def unbind(self):
+        port, self.port = self.port, None
+        if port is not None:
+            return port.stopListening()
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self.bind()
 
     def _listening(self, port) -> None:
         self.port = port
@@ -56,15 +95,12 @@ class ListeningService(Service):
             self._on_listening(port)
 
     def startService(self) -> None:
-        if self.port is None:
-            self.privilegedStartService()
+        self.bind()
         super().startService()
 
     def stopService(self):
         super().stopService()
-        port, self.port = self.port, None
-        if port is not None:
-            return port.stopListening()
+        return self.unbind()
 
 
 def _port_of(port) -> Optional[int]:
@@ -80,12 +116,22 @@ class MessengerService(MultiService):
     # The SIGTERM handler that was there before this service took it.
     _previous_sigterm = None
 
-    def __init__(self, config: ServerConfig, db_path: str, endpoints: dict, reactor=None, store=None, directory=None):
+    def __init__(
+        self,
+        config: ServerConfig,
+        db_path: str,
+        endpoints: dict,
+        reactor=None,
+        store=None,
+        directory=None,
+        admin_token: Optional[str] = None,
+    ):
         """
         C{store} (an L{IStore}, such as the PostgreSQL store) replaces the
         SQLite store at C{db_path}; C{directory} (an L{IDirectory}, such as
         the Redis one shared by several processes) the in-process one.
         Either may have C{start}/C{stop}, called with the service's.
+        C{admin_token}, when given, is required by the admin endpoint.
         """
         super().__init__()
         if reactor is None:
@@ -115,25 +161,28 @@ class MessengerService(MultiService):
             checker = ThrottledChecker(PasswordHashChecker(timed_store, reactor), self.login_throttle, reactor)
             self.passport = make_site(config, checker, self.tickets)
             self._add_listener("passport", endpoints["passport"], self.passport, "passport_port")
+        self.admin = None
+        self.admin_token = admin_token
+        if endpoints.get("admin"):
+            from msnp.control.site import AdminService, AdminState, make_admin_site
 
-    def _add_listener(self, role: str, description: Optional[str], factory, port_setting: str) -> None:
+            self.admin = AdminState(self, reactor)
+            AdminService(self.admin).setServiceParent(self)
+            self._add_listener("admin", endpoints["admin"], make_admin_site(self.admin, admin_token), None)
+
+    def _add_listener(self, role: str, description: Optional[str], factory, port_setting: Optional[str]) -> None:
         if not description:
             return
 
         def listening(port):
             number = _port_of(port)
-            if number is not None:
+            if number is not None and port_setting is not None:
                 setattr(self.config, port_setting, number)
-            if number is None:
-                log.info("{role} listening on {description}", role=role, description=description)
-            else:
-                # Port 0 in the description says nothing; name the one bound.
-                log.info("{role} listening on {description} (port {port})", role=role, description=description, port=number)
 
-        # The "listening on" line says it; Twisted's own start/stop lines
-        # would only add object addresses.
+        # The start line says it; Twisted's own start/stop lines would only
+        # add object addresses.
         factory.noisy = False
-        service = ListeningService(self.reactor, description, factory, listening)
+        service = ListeningService(self.reactor, description, factory, f"--{role}", listening)
         service.setServiceParent(self)
         self.listeners[role] = service
 
@@ -144,15 +193,64 @@ class MessengerService(MultiService):
             starting.append(start_directory())
         return gatherResults(starting, consumeErrors=True)
 
+    def listener_summary(self) -> dict[str, str]:
+        """
+        Each listener's endpoint and the port it has, by role.
+        """
+        summary = {}
+        for role, listener in self.listeners.items():
+            number = _port_of(listener.port) if listener.port is not None else None
+            text = listener.description if number is None else f"{listener.description} (port {number})"
+            if role == "admin" and number is not None:
+                from msnp.control.site import admin_url
+
+                text = admin_url(listener.description, number)
+            summary[role] = text
+        return summary
+
+    def start_line(self) -> str:
+        """
+        One line naming every listener and what it serves.
+        """
+        summary = self.listener_summary()
+        parts = [f"{role} on {summary[role]}" for role in ("dispatch", "notification", "switchboard") if role in summary]
+        parts.append(f"Passport login on {summary['passport']}" if "passport" in summary else "Passport login off")
+        if "admin" in summary:
+            guard = "bearer token required" if self.admin_token else "no token: loopback only"
+            parts.append(f"admin (status page, /metrics, /api) on {summary['admin']} ({guard})")
+        else:
+            parts.append("admin off")
+        return "; ".join(parts)
+
+    def _bind_listeners(self) -> None:
+        """
+        Listen on every endpoint, or on none: when one fails, those already
+        bound are let go and L{StartFailed} says which and why.
+        """
+        bound = []
+        try:
+            for listener in self.listeners.values():
+                listener.bind()
+                bound.append(listener)
+        except StartFailed:
+            for listener in bound:
+                listener.unbind()
+            raise
+        log.info("msnp {version} listening: {listeners}", version=msnp.__version__, listeners=self.start_line())
+
     def privilegedStartService(self) -> None:
-        # The store (and a shared directory) open first so that no
-        # connection is accepted before they can answer.
-        self._store_ready = self._start_backends()
+        self._start_once()
         super().privilegedStartService()
 
-    def startService(self) -> None:
+    def _start_once(self) -> None:
+        # Every port first, so that a failure leaves nothing to undo but
+        # them; the store then opens before any connection is served.
         if not hasattr(self, "_store_ready"):
+            self._bind_listeners()
             self._store_ready = self._start_backends()
+
+    def startService(self) -> None:
+        self._start_once()
         super().startService()
         self.reactor.callWhenRunning(self._take_sigterm)
 
@@ -187,8 +285,11 @@ class MessengerService(MultiService):
 
     @inlineCallbacks
     def stopService(self):
-        # The Passport site answers single HTTP requests and has no OUT SSD.
-        factories = [listener.factory for role, listener in self.listeners.items() if role != "passport"]
+        # The Passport and admin sites answer single HTTP requests and have
+        # no OUT SSD.
+        factories = [
+            listener.factory for role, listener in self.listeners.items() if role in ("dispatch", "notification", "switchboard")
+        ]
         # Stop listening first so nobody new arrives, then tell every
         # connected client of every role (logged in or not) and wait for
         # them to go, within a grace period.

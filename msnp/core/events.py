@@ -104,6 +104,17 @@ KICK_REASONS = frozenset({REPLACED, SHUTDOWN, KICKED, LOCKED, DELETED})
 
 
 @attrs.frozen
+class MaintenanceNotice:
+    """
+    The operator warns that the service goes down for maintenance in
+    C{minutes}.
+    """
+
+    minutes: int
+    rendered: dict = _render_cache()
+
+
+@attrs.frozen
 class ListsChanged:
     """
     C{owner}'s lists were changed from outside their sessions (an operator

@@ -43,6 +43,34 @@ class Messenger:
         self.presence.signed_out(me)
         self.directory.detach(me.endpoint_id)
 
+    def lock(self, handle: str) -> Deferred:
+        """
+        Lock an account (committed first: its logins are refused from now
+        on) and end its endpoints; fires with how many there were.
+        """
+        return self.store.set_locked(handle, True).addCallback(lambda _: self.kick(handle, events.LOCKED))
+
+    def unlock(self, handle: str) -> Deferred:
+        """
+        Let a locked account log in again; fires with 0 (no endpoint ends).
+        """
+        return self.store.set_locked(handle, False).addCallback(lambda _: 0)
+
+    def delete_account(self, handle: str) -> Deferred:
+        """
+        Delete an account (committed first), end its endpoints, and tell
+        every user who had it on a list that their lists changed.  Fires
+        with the number of endpoints ended.
+        """
+
+        def deleted(versions: dict):
+            ended = self.kick(handle, events.DELETED)
+            for owner in versions:
+                self.directory.deliver([owner], events.ListsChanged(owner))
+            return ended
+
+        return self.store.delete_account(handle).addCallback(deleted)
+
     def kick(self, handle: str, reason: str = events.KICKED) -> Deferred:
         """
         End every endpoint of C{handle}; fires with how many there were.

@@ -269,6 +269,17 @@ class Dialect:
     def reverse_list_removed(self, version: int, handle: str) -> bytes:
         return wire.format_line("REM", 0, "RL", *self.versioned(version), handle)
 
+    def list_removed(self, owner: str, version: int, lst: str, contact: str) -> bytes:
+        """
+        C{REM 0}: C{contact} left C{owner}'s list C{lst} from outside the
+        session (a deleted account).
+        """
+        if lst == "RL":
+            return self.reverse_list_removed(version, contact)
+        if lst == "FL" and self.has_contact_ids:
+            return wire.format_line("REM", 0, "FL", contact_id(owner, contact))
+        return wire.format_line("REM", 0, lst, *self.versioned(version), contact)
+
     def adg(self, trid: int, version: int, encoded_name: str, group: object) -> bytes:
         if self.has_contact_ids:
             return wire.format_line("ADG", trid, encoded_name, group)
@@ -654,3 +665,16 @@ STATUS_OF_CODE = {
     "HDN": statuses.HIDDEN,
 }
 CODE_OF_STATUS = {status: code for code, status in STATUS_OF_CODE.items()}
+
+
+def maintenance_notice(minutes: int) -> bytes:
+    """
+    The system message warning that the server goes down for maintenance
+    in C{minutes} (C{application/x-msmsgssystemmessage}, Type 1); the
+    client shows its own text for it.
+    """
+    payload = (
+        "MIME-Version: 1.0\r\nContent-Type: application/x-msmsgssystemmessage\r\n\r\n"
+        f"Type: 1\r\nArg1: {minutes}\r\n"
+    ).encode("ascii")
+    return wire.format_payload("MSG", None, ("Hotmail", "Hotmail"), payload)

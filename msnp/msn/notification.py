@@ -337,6 +337,13 @@ class NotificationSession:
             self._ring(event)
         elif kind is events.Kicked:
             self._kicked(event.reason)
+        elif kind is events.ListsChanged:
+            self._reload_lists()
+        elif kind is events.MaintenanceNotice:
+            line = event.rendered.get("msn")
+            if line is None:
+                line = event.rendered["msn"] = dialects.maintenance_notice(event.minutes)
+            self.send(line)
 
     def _presence_line(self, event: events.PresenceChanged) -> bytes:
         dialect = self.dialect
@@ -360,6 +367,32 @@ class NotificationSession:
         self._go_offline()
         if self.connection is not None:
             self.connection.close("logged in elsewhere" if reason == events.REPLACED else f"ended: {reason}")
+
+    def _reload_lists(self) -> None:
+        """
+        The lists were changed from outside this session (an operator
+        deleted an account on them): read them again, and tell the client
+        with C{REM 0} what left them.
+        """
+        me = self.me
+
+        def reloaded(user):
+            if user is None or self.me is not me or self.connection is None:
+                return
+            held = me.user
+            held.version = max(held.version, user.version)
+            lines = []
+            for lst, entries in held.lists.items():
+                for contact in [c for c in entries if c not in user.lists.get(lst, {})]:
+                    del entries[contact]
+                    lines.append(self.dialect.list_removed(held.handle, held.version, lst, contact))
+            held.memberships = user.memberships
+            me.privacy_edited()
+            if lines:
+                self.send(b"".join(lines))
+
+        d = self.messenger.store.load_user(me.handle).addCallback(reloaded)
+        d.addErrback(lambda failure: log.failure("reloading the lists of {handle} failed", failure, handle=me.handle))
 
     def _ring(self, event: events.Ring) -> None:
         """
