@@ -226,7 +226,8 @@ class ServerProcess:
             self._endpoint("switchboard"),
             "--db",
             self.db_path,
-            *available_options(self.options),
+            # The admin interface stays off: its port is not the benchmark's.
+            *available_options({"admin": "none", **self.options}),
         ]
         if "passport" in self.ports:
             key_path, self.certificate_path = make_certificate(self.directory)

@@ -7,10 +7,17 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
+from typing import Optional
 
+from twisted.application.service import MultiService
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 
 from msnp.config import ServerConfig
+from msnp.control.site import DEFAULT_ADMIN, listens_beyond_loopback, listens_on_every_address
+
+log = Logger()
 
 DEFAULT_DB = "msnp.sqlite"
 ROLES = ("dispatch", "notification", "switchboard")
@@ -84,9 +91,31 @@ class Options(usage.Options):
             str,
         ],
         ["ticket-lifetime", None, 300.0, "Seconds a Passport ticket may be used to log in.", float],
+        [
+            "admin",
+            None,
+            DEFAULT_ADMIN,
+            "ENDPOINT of the admin interface (status page at /, Prometheus /metrics, JSON API under /api/), "
+            "or 'none'. Beyond the loopback interface it needs --admin-token-file.",
+            str,
+        ],
+        [
+            "admin-token-file",
+            None,
+            None,
+            "File holding the admin interface's bearer token (made, mode 0600, when missing). "
+            "Given, the token is required on every admin request, on loopback too.",
+            str,
+        ],
+        ["log-format", None, "text", "text (twistd's lines) or json (one JSON object a line, for log shippers).", str],
         ["challenge-deadline", None, 50.0, "Seconds an MSNP6+ client has to answer a CHL challenge with QRY before it is closed.", float],
     ]
     optFlags = [
+        [
+            "insecure-passport",
+            None,
+            "Allow --passport on a plain tcp: endpoint (passwords in clear: only behind a TLS-terminating proxy).",
+        ],
         [
             "no-md5",
             None,
@@ -127,16 +156,25 @@ class Options(usage.Options):
     del _defaults, _option, _field, _type, _help, _value
 
 
-def check_options(options) -> None:
+def admin_endpoint(options) -> Optional[str]:
+    value = options["admin"]
+    return None if not value or value.lower() == "none" else value
+
+
+def check_options(options) -> list[str]:
     """
     Refuse, before anything listens, settings that would start a server
-    nobody can log in to or end in a traceback.
+    nobody can log in to, one that gives away passwords or its admin
+    interface, or one that would end in a traceback.  Returns the warnings
+    to log about settings that are allowed but risky.
     """
     if options["no-md5"] and not options["passport"]:
         raise usage.UsageError("--no-md5 without --passport leaves no way to log in")
     roles = _roles(options)
     if not roles:
         raise usage.UsageError("--roles: name at least one of " + ", ".join(ROLES))
+    if options["log-format"] not in ("text", "json"):
+        raise usage.UsageError(f"--log-format: 'text' or 'json', not {options['log-format']!r}")
     if options["redis"]:
         _check_redis(options["redis"])
     if options["postgres"]:
@@ -146,10 +184,73 @@ def check_options(options) -> None:
         if not os.path.isdir(directory):
             raise usage.UsageError(f"--db: no such directory: {directory}")
         _check_database(options["db"])
-    for role in ("dispatch", "notification", "switchboard", "passport"):
-        for path in _endpoint_files(options[role] or ""):
-            if not os.path.isfile(path):
-                raise usage.UsageError(f"--{role}: no such file: {path}")
+    endpoints = {role: options[role] if role in roles else None for role in ROLES}
+    endpoints["passport"] = options["passport"]
+    endpoints["admin"] = admin_endpoint(options)
+    for role, description in endpoints.items():
+        if description:
+            _check_endpoint(role, description)
+    passport = endpoints["passport"]
+    if passport and passport.split(":", 1)[0] in ("tcp", "tcp6") and not options["insecure-passport"]:
+        raise usage.UsageError(
+            "--passport: a plain tcp: endpoint would carry passwords in clear; use ssl: "
+            "(or --insecure-passport behind a TLS-terminating proxy)"
+        )
+    admin = endpoints["admin"]
+    if admin and listens_beyond_loopback(admin) and not options["admin-token-file"]:
+        raise usage.UsageError(f"--admin: {admin} is reachable beyond the loopback interface; give --admin-token-file")
+    warnings = []
+    if not options["no-md5"]:
+        exposed = [
+            role for role in ("dispatch", "notification") if endpoints[role] and listens_on_every_address(endpoints[role])
+        ]
+        if exposed:
+            warnings.append(
+                f"MD5 logins are enabled and {' and '.join('--' + role for role in exposed)} listen on every address: "
+                "MD5 logins need a password-equivalent on the server and are open to offline guessing from what "
+                "crosses the network; consider --no-md5 (see protocol-notes/passwords.md)"
+            )
+    if passport and options["insecure-passport"] and passport.split(":", 1)[0] in ("tcp", "tcp6"):
+        warnings.append(f"--passport on {passport} with --insecure-passport: Passport passwords arrive in clear here")
+    return warnings
+
+
+def _check_endpoint(role: str, description: str) -> None:
+    """
+    Parse an endpoint description as Twisted will (without listening), so
+    a typo or an unreadable key stops the start with one line.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    for key, path in _endpoint_files(description, named=True):
+        if not os.path.isfile(path):
+            raise usage.UsageError(f"--{role}: no such file: {path}")
+        try:
+            with open(path, "rb") as pem:
+                data = pem.read()
+        except OSError as error:
+            raise usage.UsageError(f"--{role}: cannot read {path}: {error.strerror}")
+        problem = _pem_problem(key, data)
+        if problem:
+            raise usage.UsageError(f"--{role}: {key} {path}: {problem}")
+    try:
+        serverFromString(reactor, description)
+    except Exception as error:
+        if description.startswith("ssl:"):
+            reason = f"cannot load the key or certificate of {description}: {_describe(error)}"
+        else:
+            reason = f"not a usable endpoint: {description} ({_describe(error)})"
+        raise usage.UsageError(f"--{role}: {reason}")
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).strip()
+    if not text or text.startswith("[("):
+        # pyOpenSSL's errors are lists of (library, function, reason).
+        reasons = [part[-1] for part in getattr(error, "args", [[]])[0] if isinstance(part, tuple)]
+        text = "; ".join(reasons) or type(error).__name__
+    return text
 
 
 def _check_database(path: str) -> None:
@@ -228,17 +329,43 @@ def _check_postgres(conninfo: str) -> None:
         raise usage.UsageError(f"--postgres: cannot use the database: {str(error).strip()}")
 
 
-def _endpoint_files(description: str) -> list[str]:
+def _endpoint_files(description: str, named: bool = False) -> list:
     """
-    The key and certificate files an ssl: endpoint description names.
+    The key and certificate files an ssl: endpoint description names
+    (with C{named}, as (parameter, path) pairs).
     """
     if not description.startswith("ssl:"):
         return []
     # Twisted escapes a colon inside a value as a backslash-colon.
-    named = dict(part.partition("=")[::2] for part in re.split(r"(?<!\\):", description))
-    named.setdefault("privateKey", "server.pem")  # Twisted's default
+    parameters = dict(part.partition("=")[::2] for part in re.split(r"(?<!\\):", description))
+    parameters.setdefault("privateKey", "server.pem")  # Twisted's default
     keys = ("privateKey", "certKey", "extraCertChain", "dhParameters")
-    return [named[key].replace("\\:", ":") for key in keys if named.get(key)]
+    files = [(key, parameters[key].replace("\\:", ":")) for key in keys if parameters.get(key)]
+    return files if named else [path for _, path in files]
+
+
+def _pem_problem(parameter: str, data: bytes) -> Optional[str]:
+    """
+    What is wrong with the PEM file given as C{parameter}, or None.  The
+    private key may sit in the certificate file (Twisted reads certKey
+    from privateKey when it is not given).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    if parameter == "privateKey":
+        try:
+            serialization.load_pem_private_key(data, password=None)
+        except TypeError:
+            return "the private key is encrypted (a passphrase cannot be given)"
+        except Exception:
+            return "not a readable PEM private key"
+    elif parameter in ("certKey", "extraCertChain"):
+        try:
+            x509.load_pem_x509_certificate(data)
+        except Exception:
+            return "not a readable PEM certificate"
+    return None
 
 
 def _port_from_endpoint(description: str, default: int) -> int:
@@ -271,17 +398,97 @@ def config_from_options(options) -> ServerConfig:
     )
 
 
+class TwistdService(MultiService):
+    """
+    What C{twistd msnp} runs: the server, with a failed start turned into
+    one line on standard error and a non-zero exit (nothing left
+    listening), and with C{--log-format json} the JSON log observer.
+    """
+
+    def __init__(self, messenger, log_format: str = "text", twistd_options=None):
+        super().__init__()
+        self.messenger = messenger
+        messenger.setServiceParent(self)
+        self._log_format = log_format
+        self._twistd_options = twistd_options or {}
+
+    def setServiceParent(self, parent):
+        # twistd puts the service in an Application, whose ILogObserver
+        # component (when set) is the observer twistd starts logging to.
+        if self._log_format == "json" and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, json_log_observer(self._twistd_options))
+        super().setServiceParent(parent)
+
+    def privilegedStartService(self) -> None:
+        self._guarded(super().privilegedStartService)
+
+    def startService(self) -> None:
+        self._guarded(super().startService)
+
+    def _guarded(self, start) -> None:
+        from msnp.service import StartFailed
+
+        try:
+            start()
+        except StartFailed as failure:
+            self._remove_pidfile()
+            # twistd writes it to the log (standard error is logged too)
+            # or, when logging has not begun, to standard error.
+            raise SystemExit(f"twistd msnp: {failure}")
+
+    def _remove_pidfile(self) -> None:
+        # twistd wrote it before starting the service and removes it only
+        # on an exception, not on SystemExit.
+        path = self._twistd_options.get("pidfile")
+        try:
+            with open(path) as pidfile:
+                if pidfile.read().strip() == str(os.getpid()):
+                    os.unlink(path)
+        except (OSError, TypeError):
+            pass
+
+
+def json_log_observer(twistd_options):
+    """
+    twisted.logger's JSON observer, one event a line, writing where twistd
+    would have written its text lines.
+    """
+    from twisted.logger import jsonFileLogObserver
+    from twisted.python.logfile import LogFile
+
+    name = twistd_options.get("logfile")
+    if name == "-" or (not name and twistd_options.get("nodaemon")):
+        stream = sys.stdout
+    else:
+        stream = LogFile.fromFullPath(name or "twistd.log")
+    return jsonFileLogObserver(stream, recordSeparator="")
+
+
 def makeService(options):
+    from msnp.control.site import TokenFileError, load_or_create_token
     from msnp.service import MessengerService
 
     try:
-        check_options(options)
+        warnings = check_options(options)
     except usage.UsageError as error:
         raise SystemExit(f"twistd msnp: {error}")
+    token = None
+    if options["admin-token-file"]:
+        try:
+            token, made = load_or_create_token(options["admin-token-file"])
+        except TokenFileError as error:
+            raise SystemExit(f"twistd msnp: --admin-token-file: {error}")
+        if made:
+            log.info("admin token written to {path} (mode 0600)", path=options["admin-token-file"])
+        elif os.stat(options["admin-token-file"]).st_mode & 0o077:
+            warnings.append(f"--admin-token-file {options['admin-token-file']} can be read by other users: chmod 600 it")
+    for warning in warnings:
+        log.warn("WARNING: {warning}", warning=warning)
 
     roles = _roles(options)
     endpoints = {role: options[role] if role in roles else None for role in ROLES}
     endpoints["passport"] = options["passport"]
+    endpoints["admin"] = admin_endpoint(options)
     config = config_from_options(options)
     store = directory = None
     if options["postgres"]:
@@ -298,4 +505,6 @@ def makeService(options):
         from msnp.directory.local import LocalDirectory
 
         directory = LocalDirectory(node)
-    return MessengerService(config, options["db"], endpoints, store=store, directory=directory)
+    messenger = MessengerService(config, options["db"], endpoints, store=store, directory=directory, admin_token=token)
+    parent = getattr(options, "parent", None)
+    return TwistdService(messenger, options["log-format"], parent if parent is not None else {})

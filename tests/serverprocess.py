@@ -69,6 +69,8 @@ class ServerProcess:
             "--notification", endpoint.format(self.notification_port),
             "--switchboard", endpoint.format(self.switchboard_port),
             "--db", self.db_path,
+            # Tests that want the admin interface give their own --admin.
+            "--admin", "none",
         ] + self.extra_args
         self.process = subprocess.Popen(args, cwd=self.directory, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         return self._wait_listening()

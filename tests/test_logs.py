@@ -74,7 +74,7 @@ def test_twistd_logs_through_it(tmp_path):
             os.path.join(BIN, "twistd"), "--logger", "msnp.logs.observer", "-n", "--pidfile=", "msnp",
             "--db", str(tmp_path / "msnp.sqlite"),
             "--dispatch", f"tcp:{dispatch_port}:interface=127.0.0.1", "--notification", "tcp:0:interface=127.0.0.1",
-            "--switchboard", "tcp:0:interface=127.0.0.1",
+            "--switchboard", "tcp:0:interface=127.0.0.1", "--admin", "none",
         ],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path),
     )
@@ -86,7 +86,7 @@ def test_twistd_logs_through_it(tmp_path):
             if not line:
                 break
             lines.append(line)
-            if "switchboard listening on" in line:
+            if " listening: " in line:
                 break
         # An answer means the reactor runs and SIGTERM gets its orderly stop.
         with socket.create_connection(("127.0.0.1", dispatch_port), timeout=30) as client:
@@ -95,6 +95,8 @@ def test_twistd_logs_through_it(tmp_path):
     finally:
         process.terminate()
         rest, errors = process.communicate(timeout=30)
-    assert any("[msnp.service#info] switchboard listening on tcp:0" in line for line in lines), lines + [errors]
+    assert any(
+        "[msnp.service#info] msnp " in line and "switchboard on tcp:0:interface=127.0.0.1 (port " in line for line in lines
+    ), lines + [errors]
     assert "msnp stopped" in rest
     assert process.returncode == 0

@@ -78,9 +78,9 @@ def test_settings_nobody_could_use_are_refused(tmp_path):
 
     from msnp.tap import check_options
 
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    key.write_text("key")
-    cert.write_text("cert")
+    from msnp.devcert import write_self_signed
+
+    key, cert, _ = write_self_signed(tmp_path)
     db = str(tmp_path / "msnp.sqlite")
     not_a_database = tmp_path / "notes.txt"
     not_a_database.write_text("these are not the accounts you are looking for\n" * 20)

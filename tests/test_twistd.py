@@ -95,6 +95,7 @@ def test_twistd_serves_an_admin_created_account(tmp_path):
             "--switchboard", f"tcp:{sb}:interface=127.0.0.1",
             "--public-host", "127.0.0.1",
             "--db", db,
+            "--admin", "none",
         ],
         cwd=str(tmp_path),
         env=env,
@@ -169,7 +170,7 @@ def test_twistd_refuses_a_missing_certificate_without_a_traceback(tmp_path):
             "--db", str(tmp_path / "msnp.sqlite"),
             "--passport", "ssl:0:interface=127.0.0.1:privateKey=nokey.pem:certKey=nocert.pem",
             "--dispatch", "tcp:0:interface=127.0.0.1", "--notification", "tcp:0:interface=127.0.0.1",
-            "--switchboard", "tcp:0:interface=127.0.0.1",
+            "--switchboard", "tcp:0:interface=127.0.0.1", "--admin", "none",
         ],
         capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60,
     )
