@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, disable_created_metrics
 from twisted.internet.defer import Deferred
+
+# The text format would add a *_created gauge beside every counter; the
+# process start time already says when counting began.
+disable_created_metrics()
 
 LOGINS_ACCEPTED = Counter(
     "msnp_logins_accepted_total",

@@ -13,9 +13,9 @@ import secrets
 from base64 import b64decode
 from typing import Optional
 
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import choose_encoder
 from twisted.application.service import Service
 from twisted.logger import Logger, globalLogPublisher
 from twisted.web import http, resource, server
@@ -215,11 +215,15 @@ class MetricsPage(resource.Resource):
         self._registry.register(_LiveFigures(state))
 
     def render_GET(self, request):
+        # The text format Prometheus asks for (OpenMetrics when it says so).
+        accept = request.getHeader(b"accept")
+        encode, content_type = choose_encoder(accept.decode("latin-1") if accept else None)
+
         def rendered(_):
-            data = generate_latest(self._registry)
+            data = encode(self._registry)
             if request.finished or request.channel is None:
                 return
-            request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+            request.setHeader(b"Content-Type", content_type.encode("ascii"))
             request.setHeader(b"Content-Length", b"%d" % len(data))
             request.write(data)
             request.finish()
