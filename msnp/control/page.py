@@ -130,6 +130,8 @@ def _cell(text, figure: str = "") -> str:
 
 def render_page(stats: dict) -> str:
     listeners = [[_cell(role), _cell(text)] for role, text in stats["listeners"].items()]
+    if "passport" not in stats["listeners"]:
+        listeners.append([_cell("passport"), _cell("off (MSNP8+ clients cannot log in)")])
     dialect_rows = [
         [_cell(role), _cell(dialect), _cell(count, f"sessions/{role}/{dialect}")]
         for role, by_dialect in stats["sessions"].items()
