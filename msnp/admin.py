@@ -1,16 +1,30 @@
 """
 C{msnp-admin}: manage accounts in the server's database (SQLite, or
-PostgreSQL with --postgres), and move an SQLite installation's accounts to
-PostgreSQL (C{migrate}).
+PostgreSQL with --postgres), move an SQLite installation's accounts to
+PostgreSQL (C{migrate}), and steer a running server through its admin API
+(who is online, kick, lock).
+
+Account changes are written to the database directly, so they work
+whether or not the server runs; when a server serving that same database
+answers at C{--server}, deleting an account goes through it and a changed
+password ends the account's sessions there, so both take effect at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Optional
 
+import msnp
+from msnp.control.api import database_identity
 from msnp.msn import wire
 from msnp.store.sqlite import Database
 from msnp.store.records import AccountExists, NoSuchAccount, canonical_handle
@@ -42,17 +56,47 @@ EMAIL_HELP = "account name, user@domain"
 POSTGRES_HELP = "libpq connection string of the PostgreSQL database, the server's --postgres (instead of --db)"
 
 
+DEFAULT_SERVER = "http://127.0.0.1:8081"
+# Seconds to wait for the admin API.
+API_TIMEOUT = 10.0
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = f"SQLite database file, the server's --db (default {DEFAULT_DB})"
-    parser = argparse.ArgumentParser(prog="msnp-admin", description="Manage msnp accounts.")
+    create_help = "make the SQLite database file if it does not exist (otherwise a missing file is an error)"
+    server_help = f"the running server's admin endpoint (default {DEFAULT_SERVER})"
+    token_help = "file holding the admin bearer token (the server's --admin-token-file)"
+    parser = argparse.ArgumentParser(prog="msnp-admin", description="Manage msnp accounts and steer a running server.")
+    parser.add_argument("--version", action="version", version=f"msnp {msnp.__version__}")
     parser.add_argument("--db", help=db_help)
     parser.add_argument("--postgres", metavar="CONNINFO", help=POSTGRES_HELP)
-    # --db and --postgres are also accepted after the action, where it is
+    parser.add_argument("--create", action="store_true", help=create_help)
+    parser.add_argument("--server", default=DEFAULT_SERVER, help=server_help)
+    parser.add_argument("--token-file", default=None, help=token_help)
+    # The global options are also accepted after the action, where it is
     # easy to put them.
     db_after = argparse.ArgumentParser(add_help=False)
     db_after.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     db_after.add_argument("--postgres", metavar="CONNINFO", default=argparse.SUPPRESS, help=POSTGRES_HELP)
+    db_after.add_argument("--create", action="store_true", default=argparse.SUPPRESS, help=create_help)
+    db_after.add_argument("--server", default=argparse.SUPPRESS, help=server_help)
+    db_after.add_argument("--token-file", default=argparse.SUPPRESS, help=token_help)
+    server_after = argparse.ArgumentParser(add_help=False)
+    server_after.add_argument("--server", default=argparse.SUPPRESS, help=server_help)
+    server_after.add_argument("--token-file", default=argparse.SUPPRESS, help=token_help)
     sections = parser.add_subparsers(dest="section", required=True)
+    sections.add_parser("who", help="who is signed in to the running server", parents=[server_after])
+    for action, text in (
+        ("kick", "end an account's sessions on the running server"),
+        ("lock", "lock an account (its logins are refused) and end its sessions"),
+        ("unlock", "let a locked account log in again"),
+    ):
+        remote = sections.add_parser(action, help=text, parents=[server_after])
+        remote.add_argument("email", help=EMAIL_HELP)
+    notice = sections.add_parser(
+        "notice", help="warn every signed-in client that the server goes down for maintenance", parents=[server_after]
+    )
+    notice.add_argument("minutes", type=int, help="minutes until the maintenance")
     user = sections.add_parser("user", help="accounts")
     actions = user.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="create an account", parents=[db_after])
@@ -144,15 +188,136 @@ def migrate(args, out, err) -> int:
     return 0
 
 
+class AdminAPIError(Exception):
+    """
+    The admin API could not be reached or refused the request; the text
+    says why, for the operator.
+    """
+
+    def __init__(self, message: str, status: Optional[int] = None):
+        super().__init__(message)
+        self.status = status
+
+
+class AdminClient:
+    """
+    The running server's admin API, over HTTP(S).
+    """
+
+    def __init__(self, url: str, token_file: Optional[str]):
+        self.url = url.rstrip("/")
+        self._token = None
+        if token_file:
+            try:
+                with open(token_file, encoding="utf-8") as tokens:
+                    self._token = tokens.read().strip()
+            except OSError as error:
+                raise AdminAPIError(f"cannot read {token_file}: {error.strerror}")
+
+    def call(self, method: str, path: str, body: Optional[dict] = None) -> dict:
+        headers = {"Accept": "application/json"}
+        data = None
+        if method != "GET":
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body or {}).encode("utf-8")
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            try:
+                message = json.loads(error.read()).get("error", error.reason)
+            except (ValueError, AttributeError):
+                message = error.reason
+            if error.code == 401:
+                message = f"{self.url} wants the admin token (--token-file)"
+            raise AdminAPIError(str(message), error.code)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise AdminAPIError(f"no admin API answered at {self.url}: {getattr(reason, 'strerror', None) or reason}")
+
+
+def _account_path(handle: str, action: str = "") -> str:
+    return "/api/accounts/" + urllib.parse.quote(canonical_handle(handle), safe="@") + (f"/{action}" if action else "")
+
+
+def _ended(count: int) -> str:
+    return f"{count} session{'' if count == 1 else 's'} ended"
+
+
+def _server_for(args, err) -> Optional[AdminClient]:
+    """
+    The running server's API when one answers at --server and serves the
+    database given with --db; None otherwise (nothing to tell then).
+    """
+    try:
+        client = AdminClient(args.server, args.token_file)
+        stats = client.call("GET", "/api/server")
+    except AdminAPIError as error:
+        if error.status == 401:
+            print(f"msnp-admin: {error}; its sessions were not told", file=err)
+        return None
+    if not isinstance(stats, dict) or stats.get("database") != database_identity(args.db, args.postgres):
+        return None
+    return client
+
+
+def _run_remote(args, out, err) -> int:
+    client = AdminClient(args.server, args.token_file)
+    if args.section == "who":
+        sessions = client.call("GET", "/api/sessions")["sessions"]
+        for session in sessions:
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(session["since"]))
+            fields = [
+                session["handle"],
+                session["status"] or "-",
+                session["dialect"],
+                session["client_version"] or "-",
+                session["address"],
+                since,
+                session["node"],
+            ]
+            print("\t".join(fields), file=out)
+        if not sessions:
+            print("msnp-admin: nobody is signed in", file=err)
+        return 0
+    if args.section == "notice":
+        told = client.call("POST", "/api/broadcast", {"minutes": args.minutes})["sessions_told"]
+        print(f"maintenance notice ({args.minutes} min) sent to {told} session{'' if told == 1 else 's'}", file=out)
+        return 0
+    handle = _check_handle(args.email)
+    result = client.call("POST", _account_path(handle, args.section))
+    done = {"kick": "kicked", "lock": "locked", "unlock": "unlocked"}[args.section]
+    print(f"{done} {handle} ({_ended(result['sessions_ended'])})", file=out)
+    return 0
+
+
+REMOTE_SECTIONS = ("who", "kick", "lock", "unlock", "notice")
+
+
 def main(argv=None, out=sys.stdout, err=sys.stderr, stdin=None) -> int:
     args = build_parser().parse_args(argv)
     if args.db and args.postgres:
         print("msnp-admin: --db and --postgres name two databases: give one", file=err)
         return 2
+    if args.section in REMOTE_SECTIONS:
+        try:
+            return _run_remote(args, out, err)
+        except ValueError as error:
+            print(f"msnp-admin: {error}", file=err)
+            return 2
+        except AdminAPIError as error:
+            print(f"msnp-admin: {error}", file=err)
+            return 1
     if args.section == "migrate":
         return migrate(args, out, err)
     args.db = args.db or DEFAULT_DB
     where = "the PostgreSQL database" if args.postgres else args.db
+    if not args.postgres and not os.path.exists(args.db) and not args.create:
+        print(f"msnp-admin: no database at {args.db} (--create makes a new one)", file=err)
+        return 1
     try:
         database = _open(args)
     except Exception as error:
@@ -172,10 +337,29 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, stdin=None) -> int:
             if not password:
                 raise ValueError("the password must not be empty")
             database.set_password(args.email, password, keep_md5=not args.no_md5)
-            print(f"password changed for {canonical_handle(args.email)}" + (" (no MD5 login)" if args.no_md5 else ""), file=out)
+            handle = canonical_handle(args.email)
+            told = ""
+            server = _server_for(args, err)
+            if server is not None:
+                result = server.call("POST", _account_path(handle, "kick"), {"reason": "password changed"})
+                told = f"; {_ended(result['sessions_ended'])}"
+            print(f"password changed for {handle}" + (" (no MD5 login)" if args.no_md5 else "") + told, file=out)
         elif (args.section, args.action) == ("user", "del"):
-            database.delete_account(args.email)
-            print(f"deleted {canonical_handle(args.email)}", file=out)
+            handle = canonical_handle(args.email)
+            server = _server_for(args, err)
+            if server is not None:
+                # The server deletes it, so that its sessions end and the
+                # contacts online are told at once.
+                try:
+                    result = server.call("DELETE", _account_path(handle))
+                except AdminAPIError as error:
+                    if error.status == 404:
+                        raise NoSuchAccount(handle)
+                    raise
+                print(f"deleted {handle}; {_ended(result['sessions_ended'])}", file=out)
+            else:
+                database.delete_account(handle)
+                print(f"deleted {handle}", file=out)
         elif (args.section, args.action) == ("user", "list"):
             accounts = database.list_accounts()
             for account in accounts:
@@ -199,6 +383,9 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, stdin=None) -> int:
         return 1
     except NoSuchAccount as error:
         print(f"msnp-admin: no such account: {error}", file=err)
+        return 1
+    except AdminAPIError as error:
+        print(f"msnp-admin: {error}", file=err)
         return 1
     finally:
         database.close()

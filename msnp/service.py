@@ -17,6 +17,7 @@ from twisted.logger import Logger
 import msnp
 
 from msnp.config import ServerConfig
+from msnp.control.api import database_identity
 from msnp.metrics import TimedStore
 from msnp.core.accounts import LoginThrottle, PasswordHashChecker, ThrottledChecker
 from msnp.core.messenger import Messenger
@@ -138,6 +139,9 @@ class MessengerService(MultiService):
             from twisted.internet import reactor
         self.reactor = reactor
         self.config = config
+        # Which database this is, as msnp-admin names it (to know a server
+        # it reaches serves the database it was pointed at).
+        self.database = database_identity(db_path, None)
         self.store = store if store is not None else ThreadedStore(db_path, reactor)
         # What the core and the logins use: the same store, every call
         # timed for /metrics.

@@ -465,6 +465,7 @@ def json_log_observer(twistd_options):
 
 
 def makeService(options):
+    from msnp.control.api import database_identity
     from msnp.control.site import TokenFileError, load_or_create_token
     from msnp.service import MessengerService
 
@@ -506,5 +507,7 @@ def makeService(options):
 
         directory = LocalDirectory(node)
     messenger = MessengerService(config, options["db"], endpoints, store=store, directory=directory, admin_token=token)
+    if options["postgres"]:
+        messenger.database = database_identity(None, options["postgres"])
     parent = getattr(options, "parent", None)
     return TwistdService(messenger, options["log-format"], parent if parent is not None else {})

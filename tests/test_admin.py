@@ -19,10 +19,11 @@ from msnclient import attempt_login, login
 
 def run_admin(db, *argv):
     """
-    Run msnp-admin in-process; returns (exit status, stdout, stderr).
+    Run msnp-admin in-process on C{db} (made if missing); returns (exit
+    status, stdout, stderr).
     """
     out, err = io.StringIO(), io.StringIO()
-    status = admin.main(["--db", str(db), *argv], out, err)
+    status = admin.main(["--db", str(db), "--create", *argv], out, err)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -85,7 +86,7 @@ def test_subprocess_exit_status(tmp_path):
     with one line on stderr.
     """
     db = str(tmp_path / "admin.sqlite")
-    command = [sys.executable, "-m", "msnp.admin", "--db", db, "user", "add", "carol@example.com", "--password", "pw"]
+    command = [sys.executable, "-m", "msnp.admin", "--db", db, "--create", "user", "add", "carol@example.com", "--password", "pw"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert (first.returncode, first.stdout, first.stderr) == (0, "added carol@example.com\n", "")
@@ -155,7 +156,7 @@ def test_password_read_when_left_out(tmp_path):
     """
     db = tmp_path / "admin.sqlite"
     out, err = io.StringIO(), io.StringIO()
-    status = admin.main(["user", "add", "alice@example.com", "--db", str(db)], out, err, io.StringIO("from-stdin\n"))
+    status = admin.main(["user", "add", "alice@example.com", "--db", str(db), "--create"], out, err, io.StringIO("from-stdin\n"))
     assert (status, out.getvalue(), err.getvalue()) == (0, "added alice@example.com\n", "")
     database = Database(str(db))
     try:
@@ -254,3 +255,30 @@ def test_md5_login_without_a_stored_equivalent_is_911(server):
     assert run_admin(server.db_path, "user", "passwd", "alice@example.com", "--password", "pw-alice")[0] == 0
     alice = yield login(server.notification_port, "alice@example.com", "pw-alice")
     yield sign_out(alice)
+
+
+def test_missing_database_is_refused_unless_create(tmp_path):
+    """
+    Against a database file that does not exist, msnp-admin says so on one
+    line and exits non-zero, leaving no file behind; --create (before or
+    after the action) makes a new one.
+    """
+    db = tmp_path / "typo.sqlite"
+    out, err = io.StringIO(), io.StringIO()
+    status = admin.main(["--db", str(db), "user", "list"], out, err)
+    assert (status, out.getvalue(), err.getvalue()) == (1, "", f"msnp-admin: no database at {db} (--create makes a new one)\n")
+    assert not db.exists()
+    status = admin.main(["user", "add", "alice@example.com", "--password", "pw", "--db", str(db), "--create"], out, err)
+    assert status == 0 and db.exists()
+
+
+def test_version_prints_msnps_version(capsys):
+    """
+    --version prints msnp's version and exits 0.
+    """
+    import msnp
+
+    with pytest.raises(SystemExit) as exit_status:
+        admin.main(["--version"])
+    assert exit_status.value.code == 0
+    assert capsys.readouterr().out == f"msnp {msnp.__version__}\n"

@@ -9,7 +9,9 @@ made to kick or delete anyone.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from typing import Optional
 from urllib.parse import unquote
 
@@ -29,6 +31,17 @@ log = Logger()
 MAX_BODY = 4096
 # The longest maintenance notice that can be announced, in minutes.
 MAX_MINUTES = 24 * 60
+
+
+def database_identity(db_path: Optional[str], conninfo: Optional[str]) -> str:
+    """
+    A name for the database a server or msnp-admin works on: the real path
+    of an SQLite file, or a digest of a PostgreSQL connection string (which
+    may hold a password, so it is never shown itself).
+    """
+    if conninfo:
+        return "postgres:" + hashlib.sha256(conninfo.encode("utf-8")).hexdigest()[:16]
+    return os.path.realpath(db_path or "")
 
 
 class APIError(Exception):
@@ -62,6 +75,7 @@ def server_stats(state) -> dict:
         "version": state.version,
         "node": state.node,
         "uptime_seconds": round(state.uptime(), 3),
+        "database": state.database,
         "listeners": state.listener_summary(),
         "connections": counts["connections"],
         "sessions": sessions,

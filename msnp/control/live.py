@@ -137,13 +137,19 @@ class LiveSessions:
                 sessions[key] = sessions.get(key, 0) + 1
         return {"connections": connections, "sessions": sessions, "statuses": statuses, "conversations": len(conversations)}
 
-    def kick(self, handle: str, reason: str = KICKED) -> Deferred:
+    @inlineCallbacks
+    def kick(self, handle: str, reason: str = KICKED):
         """
         End every session of C{handle}; fires with how many there were.
+        L{NoSuchAccount} when there is no such account.
         """
         handle = canonical_handle(handle)
+        account = yield self._store.get_account(handle)
+        if account is None:
+            raise NoSuchAccount(handle)
         log.info("ending the sessions of {handle}: {reason}", handle=handle, reason=reason)
-        return self._messenger.kick(handle, events.KICKED)
+        ended = yield self._messenger.kick(handle, events.KICKED)
+        return ended
 
     def set_locked(self, handle: str, locked: bool) -> Deferred:
         """

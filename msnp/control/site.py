@@ -135,6 +135,9 @@ class AdminState:
         self.live = LiveSessions(service)
         self.node = node or self.live.node
         self.version = msnp.__version__
+        # msnp-admin compares it with its --db to know the server is the
+        # one serving that database.
+        self.database = service.database
         self.started = clock.seconds()
         self.series = MinuteSeries(
             {
