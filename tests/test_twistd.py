@@ -75,7 +75,7 @@ def test_twistd_serves_an_admin_created_account(tmp_path):
     db = str(tmp_path / "msnp.sqlite")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     added = subprocess.run(
-        [os.path.join(BIN, "msnp-admin"), "--db", db, "user", "add", "zoe@example.com", "--password", "pw-zoe", "--name", "Zoe"],
+        [os.path.join(BIN, "msnp-admin"), "--db", db, "--create", "user", "add", "zoe@example.com", "--password", "pw-zoe", "--name", "Zoe"],
         capture_output=True,
         text=True,
         env=env,
