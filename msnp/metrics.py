@@ -56,6 +56,26 @@ STORE_LATENCY = Histogram(
 # The command label takes a known name or "other".
 OTHER_COMMAND = "other"
 
+# Children looked up once: the labelled lookup takes a lock, and these are
+# counted for every line a watcher is sent.
+PRESENCE_ONLINE = PRESENCE_NOTIFICATIONS.labels("online")
+PRESENCE_OFFLINE = PRESENCE_NOTIFICATIONS.labels("offline")
+PRESENCE_INITIAL = PRESENCE_NOTIFICATIONS.labels("initial")
+PRESENCE_PERSONAL_MESSAGE = PRESENCE_NOTIFICATIONS.labels("personal_message")
+
+_commands: dict = {}
+
+
+def command_counter(role: str, name: str):
+    """
+    The C{msnp_commands_total} child of (C{role}, C{name}); C{name} must
+    come from a fixed set (see L{msnp.msn.protocol.counted_command}).
+    """
+    child = _commands.get((role, name))
+    if child is None:
+        child = _commands[(role, name)] = COMMANDS.labels(role, name)
+    return child
+
 
 def total(counter) -> float:
     """

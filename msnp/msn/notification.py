@@ -314,14 +314,14 @@ class NotificationSession:
         if kind is events.PresenceChanged:
             if me.status is None or (event.details_only and not self.dialect.merges_lists):
                 return
-            metrics.PRESENCE_NOTIFICATIONS.labels("offline" if event.status is None else "online").inc()
+            (metrics.PRESENCE_OFFLINE if event.status is None else metrics.PRESENCE_ONLINE).inc()
             self.send(self._presence_line(event))
         elif kind is events.PersonalMessageChanged:
             if me.status is not None and self.dialect.has_personal_messages:
                 line = event.rendered.get(self.dialect)
                 if line is None:
                     line = event.rendered[self.dialect] = self.dialect.ubx(event.handle, event.payload)
-                metrics.PRESENCE_NOTIFICATIONS.labels("personal_message").inc()
+                metrics.PRESENCE_PERSONAL_MESSAGE.inc()
                 self.send(line)
         elif kind is events.PropertyChanged:
             line = self.dialect.bpr_update(me.user.version, event.handle, event.key, wire.url_encode(event.value))
@@ -514,7 +514,7 @@ class NotificationSession:
         dialect = self.dialect
 
         def render(records):
-            metrics.PRESENCE_NOTIFICATIONS.labels("initial").inc(len(records))
+            metrics.PRESENCE_INITIAL.inc(len(records))
             lines = []
             for record in records:
                 lines.append(

@@ -398,7 +398,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
         session = self.session
         if session is None:
             return
-        metrics.COMMANDS.labels(self.role, counted_command(command.name)).inc()
+        metrics.command_counter(self.role, counted_command(command.name)).inc()
         try:
             result = session.command_received(command)
         except Exception:

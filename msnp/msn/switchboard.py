@@ -39,7 +39,7 @@ log = Logger()
 P2P_CONTENT_TYPE = b"application/x-msnmsgrp2p"
 
 # MSG relayed by the fast path counts as a command like any other.
-_MSG_COMMANDS = metrics.COMMANDS.labels("switchboard", "MSG")
+_MSG_COMMANDS = metrics.command_counter("switchboard", "MSG")
 
 
 @attrs.frozen
