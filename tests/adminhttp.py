@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from io import BytesIO
 from typing import Optional
 
 import attrs
@@ -14,10 +15,10 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Protocol
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
 from twisted.web.http_headers import Headers
 
-from conftest import ACCOUNTS, ENDPOINTS, RunningServer
+from conftest import ENDPOINTS, RunningServer
 from msnp.config import ServerConfig
 from msnp.service import MessengerService
 
@@ -69,9 +70,6 @@ class AdminServer(RunningServer):
             sent.setdefault("Authorization", f"Bearer {token}")
         producer = None
         if body is not None or method in ("POST", "DELETE"):
-            from twisted.web.client import FileBodyProducer
-            from io import BytesIO
-
             sent.setdefault("Content-Type", "application/json")
             producer = FileBodyProducer(BytesIO(json.dumps(body or {}).encode("utf-8")))
         response = yield agent.request(
@@ -139,5 +137,3 @@ def token_admin_server(tmp_path, accounts_database):
     if running.service.running:
         pytest_twisted.blockon(running.stop())
 
-
-__all__ = ["ACCOUNTS", "AdminServer", "admin_server", "token_admin_server", "start_admin_server"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 import attrs
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.logger import Logger
 
 from msnp.core import events

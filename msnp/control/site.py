@@ -280,8 +280,8 @@ class TokenGuard(resource.Resource):
     def _refusal(self, request) -> Optional[_Refused]:
         address = getattr(request.getClientAddress(), "host", "?")
         if self._token is None:
-            host = (request.getHeader(b"host") or b"").decode("latin-1").rsplit(":", 1)[0] if request.getHeader(b"host") else ""
-            if host and not (is_loopback(host.strip("[]")) or host == "localhost"):
+            host = _host_name(request.getHeader(b"host"))
+            if host and not is_loopback(host):
                 log.info("admin request refused from {address}: Host {host} is not a loopback name", address=address, host=host)
                 return _Refused(http.FORBIDDEN, "only loopback host names are served without a token", False)
             return None
@@ -294,6 +294,16 @@ class TokenGuard(resource.Resource):
             why="missing" if presented is None else "wrong",
         )
         return _Refused(http.UNAUTHORIZED, "a valid bearer token is required", True)
+
+
+def _host_name(header: Optional[bytes]) -> str:
+    """
+    The host of a Host header, without port or IPv6 brackets.
+    """
+    text = (header or b"").decode("latin-1").strip()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    return text.rpartition(":")[0] if ":" in text else text
 
 
 def _presented_token(header: Optional[bytes]) -> Optional[bytes]:
