@@ -79,7 +79,7 @@ class RecentEvents:
                     "handle": event.get("handle", ""),
                     "method": event.get("method", ""),
                     "address": event.get("address", ""),
-                    "reason": event.get("reason", ""),
+                    "reason": event.get("reason", "") + event.get("throttled", ""),
                     "text": formatEvent(event),
                 }
             )

@@ -19,6 +19,8 @@ from msnp.control.api import server_stats
 # Nothing but the page itself and its inline style.
 CONTENT_SECURITY_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+# Rows of recent events shown (the API gives them all).
+RECENT_ROWS = 8
 CHART_WIDTH = 640
 CHART_HEIGHT = 180
 _MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP, _MARGIN_BOTTOM = 44, 12, 12, 26
@@ -147,11 +149,11 @@ def render_page(stats: dict) -> str:
     ]
     refused = [
         [_cell(_clock(entry["time"])), _cell(entry["handle"]), _cell(entry["method"]), _cell(entry["address"]), _cell(entry["reason"])]
-        for entry in stats["recent_refused_logins"]
+        for entry in stats["recent_refused_logins"][:RECENT_ROWS]
     ]
     closed = [
         [_cell(_clock(entry["time"])), _cell(entry["handle"]), _cell(entry["address"]), _cell(entry["reason"])]
-        for entry in stats["recent_disconnections"]
+        for entry in stats["recent_disconnections"][:RECENT_ROWS]
     ]
     per_minute = stats["per_minute"]
     return f"""<!DOCTYPE html>
