@@ -147,3 +147,22 @@ def test_names_follow_prometheus_conventions(admin_server):
             assert family.name.endswith("_bytes"), family.name
         if family.type == "histogram":
             assert family.name.endswith("_seconds"), family.name
+
+
+def test_slow_reader_drop_is_counted():
+    """
+    A client dropped for not reading what is queued for it counts as a
+    slow_reader disconnection of its role.
+    """
+    from prometheus_client import REGISTRY
+
+    from test_hardening_limits import dispatch_factory, open_backlogged
+
+    labels = {"role": "dispatch", "reason": "slow_reader"}
+    before = REGISTRY.get_sample_value("msnp_forced_disconnections_total", labels) or 0.0
+    factory = dispatch_factory(max_outbound_buffer=1000, outbound_grace=2.0)
+    protocol, transport = open_backlogged(factory)
+    protocol.send(b"x" * 5000)
+    assert transport.aborted
+    protocol.connectionLost(None)
+    assert REGISTRY.get_sample_value("msnp_forced_disconnections_total", labels) == before + 1
