@@ -4,8 +4,7 @@ package, installed here when missing): it loads with no console message
 at all (it has no script, so any would be an error: a blocked or failed
 load, a CSP violation), and shows the figures /api/server reports.
 
-Set MSNP_STATUS_SCREENSHOT=path to keep the screenshot taken (the README's
-picture is made that way).
+Set MSNP_STATUS_SCREENSHOT=path to keep the screenshot taken.
 """
 
 import os
