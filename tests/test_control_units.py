@@ -140,3 +140,23 @@ def test_admin_url_names_scheme_host_and_bound_port():
     assert admin_url("ssl:8443:interface=\\:\\:1:privateKey=k.pem", 8443) == "https://[::1]:8443/"
     assert admin_url("tcp:8081", 8081) == "http://0.0.0.0:8081/"
     assert admin_url("unix:/run/msnp/admin.sock", None) == "unix:/run/msnp/admin.sock"
+
+
+def test_recent_passport_refusal_shows_its_reason():
+    """
+    A refusal logged by the Passport site keeps the reason apart from the
+    site's own text, and that is what the page shows.
+    """
+    recent = RecentEvents(lambda: 100.0)
+    recent(
+        {
+            "msnp_event": "login_refused",
+            "handle": "alice@example.com",
+            "method": "passport_http",
+            "address": "127.0.0.1",
+            "reason": "refused login for alice@example.com: account locked (GET /login2.srf)",
+            "refused_because": "account locked",
+            "log_format": "x",
+        }
+    )
+    assert recent.refused_logins[0]["reason"] == "account locked"

@@ -52,7 +52,7 @@ def test_locked_account_over_passport(pp_server, log_lines):
         "login refused for alice@example.com (passport_ticket) from 127.0.0.1: account locked" in line for line in log_lines
     )
     assert any(
-        "passport login refused for alice@example.com (passport_http) from 127.0.0.1: account locked" in line
+        "passport request refused from 127.0.0.1: refused login for alice@example.com: account locked (GET /login2.srf)" in line
         for line in log_lines
     )
 

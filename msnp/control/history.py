@@ -79,7 +79,9 @@ class RecentEvents:
                     "handle": event.get("handle", ""),
                     "method": event.get("method", ""),
                     "address": event.get("address", ""),
-                    "reason": event.get("reason", "") + event.get("throttled", ""),
+                    # The Passport site's refusal line carries the reason
+                    # apart from its own text.
+                    "reason": event.get("refused_because", event.get("reason", "") + event.get("throttled", "")),
                     "text": formatEvent(event),
                 }
             )
