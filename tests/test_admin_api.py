@@ -297,3 +297,12 @@ def test_token_is_required_when_configured(token_admin_server):
     # With a token, other host names are fine (the token is the guard).
     named = yield token_admin_server.request("GET", "/api/sessions", headers={"Host": "chat.example.net"})
     assert named.code == 200
+
+
+@pytest_twisted.inlineCallbacks
+def test_unknown_page_is_404(admin_server):
+    """
+    A path outside /, /metrics and /api/ is a plain 404 page.
+    """
+    response = yield admin_server.request("GET", "/favicon.ico")
+    assert response.code == 404 and b"/metrics" in response.body

@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from twisted.application.service import Service
 from twisted.logger import Logger, globalLogPublisher
-from twisted.web import http, resource, server
+from twisted.web import http, pages, resource, server
 
 import msnp
 from msnp import metrics
@@ -328,8 +328,13 @@ class AdminSite(server.Site):
         pass
 
 
+class _Root(resource.Resource):
+    def getChild(self, path, request):
+        return pages.notFound("No such page", "The status page is /, the metrics /metrics, the API under /api/.")
+
+
 def make_admin_site(state: AdminState, token: Optional[str]) -> AdminSite:
-    root = resource.Resource()
+    root = _Root()
     root.putChild(b"", StatusPage(state))
     root.putChild(b"metrics", MetricsPage(state))
     root.putChild(b"api", AdminAPI(state))
