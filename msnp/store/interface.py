@@ -56,10 +56,17 @@ class IStore(Interface):
         many accounts had one.
         """
 
+    def set_locked(handle, locked):
+        """
+        Lock an account (every login refused like a wrong password) or
+        unlock it.  Fails with L{NoSuchAccount}.
+        """
+
     def delete_account(handle):
         """
         Remove an account and every entry for it in others' lists, moving
-        those owners' list versions on.  Fails with L{NoSuchAccount}.
+        those owners' list versions on.  Fires with the new list version of
+        each of those owners, by handle.  Fails with L{NoSuchAccount}.
         """
 
     def list_accounts():

@@ -55,8 +55,11 @@ CREATE TABLE IF NOT EXISTS accounts (
     password_hash text NOT NULL,
     list_version bigint NOT NULL DEFAULT 1,
     gtc text NOT NULL DEFAULT 'A',
-    blp text NOT NULL DEFAULT 'AL'
+    blp text NOT NULL DEFAULT 'AL',
+    locked boolean NOT NULL DEFAULT false
 );
+-- databases made before accounts could be locked
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS locked boolean NOT NULL DEFAULT false;
 CREATE TABLE IF NOT EXISTS properties (
     account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     key text NOT NULL,
@@ -94,7 +97,7 @@ _SCHEMA_LOCK = 0x6D736E70  # "msnp"
 # An online user's account, lists, groups, memberships and properties in
 # one statement, so a login is one round trip.
 _USER_STATE_QUERY = """
-SELECT a.handle, a.friendly_name, a.md5_password, a.password_hash, a.list_version, a.gtc, a.blp,
+SELECT a.handle, a.friendly_name, a.md5_password, a.password_hash, a.list_version, a.gtc, a.blp, a.locked,
     (SELECT coalesce(json_agg(json_build_array(e.list, e.contact, e.name) ORDER BY e.seq), '[]')
        FROM list_entries e WHERE e.account_id = a.id),
     (SELECT coalesce(json_agg(json_build_array(g.group_id, g.name) ORDER BY g.group_id), '[]')
@@ -106,7 +109,7 @@ SELECT a.handle, a.friendly_name, a.md5_password, a.password_hash, a.list_versio
 FROM accounts a WHERE a.handle = %s
 """
 
-_ACCOUNT_COLUMNS = "handle, friendly_name, md5_password, password_hash"
+_ACCOUNT_COLUMNS = "handle, friendly_name, md5_password, password_hash, locked"
 
 # Conflicts between concurrent edits that PostgreSQL resolves by aborting
 # one of them: that one is run again.
@@ -132,8 +135,8 @@ def _unescape(text: str) -> str:
 
 
 def _account(row) -> Account:
-    handle, friendly_name, md5_password, password_hash = row
-    return Account(handle, _unescape(friendly_name), md5_password, password_hash)
+    handle, friendly_name, md5_password, password_hash, locked = row
+    return Account(handle, _unescape(friendly_name), md5_password, password_hash, locked)
 
 
 class PostgresDatabase:
@@ -225,7 +228,12 @@ class PostgresDatabase:
         self._db.execute("VACUUM (FULL) accounts")
         return purged
 
-    def delete_account(self, handle: str) -> None:
+    def set_locked(self, handle: str, locked: bool) -> None:
+        cursor = self._db.execute("UPDATE accounts SET locked = %s WHERE handle = %s", (locked, canonical_handle(handle)))
+        if cursor.rowcount == 0:
+            raise NoSuchAccount(handle)
+
+    def delete_account(self, handle: str) -> dict[str, int]:
         handle = canonical_handle(handle)
 
         def work(db):
@@ -245,10 +253,15 @@ class PostgresDatabase:
             db.execute("DELETE FROM list_entries WHERE contact = %s", (handle,))
             db.execute("DELETE FROM group_members WHERE contact = %s", (handle,))
             db.execute("DELETE FROM accounts WHERE id = %s", (account_id,))
-            if touched:
-                db.execute("UPDATE accounts SET list_version = list_version + 1 WHERE id = ANY(%s)", (touched,))
+            if not touched:
+                return {}
+            rows = db.execute(
+                "UPDATE accounts SET list_version = list_version + 1 WHERE id = ANY(%s) RETURNING handle, list_version",
+                (touched,),
+            )
+            return dict(rows.fetchall())
 
-        self._transaction(work)
+        return self._transaction(work)
 
     def list_accounts(self) -> list[Account]:
         rows = self._db.execute(f'SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY handle COLLATE "C"').fetchall()
@@ -269,9 +282,9 @@ class PostgresDatabase:
         row = self._db.execute(_USER_STATE_QUERY, (canonical_handle(handle),)).fetchone()
         if row is None:
             return None
-        handle, friendly_name, md5_password, password_hash, version, gtc, blp, entries, groups, members, properties = row
+        handle, friendly_name, md5_password, password_hash, version, gtc, blp, locked, entries, groups, members, properties = row
         friendly_name = _unescape(friendly_name)
-        if admit is not None and not admit(Account(handle, friendly_name, md5_password, password_hash)):
+        if admit is not None and not admit(Account(handle, friendly_name, md5_password, password_hash, locked)):
             return None
         lists: dict[str, dict[str, str]] = {name: {} for name in LISTS}
         # As the SQLite store does: one string for each recurring handle and
@@ -540,8 +553,8 @@ class PostgresDatabase:
             count = 0
             for account, state in accounts:
                 row = db.execute(
-                    "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash, list_version, gtc, blp)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (handle) DO NOTHING RETURNING id",
+                    "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash, list_version, gtc, blp, locked)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (handle) DO NOTHING RETURNING id",
                     (
                         account.handle,
                         _escape(account.friendly_name),
@@ -550,6 +563,7 @@ class PostgresDatabase:
                         state.version,
                         state.gtc,
                         state.blp,
+                        account.locked,
                     ),
                 ).fetchone()
                 if row is None:
