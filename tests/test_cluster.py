@@ -102,8 +102,11 @@ def test_roles_and_node_id_choose_what_a_process_runs(redis_server, postgres_acc
     def service(*argv):
         options = tap.Options()
         options.parseOptions(["--notification", "tcp:0:interface=127.0.0.1", "--switchboard", "tcp:0:interface=127.0.0.1",
-                              "--dispatch", "tcp:0:interface=127.0.0.1", "--postgres", postgres_accounts, *argv])
-        return tap.makeService(options)
+                              "--dispatch", "tcp:0:interface=127.0.0.1", "--postgres", postgres_accounts,
+                              "--admin", "none", *argv])
+        # twistd's service wraps the server (for a failed start and the log
+        # format).
+        return tap.makeService(options).messenger
 
     made = service("--roles", "notification,switchboard", "--redis", redis_server.url, "--node-id", "ns7")
     assert sorted(made.listeners) == ["notification", "switchboard"]
