@@ -329,7 +329,8 @@ def test_delete_account_clears_it_from_other_lists(people):
     yield store.add_to_list(ALICE, "FL", BOB, "Bob", 0)  # alice 2, bob 2
     yield store.add_to_list(BOB, "FL", CAROL, "Carol", 0)  # bob 3, carol 2
     yield store.set_property(BOB, "PHH", "1")  # bob 4
-    yield store.delete_account("BOB@example.com")
+    versions = yield store.delete_account("BOB@example.com")
+    assert versions == {ALICE: 3, CAROL: 3}
     assert (yield store.get_account(BOB)) is None
     alice = yield store.load_user(ALICE)
     carol = yield store.load_user(CAROL)
@@ -341,6 +342,26 @@ def test_delete_account_clears_it_from_other_lists(people):
     yield store.create_account(BOB, "pw")
     bob = yield store.load_user(BOB)
     assert bob.version == 1 and bob.lists == {"FL": {}, "AL": {}, "BL": {}, "RL": {}}
+
+
+@pytest_twisted.inlineCallbacks
+def test_locking_an_account(people):
+    """
+    A locked account says so with the account and to a login's admit
+    check; unlocking clears it; an unknown account cannot be locked.
+    """
+    store = people
+    assert (yield store.get_account(ALICE)).locked is False
+    yield store.set_locked("Alice@Example.com", True)
+    assert (yield store.get_account(ALICE)).locked is True
+    assert [account.locked for account in (yield store.list_accounts()) if account.handle == ALICE] == [True]
+    seen = []
+    assert (yield store.load_user(ALICE, lambda account: seen.append(account.locked) or not account.locked)) is None
+    assert seen == [True]
+    yield store.set_locked(ALICE, False)
+    assert (yield store.load_user(ALICE, lambda account: not account.locked)) is not None
+    error = yield store_failure(store.set_locked("nobody@example.com", True))
+    assert isinstance(error, NoSuchAccount)
 
 
 @pytest_twisted.inlineCallbacks
