@@ -68,8 +68,9 @@ ENDPOINTS = {
 
 
 @defer.inlineCallbacks
-def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS, store=None, directory=None):
-    service = MessengerService(config or ServerConfig(), db_path, dict(ENDPOINTS), reactor, store=store, directory=directory)
+def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS, store=None, directory=None, extra_endpoints=None):
+    endpoints = dict(ENDPOINTS, **(extra_endpoints or {}))
+    service = MessengerService(config or ServerConfig(), db_path, endpoints, reactor, store=store, directory=directory)
     service.startService()
     yield service._store_ready
     for handle, (password, name) in accounts.items():
