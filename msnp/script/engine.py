@@ -140,19 +140,20 @@ class LineClient(Protocol):
         The next line and payload; None when the connection closed first,
         or when C{timeout} seconds passed (C{self.closed} tells which).
         """
-        if self.lines:
-            return self.lines.popleft()
-        if self.closed:
-            return None
-        waiter = self._waiter = defer.Deferred()
-        timer = clock.callLater(timeout, lambda: waiter.called or waiter.callback(None))
-        try:
-            await waiter
-        finally:
-            if timer.active():
-                timer.cancel()
-            if self._waiter is waiter:
-                self._waiter = None
+        deadline = clock.seconds() + timeout
+        while not self.lines and not self.closed:
+            left = deadline - clock.seconds()
+            if left <= 0:
+                return None
+            waiter = self._waiter = defer.Deferred()
+            timer = clock.callLater(left, lambda: waiter.called or waiter.callback(None))
+            try:
+                await waiter
+            finally:
+                if timer.active():
+                    timer.cancel()
+                if self._waiter is waiter:
+                    self._waiter = None
         return self.lines.popleft() if self.lines else None
 
     def hang_up(self) -> defer.Deferred:
