@@ -331,6 +331,8 @@ class _FileRun:
         None when it does not.
         """
         names, helpers = self.scope(client, private)
+        # {length} in a received line is the length of what followed it.
+        names["length"] = str(len(got[1])) if got[1] is not None else "0"
         pattern, _ = await expressions.pattern_for(text, names, helpers)
         match = pattern.fullmatch(got[0])
         if match is None:
