@@ -108,28 +108,6 @@ def test_ims(server):
 
 
 @pytest_twisted.inlineCallbacks
-def test_unknown_and_forbidden_commands(server):
-    """
-    An unknown command is 200 and the connection stays; a lower-case
-    command is not a command at all (commands are case-sensitive) and gets
-    200 without a TrID; MSG sent to the notification server closes the
-    connection.
-    """
-    alice = yield sign_in(server, ALICE, "MSNP7")
-    alice.send("XYZ 5")
-    yield alice.expect_line("200 5")
-    alice.send("png")
-    yield alice.expect_line("200")
-    alice.send("syn 6 0")
-    yield alice.expect_line("200")
-    alice.send("PNG")
-    yield alice.expect_line("QNG")
-    alice.send_payload("MSG 7 N", b"hello")
-    rest = yield alice.expect_close()
-    assert rest == []
-
-
-@pytest_twisted.inlineCallbacks
 def test_out_is_echoed_then_closed(server):
     """
     OUT from the client is echoed (as the draft says) and the server hangs
