@@ -213,7 +213,13 @@ class Engine:
         except StepFailed as failure:
             state.result.failure = failure
         except expressions.ExpressionError as problem:
-            state.result.failure = StepFailed(getattr(state, "line", 0), "a usable placeholder", str(problem))
+            state.result.failure = StepFailed(state.line, "a usable placeholder", str(problem))
+        except Exception as problem:
+            # A helper that failed (Passport unreachable, a refused ticket):
+            # this file fails, the others still run.
+            reason = getattr(problem, "reasons", None) or [problem]
+            text = "; ".join(getattr(r, "getErrorMessage", lambda: str(r))() for r in reason)
+            state.result.failure = StepFailed(state.line, "the step to run", f"({type(problem).__name__}: {text})")
         finally:
             await state.close_all()
         state.result.seconds = self.reactor.seconds() - started
