@@ -2,7 +2,7 @@
 msnp-script: the transcript format, its placeholders, and the command
 run against a live server (step output, the first mismatch with expected
 and received, the summary line, JUnit XML, the exit status); property
-tests for the client-side framing and the transcript parser.
+tests for the transcript parser.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 
-from msnp.client import framing
-from msnp.msn import wire
 from msnp.script import expressions, main, transcript
 from msnp.script.transcript import AnyOrder, Directive, Expect, Send, TranscriptSyntaxError
 
@@ -113,49 +111,6 @@ async def test_placeholders():
     for bad in ("__import__('os')", "password.upper()", "[1]", "nothing"):
         with pytest.raises(expressions.ExpressionError):
             await expressions.substitute("{%s}" % bad, names, helpers)
-
-
-@given(st.lists(st.tuples(st.sampled_from(["NLN", "MSG", "UBX", "CHG", "ILN"]), st.binary(max_size=40)), max_size=8), st.data())
-@settings(max_examples=200, deadline=None)
-def test_framing_is_independent_of_how_bytes_arrive(commands, data):
-    """
-    Lines and payloads come out the same whatever the stream's chunks.
-    """
-    stream = b""
-    expected = []
-    for name, body in commands:
-        if name in framing.SERVER_PAYLOAD_COMMANDS:
-            stream += wire.format_payload(name, None, ("a@b.c", "x"), body)
-            expected.append((f"{name} a@b.c x {len(body)}".encode(), body))
-        else:
-            stream += wire.format_line(name, 5, "NLN", "a@b.c")
-            expected.append((f"{name} 5 NLN a@b.c".encode(), None))
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
-    buffer = framing.ServerLineBuffer()
-    out = []
-    start = 0
-    for cut in cuts + [len(stream)]:
-        out.extend(buffer.feed(stream[start:cut]))
-        start = cut
-    assert out == expected
-
-
-def test_server_lines_with_and_without_trids():
-    """
-    Replies carry a TrID, notifications do not, and MSNP8+ list lines
-    never do whatever their first field looks like.
-    """
-    from msnp.msn.dialects import Dialect
-
-    assert framing.parse_server_line(b"CHG 8 NLN 0") == wire.Command("CHG", 8, ("NLN", "0"))
-    assert framing.parse_server_line(b"RNG 1234 1.2.3.4:1865 CKI 1.2 a@b.c A") == wire.Command(
-        "RNG", None, ("1234", "1.2.3.4:1865", "CKI", "1.2", "a@b.c", "A")
-    )
-    assert framing.parse_server_line(b"LSG 0 ~ 0", None, Dialect(8)) == wire.Command("LSG", None, ("0", "~", "0"))
-    assert framing.parse_server_line(b"LSG 9 1 1 1 0 ~ 0", None, Dialect(7)).trid == 9
-    assert framing.parse_server_line(b"MSG a@b.c A 2", b"hi") == wire.Command("MSG", None, ("a@b.c", "A"), b"hi")
-    with pytest.raises(framing.ServerStreamError):
-        framing.ServerLineBuffer().feed(b"MSG a b many\r\n")
 
 
 @pytest_twisted.inlineCallbacks

@@ -1,8 +1,9 @@
 """
 A client for MSN servers (MSNP2-MSNP12): L{Client} signs in and keeps the
-contact list, L{Conversation} is one switchboard session.  Reading what a
-server sends is L{msnp.client.framing}; Passport logins are
-L{msnp.client.passport}.
+contact list, L{Conversation} is one switchboard session.  What a server
+sends is read with the project's framer and server-line rules
+(L{msnp.msn.framing}, L{msnp.msn.wire.parse_server_line}); Passport logins
+are L{msnp.client.passport}.
 """
 
 from msnp.client.connection import ConnectionClosed, ServerError

@@ -13,9 +13,28 @@ from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
-from msnp.client import framing
 from msnp.msn import wire
 from msnp.msn.dialects import Dialect
+from msnp.msn.framing import Framer, LineTooLong
+
+# What a client accepts from a server: lines as long as the server's own
+# limit, payloads (a GCF file, a long message) up to 1 MiB.
+MAX_SERVER_LINE = wire.DEFAULT_MAX_LINE
+MAX_SERVER_PAYLOAD = 1 << 20
+
+
+def server_framer(dialect: Callable[[], Optional[Dialect]]) -> Framer:
+    """
+    A framer for what a server sends, read with the rules of the dialect
+    C{dialect()} names at the time (MSNP2's until VER has chosen one).
+    """
+
+    def parse(line: bytes):
+        chosen = dialect()
+        rules = chosen.server_lines if chosen is not None else wire.SERVER_LINES_MSNP2
+        return wire.parse_server_line(line, rules, MAX_SERVER_PAYLOAD)
+
+    return Framer(parse, MAX_SERVER_LINE)
 
 
 class ServerError(Exception):
@@ -57,7 +76,7 @@ class CommandConnection(Protocol):
     def __init__(self, on_command: Callable[[wire.Command], None] = lambda command: None):
         self.on_command = on_command
         self.dialect: Optional[Dialect] = None
-        self._buffer = framing.ServerLineBuffer()
+        self._framer = server_framer(lambda: self.dialect)
         self._trids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self.closed = defer.Deferred()
@@ -106,26 +125,25 @@ class CommandConnection(Protocol):
     # Receiving
 
     def dataReceived(self, data: bytes) -> None:
-        try:
-            pairs = self._buffer.feed(data)
-        except framing.ServerStreamError as reason:
-            self.log.warn("server sent something unreadable: {reason}", reason=reason)
-            self.transport.loseConnection()
-            return
-        for line, payload in pairs:
-            if self.is_closed:
+        framer = self._framer
+        framer.feed(data)
+        while not self.is_closed:
+            frame = framer.next_frame()
+            if frame is None:
                 return
-            try:
-                command = framing.parse_server_line(line, payload, self.dialect)
-            except wire.WireError:
-                self.log.warn("unreadable line from the server: {line!r}", line=line[:200])
+            if isinstance(frame, LineTooLong) or (isinstance(frame, wire.WireError) and frame.code is None):
+                self.log.warn("server stream unreadable: {reason}", reason=frame.reason)
+                self.transport.loseConnection()
+                return
+            if isinstance(frame, wire.WireError):
+                self.log.warn("unreadable line from the server: {reason}", reason=frame.reason)
                 continue
-            self._received(command)
+            self._received(frame)
 
     def _received(self, command: wire.Command) -> None:
         pending = self._pending.get(command.trid) if command.trid is not None else None
         if pending is not None:
-            if framing.is_error(command):
+            if command.name.isdigit():
                 del self._pending[command.trid]
                 pending.deferred.errback(ServerError(int(command.name), pending.name))
                 return

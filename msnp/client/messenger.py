@@ -10,7 +10,7 @@ presence, talk in conversations.
 Every action returns a Deferred (usable with C{await} in an C{async def}
 run by C{ensureDeferred}).  Events are subscribed to with the C{on_*}
 methods, which also work as decorators.  Lines are read with
-L{msnp.client.framing} and shaped with the dialect data of
+the project's framer (L{msnp.msn.framing}) and shaped with the dialect data of
 L{msnp.msn.dialects}: the client asks the dialect the server chose how a
 line looks, as the server does.
 """

@@ -2,7 +2,8 @@
 Playing a transcript against a live server over TCP.
 
 One L{LineClient} per named client reads what the server sends through
-the client-side framing (L{msnp.client.framing}); L{Engine.run} walks the
+the project's framer (L{msnp.msn.framing}) with the server-line rules of
+the dialect the client agreed on; L{Engine.run} walks the
 steps, sending lines with their placeholders filled in and matching what
 arrives, and stops a file at the first mismatch with what was expected and
 what was received.  It runs on the caller's reactor, so the test suite and
@@ -20,7 +21,10 @@ from twisted.internet import defer, error
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
-from msnp.client import framing, passport
+from msnp.client import passport
+from msnp.client.connection import MAX_SERVER_LINE, MAX_SERVER_PAYLOAD
+from msnp.msn import dialects, wire
+from msnp.msn.framing import Framer, LineTooLong
 from msnp.script import expressions
 from msnp.script.transcript import AnyOrder, Directive, Expect, Send, Transcript
 
@@ -80,7 +84,8 @@ class LineClient(Protocol):
 
     def __init__(self, name: str):
         self.name = name
-        self.buffer = framing.ServerLineBuffer()
+        self.framer = Framer(self._parse, MAX_SERVER_LINE)
+        self._last_line = b""
         self.lines: collections.deque = collections.deque()
         self.closed = False
         self.close_reason = ""
@@ -90,17 +95,34 @@ class LineClient(Protocol):
         self.answers_challenges = False
         self.dialect = 0
 
-    def dataReceived(self, data: bytes) -> None:
+    def _parse(self, line: bytes):
+        # The line as sent is what a transcript matches; parsing finds
+        # where it ends and how long a payload follows it.
+        self._last_line = line[:-1] if line.endswith(b"\r") else line
+        dialect = dialects.ALL_DIALECTS.get(self.dialect)
+        rules = dialect.server_lines if dialect is not None else wire.SERVER_LINES_MSNP2
         try:
-            pairs = self.buffer.feed(data)
-        except framing.ServerStreamError as reason:
-            self.close_reason = f"the server sent something unreadable: {reason}"
-            self.transport.loseConnection()
-            return
-        for line, payload in pairs:
-            text = line.decode("utf-8", "replace")
-            if not self._handled_here(text):
-                self.lines.append((text, payload))
+            return wire.parse_server_line(line, rules, MAX_SERVER_PAYLOAD)
+        except wire.WireError as error:
+            if error.code is None and error.reason != wire.BLANK_LINE:
+                raise
+            # A line these rules do not read (another server's own shape):
+            # the transcript still sees its text.
+            return wire.Command("", None), None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.framer.feed(data)
+        while True:
+            frame = self.framer.next_frame()
+            if frame is None:
+                break
+            if isinstance(frame, (LineTooLong, wire.WireError)):
+                self.close_reason = f"the server sent something unreadable: {frame.reason}"
+                self.transport.loseConnection()
+                break
+            text = self._last_line.decode("utf-8", "replace")
+            if text.strip() and not self._handled_here(text):
+                self.lines.append((text, frame.payload))
         self._wake()
 
     def _handled_here(self, text: str) -> bool:
