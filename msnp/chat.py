@@ -34,6 +34,7 @@ HELP = """\
 /add HANDLE           add a contact        /remove HANDLE   remove a contact
 /block HANDLE         block someone        /allow HANDLE    allow someone
 /contacts             the contact list with presence
+/conversations        the open conversations (* marks the current one)
 /quit                 sign out
 TEXT                  send TEXT to the current conversation"""
 
@@ -175,6 +176,12 @@ class Chat:
             self.say(f"* allowed {rest}")
         elif command == "contacts":
             self.show_contacts()
+        elif command == "conversations":
+            if not client.conversations:
+                self.say("  (no conversations)")
+            for conversation in client.conversations:
+                mark = "*" if conversation is self.current else " "
+                self.say(f" {mark} {', '.join(conversation.participants) or '(nobody yet)'}")
         else:
             self.say(f"! unknown command /{command} (try /help)")
         return True

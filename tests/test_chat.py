@@ -87,6 +87,8 @@ def test_chat_session_in_a_terminal(live_server):
             chat.expect(r"\* you are busy")
             chat.sendline("/contacts")
             chat.expect(r"bob@example\.com \(Bob\) online \[FL,RL\]")
+            chat.sendline("/conversations")
+            chat.expect(r" \* bob@example\.com")
             chat.sendline("/quit")
             chat.expect(pexpect.EOF)
         finally:

@@ -19,6 +19,7 @@ from msnp.client import (
     OFFLINE,
     ONLINE,
     Client,
+    ConnectionClosed,
     NotDelivered,
     ServerError,
     SignInError,
@@ -221,8 +222,9 @@ async def test_conversation_messages_typing_and_delivery(live_server):
 async def test_invite_errors_and_unsupported_features(live_server):
     """
     Inviting someone offline fails with the server's 217; a personal
-    message in MSNP7 is refused by the library itself; a wrong password is
-    a SignInError with 911, for MD5 and for Passport.
+    message in MSNP7 is refused by the library itself; an action after
+    signing out fails plainly; a wrong password is a SignInError with 911,
+    for MD5 and for Passport.
     """
     alice = client_for(live_server, "alice@example.com", "MSNP7")
     await alice.sign_in()
@@ -232,6 +234,8 @@ async def test_invite_errors_and_unsupported_features(live_server):
     with pytest.raises(UnsupportedByDialect):
         await alice.set_personal_message("hi")
     await alice.sign_out()
+    with pytest.raises(ConnectionClosed):
+        await alice.set_status(BUSY)
     for dialect in ("MSNP7", "MSNP12"):
         wrong = client_for(live_server, "bob@example.com", dialect)
         wrong.password = "wrong"

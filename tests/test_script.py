@@ -113,6 +113,18 @@ async def test_placeholders():
             await expressions.substitute("{%s}" % bad, names, helpers)
 
 
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="{}"), max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_text_without_placeholders_matches_itself_only(text):
+    """
+    A received line without placeholders is matched literally: it matches
+    itself and nothing longer, whatever regular-expression characters it
+    holds.
+    """
+    pattern, captured = defer.ensureDeferred(expressions.pattern_for(text, {}, {}, rest_allowed=False)).result
+    assert captured == [] and pattern.fullmatch(text) and not pattern.fullmatch(text + "x")
+
+
 @pytest_twisted.inlineCallbacks
 def test_command_reports_steps_mismatch_summary_and_junit(server, tmp_path):
     """

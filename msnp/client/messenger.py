@@ -338,6 +338,7 @@ class Client:
         self._ping_call = None
         self._reconnect_call = None
         self._leaving = False
+        self._out_reason: Optional[str] = None
 
     # Events
 
@@ -487,7 +488,7 @@ class Client:
         self._cancel_timers()
         for contact in self.contacts.values():
             contact.status = OFFLINE
-        reason = getattr(self, "_out_reason", None) or ("signed out" if self._leaving else "connection lost")
+        reason = self._out_reason or ("signed out" if self._leaving else "connection lost")
         self._out_reason = None
         self.events.fire("signed_out", reason)
         if not self.signed_out.called:
@@ -505,6 +506,15 @@ class Client:
             self._reconnect_call = self.reactor.callLater(min(delay * 2, 300), self._try_again, min(delay * 2, 300))
 
         self.sign_in().addErrback(failed)
+
+    @property
+    def _session(self) -> CommandConnection:
+        """
+        The notification connection, for actions that need one.
+        """
+        if self._ns is None or self._ns.is_closed:
+            raise ConnectionClosed("not signed in")
+        return self._ns
 
     # Keep-alive and challenges
 
@@ -539,7 +549,7 @@ class Client:
         done = defer.Deferred()
         self._sync = {"done": done, "lists": 0, "groups": 0, "want_lists": None, "want_groups": None}
         args = (0, 0) if self.dialect.has_contact_ids else (0,)
-        reply = await self._ns.request("SYN", *args)
+        reply = await self._session.request("SYN", *args)
         counts = reply.args[2:] if self.dialect.has_contact_ids else reply.args[1:]
         if self.dialect.merges_lists and len(counts) >= 2:
             self._sync["want_lists"], self._sync["want_groups"] = int(counts[0]), int(counts[1])
@@ -665,9 +675,9 @@ class Client:
         extra = (group,) if group is not None else ()
         if self.dialect.has_contact_ids:
             fields = (f"N={handle}",) + ((f"F={wire.url_encode(name)}",) if lst == "FL" else ())
-            reply = await self._ns.request("ADC", lst, *fields, *extra)
+            reply = await self._session.request("ADC", lst, *fields, *extra)
         else:
-            reply = await self._ns.request("ADD", lst, handle, wire.url_encode(name), *extra)
+            reply = await self._session.request("ADD", lst, handle, wire.url_encode(name), *extra)
         contact = self._contact(handle)
         contact.lists.add(lst)
         if lst == "FL":
@@ -687,7 +697,7 @@ class Client:
             if contact is None or contact.contact_id is None:
                 raise ServerError(216, "REM")
             target = contact.contact_id
-        await self._ns.request("REM", lst, target)
+        await self._session.request("REM", lst, target)
         if contact is not None:
             contact.lists.discard(lst)
             if lst == "FL":
@@ -700,14 +710,14 @@ class Client:
         Make a group; returns its id (a number before MSNP10, a GUID from).
         """
         encoded = wire.url_encode(name)
-        reply = await self._ns.request("ADG", encoded, *(() if self.dialect.has_contact_ids else (0,)))
+        reply = await self._session.request("ADG", encoded, *(() if self.dialect.has_contact_ids else (0,)))
         group_id = reply.args[1] if self.dialect.has_contact_ids else reply.args[2]
         self.groups[group_id] = name
         return group_id
 
     @_deferred
     async def remove_group(self, group_id: str) -> None:
-        await self._ns.request("RMG", group_id)
+        await self._session.request("RMG", group_id)
         self.groups.pop(group_id, None)
 
     # My own presence
@@ -718,7 +728,7 @@ class Client:
         Set my status (L{ONLINE}, L{BUSY}, L{AWAY}, L{HIDDEN}, ...).
         """
         details = (0,) if self.dialect.chg_details else ()
-        await self._ns.request("CHG", status, *details)
+        await self._session.request("CHG", status, *details)
         self.status = status
 
     @_deferred
@@ -727,9 +737,9 @@ class Client:
         Change my friendly name.
         """
         if self.dialect.has_contact_ids:
-            await self._ns.request("PRP", "MFN", wire.url_encode(name))
+            await self._session.request("PRP", "MFN", wire.url_encode(name))
         else:
-            await self._ns.request("REA", self.handle, wire.url_encode(name))
+            await self._session.request("REA", self.handle, wire.url_encode(name))
         self.name = name
 
     @_deferred
@@ -740,7 +750,7 @@ class Client:
         if not self.dialect.has_personal_messages:
             raise UnsupportedByDialect(f"{self.dialect.name} has no personal messages")
         payload = f"<Data><PSM>{html.escape(text)}</PSM><CurrentMedia></CurrentMedia></Data>".encode("utf-8")
-        await self._ns.request("UUX", payload=payload)
+        await self._session.request("UUX", payload=payload)
         self.personal_message = text
 
     # Conversations
@@ -751,7 +761,7 @@ class Client:
         Open a switchboard session and invite everyone in C{handles}; fires
         with the conversation once all of them have joined.
         """
-        reply = await self._ns.request("XFR", "SB")
+        reply = await self._session.request("XFR", "SB")
         if len(reply.args) < 4 or reply.args[0] != "SB":
             raise ServerError(0, f"XFR SB answered {reply.args}")
         address, cookie = reply.args[1], reply.args[3]
