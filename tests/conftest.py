@@ -68,8 +68,9 @@ ENDPOINTS = {
 
 
 @defer.inlineCallbacks
-def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS, store=None, directory=None):
-    service = MessengerService(config or ServerConfig(), db_path, dict(ENDPOINTS), reactor, store=store, directory=directory)
+def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS, store=None, directory=None, extra_endpoints=None):
+    endpoints = dict(ENDPOINTS, **(extra_endpoints or {}))
+    service = MessengerService(config or ServerConfig(), db_path, endpoints, reactor, store=store, directory=directory)
     service.startService()
     yield service._store_ready
     for handle, (password, name) in accounts.items():
@@ -215,6 +216,36 @@ def pytest_collection_modifyitems(items):
         on_postgres = callspec is not None and callspec.params.get("store_engine") == "postgres"
         if on_postgres or _ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.engines)
+
+
+@pytest.fixture(scope="session")
+def passport_certificate(tmp_path_factory):
+    """
+    A key and self-signed certificate for 127.0.0.1 (key path, certificate
+    path, certificate PEM), made once for the Passport login.
+    """
+    from msnp.devcert import write_self_signed
+
+    return write_self_signed(tmp_path_factory.mktemp("passport-cert"))
+
+
+@pytest.fixture
+def live_server(tmp_path, server_config, accounts_database, passport_certificate):
+    """
+    The C{server} fixture with the Passport login on TLS added, for MSNP8+
+    logins; C{passport_port} and C{cert_pem} say where it is and what to
+    trust.
+    """
+    key_path, cert_path, cert_pem = passport_certificate
+    db_path = tmp_path / "msnp.sqlite"
+    shutil.copyfile(accounts_database, db_path)
+    passport = f"ssl:0:interface=127.0.0.1:privateKey={key_path}:certKey={cert_path}"
+    running = pytest_twisted.blockon(start_server(str(db_path), server_config, extra_endpoints={"passport": passport}))
+    running.cert_pem = cert_pem
+    running.passport_port = running.service.listeners["passport"].port.getHost().port
+    yield running
+    if running.service.running:
+        pytest_twisted.blockon(running.stop())
 
 
 @pytest.fixture(autouse=True)

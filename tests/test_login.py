@@ -44,17 +44,6 @@ def test_dispatch_xfr_shapes_by_dialect(server):
 
 
 @pytest_twisted.inlineCallbacks
-def test_ver_without_common_dialect(server):
-    """
-    No dialect in common: VER t 0, then the server hangs up.
-    """
-    client = yield connect(server.notification_port)
-    client.send("VER 9 MSNP99 CVR0")
-    yield client.expect_line("VER 9 0")
-    yield client.expect_close()
-
-
-@pytest_twisted.inlineCallbacks
 def test_md5_login_and_wrong_password(server):
     """
     A right answer logs in (MSNP7: verified flag); a wrong one gets 911 and
@@ -117,21 +106,6 @@ def test_second_login_replaces_first(server):
     second.send("PNG")
     yield second.expect_line("QNG")
     yield second.disconnect()
-
-
-@pytest_twisted.inlineCallbacks
-def test_commands_need_login(server):
-    """
-    After VER, a command that needs a login gets 302; an unknown one 200.
-    """
-    client = yield connect(server.notification_port)
-    client.send("VER 1 MSNP7")
-    yield client.expect_line("VER 1 MSNP7")
-    client.send("SYN 2 0")
-    yield client.expect_line("302 2")
-    client.send("ZZZ 3")
-    yield client.expect_line("200 3")
-    yield client.disconnect()
 
 
 @pytest_twisted.inlineCallbacks

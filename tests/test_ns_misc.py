@@ -1,6 +1,7 @@
 """
-The notification server's other commands: PNG/QNG, URL, FND, SND, IMS,
-OUT, unknown commands, and commands pipelined in one TCP segment.
+The notification server's other commands: URL, FND, SND, IMS, and
+commands pipelined in one TCP segment.  PNG/QNG, OUT and unknown commands
+are in tests/transcripts/ (login-msnp2/8/12.txt, errors.txt).
 """
 
 import pytest
@@ -8,27 +9,8 @@ import pytest_twisted
 
 from msnclient import connect
 from ns_steps import expect_lines, sign_in, sign_out
-from twn import pp_server, twn_login  # noqa: F401 (fixture)
 
 ALICE = "alice@example.com"
-
-
-@pytest_twisted.inlineCallbacks
-def test_png_answered_before_and_after_login(server):
-    """
-    PNG has no TrID and is answered with a bare QNG (MSNP2-8), before
-    and after login.
-    """
-    client = yield connect(server.notification_port)
-    client.send("VER 1 MSNP2")
-    yield client.expect_line("VER 1 MSNP2")
-    client.send("PNG")
-    yield client.expect_line("QNG")
-    yield client.disconnect()
-    alice = yield sign_in(server, ALICE, "MSNP7")
-    alice.send("PNG")
-    yield alice.expect_line("QNG")
-    yield sign_out(alice)
 
 
 @pytest.mark.parametrize("dialect,site", [("MSNP2", ""), ("MSNP5", " 2"), ("MSNP7", " 2")])
@@ -105,53 +87,6 @@ def test_ims(server):
     alice.send("IMS 8 ON")
     yield alice.expect_line("200 8")
     yield sign_out(alice)
-
-
-@pytest_twisted.inlineCallbacks
-def test_unknown_and_forbidden_commands(server):
-    """
-    An unknown command is 200 and the connection stays; a lower-case
-    command is not a command at all (commands are case-sensitive) and gets
-    200 without a TrID; MSG sent to the notification server closes the
-    connection.
-    """
-    alice = yield sign_in(server, ALICE, "MSNP7")
-    alice.send("XYZ 5")
-    yield alice.expect_line("200 5")
-    alice.send("png")
-    yield alice.expect_line("200")
-    alice.send("syn 6 0")
-    yield alice.expect_line("200")
-    alice.send("PNG")
-    yield alice.expect_line("QNG")
-    alice.send_payload("MSG 7 N", b"hello")
-    rest = yield alice.expect_close()
-    assert rest == []
-
-
-@pytest_twisted.inlineCallbacks
-def test_out_is_echoed_then_closed(server):
-    """
-    OUT from the client is echoed (as the draft says) and the server hangs
-    up.
-    """
-    alice = yield sign_in(server, ALICE, "MSNP2")
-    alice.send("OUT")
-    yield alice.expect_line("OUT")
-    rest = yield alice.expect_close()
-    assert rest == []
-
-
-@pytest_twisted.inlineCallbacks
-def test_out_closes_without_echo_from_msnp8(pp_server):
-    """
-    From MSNP8 the server closes on OUT without echoing it: Twisted's
-    MSNP8 client raises on a bare OUT line (protocol-notes/notification.md).
-    """
-    alice = yield twn_login(pp_server, ALICE, "pw-alice", "MSNP8")
-    alice.send("OUT")
-    rest = yield alice.expect_close()
-    assert rest == []
 
 
 @pytest_twisted.inlineCallbacks

@@ -113,47 +113,6 @@ def test_cookies_are_fresh_for_every_request(server):
 
 
 @pytest_twisted.inlineCallbacks
-def test_two_party_chat_with_ack_nak_and_u(server):
-    """
-    The RNG names the caller; Bob's roster shows Alice; messages arrive
-    byte-exact with the sender's handle and name.  A gets ACK, N and U get
-    nothing while delivery succeeds; once Bob has left, A and N get NAK and
-    U still nothing.
-    """
-    alice_ns, bob_ns, alice, bob, session_id = yield two_party(server)
-
-    alice.send_payload("MSG 3 A", TEXT)
-    received = yield bob.expect_line(f"MSG alice@example.com Alice {len(TEXT)}")
-    assert received.payload == TEXT
-    yield alice.expect_line("ACK 3")
-
-    alice.send_payload("MSG 4 N", TEXT)
-    received = yield bob.expect_line(f"MSG alice@example.com Alice {len(TEXT)}")
-    assert received.payload == TEXT
-    alice.send_payload("MSG 5 U", TEXT)
-    received = yield bob.expect_line(f"MSG alice@example.com Alice {len(TEXT)}")
-    assert received.payload == TEXT
-    yield alice.expect_silence()
-
-    bob.send_payload("MSG 9 A", b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhi")
-    received = yield alice.expect_line("MSG bob@example.com Bob 49")
-    assert received.payload.endswith(b"\r\n\r\nhi")
-    yield bob.expect_line("ACK 9")
-
-    bob.send("OUT")
-    yield alice.expect_line("BYE bob@example.com")
-    yield bob.expect_close()
-
-    alice.send_payload("MSG 6 A", TEXT)
-    yield alice.expect_line("NAK 6")
-    alice.send_payload("MSG 7 N", TEXT)
-    yield alice.expect_line("NAK 7")
-    alice.send_payload("MSG 8 U", TEXT)
-    yield alice.expect_silence()
-    yield close_all(alice, alice_ns, bob_ns)
-
-
-@pytest_twisted.inlineCallbacks
 def test_rng_line_shape(server):
     """
     The callee's notification connection gets RNG with the session id, the
@@ -191,36 +150,6 @@ def test_typing_notices_and_invitations_relayed_untouched(server):
     assert invitation.payload == INVITATION
     yield alice.expect_silence()
     yield close_all(alice, bob, alice_ns, bob_ns)
-
-
-@pytest_twisted.inlineCallbacks
-def test_three_party_roster_and_join_order(server):
-    """
-    Carol, invited by Bob (any participant may CAL), gets the roster in
-    joining order before ANS OK; Alice and Bob each get one JOI; Carol gets
-    none of her own.  A message then reaches both others.
-    """
-    alice_ns, bob_ns, alice, bob, session_id = yield two_party(server)
-    carol_ns = yield online(server, CAROL)
-    bob.send(f"CAL 5 {CAROL}")
-    yield bob.expect_line(f"CAL 5 RINGING {session_id}")
-    carol, ring, roster = yield answer_ring(carol_ns, CAROL)
-    assert ring[0] == session_id and ring[3:] == ("bob@example.com", "Bob")
-    assert roster == ["IRO 1 1 2 alice@example.com Alice", "IRO 1 2 2 bob@example.com Bob"]
-    yield alice.expect_line("JOI carol@example.com Carol")
-    yield bob.expect_line("JOI carol@example.com Carol")
-    yield carol.expect_silence()
-
-    carol.send_payload("MSG 2 A", TEXT)
-    for other in (alice, bob):
-        received = yield other.expect_line(f"MSG carol@example.com Carol {len(TEXT)}")
-        assert received.payload == TEXT
-    yield carol.expect_line("ACK 2")
-
-    yield carol.disconnect()
-    yield alice.expect_line("BYE carol@example.com")
-    yield bob.expect_line("BYE carol@example.com")
-    yield close_all(alice, bob, alice_ns, bob_ns, carol_ns)
 
 
 @pytest_twisted.inlineCallbacks

@@ -1,0 +1,881 @@
+"""
+An MSN Messenger client as a library: sign in, keep a contact list with
+presence, talk in conversations.
+
+    client = Client("bot@example.com", "secret", server="127.0.0.1:1863")
+    await client.sign_in()
+    conversation = await client.start_conversation(["alice@example.com"])
+    await conversation.send("hello")
+
+Every action returns a Deferred (usable with C{await} in an C{async def}
+run by C{ensureDeferred}).  Events are subscribed to with the C{on_*}
+methods, which also work as decorators.  Lines are read with
+the project's framer (L{msnp.msn.framing}) and shaped with the dialect data of
+L{msnp.msn.dialects}: the client asks the dialect the server chose how a
+line looks, as the server does.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import re
+from typing import Callable, Iterable, Optional, Union
+
+import attrs
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.logger import Logger
+
+from msnp.client import passport
+from msnp.client.connection import CommandConnection, ConnectionClosed, ServerError
+from msnp.msn import challenge as challenges
+from msnp.msn import dialects, wire
+
+# The statuses a user can set (and see): online, busy, idle, be right back,
+# away, on the phone, out to lunch, appear offline; FLN is offline.
+ONLINE, BUSY, IDLE, BE_RIGHT_BACK, AWAY, ON_THE_PHONE, OUT_TO_LUNCH, HIDDEN, OFFLINE = (
+    "NLN", "BSY", "IDL", "BRB", "AWY", "PHN", "LUN", "HDN", "FLN",
+)
+
+ALL_DIALECTS = tuple(f"MSNP{n}" for n in range(12, 1, -1))
+
+# What the client says it is in CVR: MSN Messenger 7.5 on Windows XP.
+CLIENT_VERSION = ("0x0409", "winnt", "5.1", "i386", "MSNMSGR", "7.5.0324", "MSMSGS")
+
+# Product ids and keys for CHL answers (the ones the official clients used).
+_MD5_PRODUCT = "msmsgs@msnmsgr.com"
+_MSNP11_PRODUCT = "PROD0090YUAUV{2B"
+
+_PLAIN_TEXT = "text/plain"
+_TYPING = "text/x-msmsgscontrol"
+_PSM = re.compile(r"<PSM>(.*?)</PSM>", re.S)
+
+
+class SignInError(Exception):
+    """
+    Signing in failed: the password was refused (C{code} 911 or a Passport
+    refusal), or the server answered something a client cannot go on from.
+    """
+
+    def __init__(self, message: str, code: Optional[int] = None):
+        super().__init__(message)
+        self.code = code
+
+
+class NotDelivered(Exception):
+    """
+    The switchboard answered NAK: the message reached nobody.
+    """
+
+
+class UnsupportedByDialect(Exception):
+    """
+    The dialect the server chose has no way to do this (a personal message
+    before MSNP11).
+    """
+
+
+def _deferred(method):
+    """
+    Run an C{async def} method as a Deferred, so that callers without
+    coroutines can add callbacks and callers with them can await.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs) -> defer.Deferred:
+        return defer.ensureDeferred(method(*args, **kwargs))
+
+    return wrapper
+
+
+def _decode(token: str) -> str:
+    try:
+        return wire.url_decode(token)
+    except ValueError:
+        return token
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+@attrs.define
+class Contact:
+    """
+    Someone on one of my lists: C{lists} says which (FL, AL, BL, RL),
+    C{status} is their presence as I see it (C{FLN} when offline or
+    hidden from me).
+    """
+
+    handle: str
+    name: str = ""
+    status: str = OFFLINE
+    lists: set = attrs.Factory(set)
+    groups: set = attrs.Factory(set)
+    contact_id: Optional[str] = None
+    personal_message: str = ""
+
+    @property
+    def online(self) -> bool:
+        return self.status != OFFLINE
+
+    @property
+    def blocked(self) -> bool:
+        return "BL" in self.lists
+
+
+@attrs.frozen
+class Message:
+    """
+    A message in a conversation: who sent it, the text, the MIME headers.
+    """
+
+    sender: str
+    sender_name: str
+    text: str
+    headers: dict
+
+
+def _parse_mime(payload: bytes) -> tuple[dict, str]:
+    head, _, body = payload.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.decode("utf-8", "replace").split("\r\n"):
+        key, colon, value = line.partition(":")
+        if colon:
+            headers[key.strip().lower()] = value.strip()
+    return headers, body.decode("utf-8", "replace")
+
+
+class _Events:
+    """
+    Subscribers per event name; one failing subscriber does not stop the
+    others.
+    """
+
+    log = Logger()
+
+    def __init__(self):
+        self._subscribers: dict[str, list] = {}
+
+    def add(self, name: str, callback: Callable) -> Callable:
+        self._subscribers.setdefault(name, []).append(callback)
+        return callback
+
+    def fire(self, name: str, *args) -> None:
+        for callback in list(self._subscribers.get(name, ())):
+            try:
+                result = callback(*args)
+                if hasattr(result, "__await__") and not isinstance(result, defer.Deferred):
+                    result = defer.ensureDeferred(result)
+                if isinstance(result, defer.Deferred):
+                    result.addErrback(lambda failure: self.log.failure("{event} subscriber failed", failure, event=name))
+            except Exception:
+                self.log.failure("{event} subscriber failed", event=name)
+
+
+class Conversation:
+    """
+    A switchboard session: C{participants} are the other people in it.
+    """
+
+    def __init__(self, client: "Client", connection: CommandConnection, session_id: Optional[str] = None):
+        self.client = client
+        self.connection = connection
+        self.session_id = session_id
+        self.participants: dict[str, str] = {}
+        self._joins: dict[str, list] = {}
+        self.closed = connection.closed
+        connection.on_command = self._received
+        connection.closed.addCallback(self._ended)
+
+    def __repr__(self) -> str:
+        return f"<Conversation with {', '.join(self.participants) or 'nobody'}>"
+
+    # Actions
+
+    def send(self, text: str, headers: Optional[dict] = None) -> defer.Deferred:
+        """
+        Send a plain-text message; fires once the switchboard ACKs it,
+        fails with L{NotDelivered} on NAK.
+        """
+        lines = ["MIME-Version: 1.0", "Content-Type: text/plain; charset=UTF-8"]
+        for key, value in (headers or {"X-MMS-IM-Format": "FN=Arial; EF=; CO=0; CS=0; PF=0"}).items():
+            lines.append(f"{key}: {value}")
+        payload = ("\r\n".join(lines) + "\r\n\r\n" + text).encode("utf-8")
+        d = self.connection.request("MSG", "A", payload=payload, answers=("ACK",), refusals=("NAK",))
+        return d.addErrback(self._not_delivered)
+
+    def _not_delivered(self, failure):
+        failure.trap(ServerError)
+        raise NotDelivered(str(failure.value))
+
+    def send_typing(self) -> defer.Deferred:
+        """
+        Tell the others I am typing (no acknowledgement is asked for).
+        """
+        payload = f"MIME-Version: 1.0\r\nContent-Type: {_TYPING}\r\nTypingUser: {self.client.handle}\r\n\r\n\r\n".encode("utf-8")
+        self.connection.write_command("MSG", self.connection.next_trid(), ("U",), payload)
+        return defer.succeed(None)
+
+    @_deferred
+    async def invite(self, handle: str) -> None:
+        """
+        Call C{handle} into the conversation; fires when they have joined,
+        fails with L{ServerError} when they cannot be called (217: offline).
+        """
+        handle = handle.lower()
+        if handle in self.participants:
+            return
+        joined = defer.Deferred()
+        self._joins.setdefault(handle, []).append(joined)
+        try:
+            await self.connection.request("CAL", handle)
+        except Exception:
+            self._joins[handle].remove(joined)
+            raise
+        await joined
+
+    @_deferred
+    async def leave(self) -> None:
+        """
+        Leave the conversation (OUT) and wait for the switchboard to close.
+        """
+        if not self.connection.is_closed:
+            self.connection.write_command("OUT", None, ())
+        await self.connection.close()
+
+    # What the switchboard says
+
+    def _received(self, command: wire.Command) -> None:
+        name, args = command.name, command.args
+        if name in ("IRO",) and len(args) >= 4:
+            self.participants[args[2].lower()] = _decode(args[3])
+        elif name == "JOI" and len(args) >= 2:
+            handle = args[0].lower()
+            self.participants[handle] = _decode(args[1])
+            for waiting in self._joins.pop(handle, []):
+                waiting.callback(None)
+            self.client.events.fire("joined", self, handle)
+        elif name == "BYE" and args:
+            handle = args[0].lower()
+            self.participants.pop(handle, None)
+            self.client.events.fire("left", self, handle)
+        elif name == "MSG" and len(args) >= 2 and command.payload is not None:
+            self._message(args[0].lower(), _decode(args[1]), command.payload)
+
+    def _message(self, sender: str, sender_name: str, payload: bytes) -> None:
+        headers, body = _parse_mime(payload)
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == _PLAIN_TEXT:
+            self.client.events.fire("message", self, Message(sender, sender_name, body, headers))
+        elif kind == _TYPING:
+            self.client.events.fire("typing", self, headers.get("typinguser", sender).lower())
+
+    def _ended(self, _):
+        for waiting in self._joins.values():
+            for joined in waiting:
+                joined.errback(ConnectionClosed("CAL"))
+        self._joins = {}
+        self.client._conversation_ended(self)
+
+
+class Client:
+    """
+    One user signed in to an MSN service.  C{server} is the dispatch
+    server (C{host:port}); C{dialects} the versions offered, best first;
+    C{nexus} and C{trust} where Passport (MSNP8+) is and which certificates
+    its TLS trusts (a PEM file path or bytes; None: the system's).  With
+    C{reconnect}, the client signs in again after the server shuts down
+    (C{OUT SSD}).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        handle: str,
+        password: str,
+        server: str = "messenger.hotmail.com:1863",
+        dialects: Iterable[str] = ALL_DIALECTS,
+        nexus: str = passport.DEFAULT_NEXUS,
+        trust: Union[None, str, bytes] = None,
+        status: str = ONLINE,
+        reconnect: bool = False,
+        reconnect_delay: float = 5.0,
+        ping_interval: float = 45.0,
+        accept_conversations: bool = True,
+        reactor=None,
+    ):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.handle = handle.lower()
+        self.password = password
+        self.server = server
+        self.offered = tuple(d.upper() for d in dialects)
+        self.nexus = nexus
+        self.trust = trust
+        self.initial_status = status
+        self.reconnect = reconnect
+        self.reconnect_delay = reconnect_delay
+        self.ping_interval = ping_interval
+        self.accept_conversations = accept_conversations
+
+        self.events = _Events()
+        self.dialect: Optional[dialects.Dialect] = None
+        self.name = ""
+        self.status = OFFLINE
+        self.personal_message = ""
+        self.contacts: dict[str, Contact] = {}
+        self.groups: dict[str, str] = {}
+        self.conversations: list[Conversation] = []
+        self.signed_out = defer.Deferred()
+        self._ns: Optional[CommandConnection] = None
+        self._sync: Optional[dict] = None
+        self._ping_call = None
+        self._reconnect_call = None
+        self._leaving = False
+        self._out_reason: Optional[str] = None
+
+    # Events
+
+    def on_presence(self, callback):
+        """C{callback(contact)}: a contact's status, name or personal message changed."""
+        return self.events.add("presence", callback)
+
+    def on_added_by(self, callback):
+        """C{callback(handle, name)}: someone put me on their contact list."""
+        return self.events.add("added_by", callback)
+
+    def on_removed_by(self, callback):
+        """C{callback(handle)}: someone took me off their contact list."""
+        return self.events.add("removed_by", callback)
+
+    def on_conversation(self, callback):
+        """C{callback(conversation)}: someone started a conversation with me."""
+        return self.events.add("conversation", callback)
+
+    def on_message(self, callback):
+        """C{callback(conversation, message)}: a message arrived."""
+        return self.events.add("message", callback)
+
+    def on_typing(self, callback):
+        """C{callback(conversation, handle)}: someone is typing."""
+        return self.events.add("typing", callback)
+
+    def on_joined(self, callback):
+        """C{callback(conversation, handle)}: someone joined a conversation."""
+        return self.events.add("joined", callback)
+
+    def on_left(self, callback):
+        """C{callback(conversation, handle)}: someone left a conversation."""
+        return self.events.add("left", callback)
+
+    def on_signed_in(self, callback):
+        """C{callback()}: signed in, lists fetched, initial status set (again, after a reconnection)."""
+        return self.events.add("signed_in", callback)
+
+    def on_signed_out(self, callback):
+        """C{callback(reason)}: the session ended (C{OTH}: signed in elsewhere, C{SSD}: server shut down, or why)."""
+        return self.events.add("signed_out", callback)
+
+    # Signing in and out
+
+    @_deferred
+    async def sign_in(self) -> None:
+        """
+        Connect through the dispatch server, log in (MD5 before MSNP8,
+        Passport from MSNP8), fetch the lists and set the initial status.
+        """
+        self._leaving = False
+        address = self.server
+        for _ in range(3):
+            connection = await self._connect(address)
+            try:
+                referral = await self._log_in(connection)
+            except BaseException:
+                await connection.close()
+                raise
+            if referral is None:
+                break
+            await connection.close()
+            address = referral
+        else:
+            raise SignInError("referred from server to server too many times")
+        self._ns = connection
+        connection.on_command = self._ns_command
+        connection.closed.addCallback(self._ns_closed, connection)
+        await self._synchronise()
+        await self.set_status(self.initial_status)
+        if self.signed_out.called:
+            self.signed_out = defer.Deferred()
+        self._schedule_ping(self.ping_interval)
+        self.events.fire("signed_in")
+
+    async def _connect(self, address: str) -> CommandConnection:
+        host, port = _address(address)
+        endpoint = HostnameEndpoint(self.reactor, host, port)
+        return await connectProtocol(endpoint, CommandConnection())
+
+    async def _log_in(self, connection: CommandConnection) -> Optional[str]:
+        """
+        VER, CVR and USR on C{connection}: the address to go on to when
+        it refers us elsewhere (XFR NS), None once logged in.
+        """
+        reply = await connection.request("VER", *self.offered, "CVR0")
+        chosen = [v for v in reply.args if v.upper().startswith("MSNP") and v[4:].isdigit()]
+        if not chosen:
+            raise SignInError("no MSNP version in common with the server")
+        self.dialect = dialects.ALL_DIALECTS.get(int(chosen[0][4:])) or dialects.Dialect(int(chosen[0][4:]))
+        connection.dialect = self.dialect
+        await connection.request("CVR", *CLIENT_VERSION, self.handle)
+        package = self.dialect.auth_package
+        try:
+            reply = await connection.request("USR", package, "I", self.handle, answers=("XFR",))
+            if reply.name == "XFR":
+                if len(reply.args) < 2 or reply.args[0] != "NS":
+                    raise SignInError(f"unexpected referral {reply.args}")
+                return reply.args[1]
+            if len(reply.args) < 3 or reply.args[1] != "S":
+                raise SignInError(f"unexpected answer to USR: {reply.args}")
+            if package == "MD5":
+                proof = hashlib.md5((reply.args[2] + self.password).encode("utf-8")).hexdigest()
+            else:
+                try:
+                    proof = await passport.fetch_ticket(
+                        self.reactor, self.handle, self.password, reply.args[2], self.nexus, self.trust
+                    )
+                except passport.PassportRefused:
+                    raise SignInError("Passport refused the password", 911)
+            reply = await connection.request("USR", package, "S", proof)
+        except ServerError as error:
+            raise SignInError(f"login refused with {error.code}", error.code)
+        if not reply.args or reply.args[0] != "OK":
+            raise SignInError(f"unexpected answer to USR: {reply.args}")
+        if not self.dialect.has_contact_ids and len(reply.args) >= 3:
+            self.name = _decode(reply.args[2])
+        return None
+
+    @_deferred
+    async def sign_out(self) -> None:
+        """
+        Leave every conversation, say OUT and close.
+        """
+        self._leaving = True
+        self._cancel_timers()
+        for conversation in list(self.conversations):
+            await conversation.leave()
+        connection = self._ns
+        if connection is not None and not connection.is_closed:
+            connection.write_command("OUT", None, ())
+            await connection.close()
+
+    def _cancel_timers(self) -> None:
+        for name in ("_ping_call", "_reconnect_call"):
+            call = getattr(self, name)
+            if call is not None and call.active():
+                call.cancel()
+            setattr(self, name, None)
+
+    def _ns_closed(self, _, connection: CommandConnection, reason: str = "closed") -> None:
+        if connection is not self._ns:
+            return
+        self._ns = None
+        self.status = OFFLINE
+        self._cancel_timers()
+        for contact in self.contacts.values():
+            contact.status = OFFLINE
+        reason = self._out_reason or ("signed out" if self._leaving else "connection lost")
+        self._out_reason = None
+        self.events.fire("signed_out", reason)
+        if not self.signed_out.called:
+            self.signed_out.callback(reason)
+        if reason == "SSD" and self.reconnect and not self._leaving:
+            self._reconnect_call = self.reactor.callLater(self.reconnect_delay, self._try_again, self.reconnect_delay)
+
+    def _try_again(self, delay: float) -> None:
+        self._reconnect_call = None
+
+        def failed(failure):
+            if self._leaving:
+                return
+            self.log.info("signing in again failed ({why}); next try in {delay}s", why=failure.getErrorMessage(), delay=delay * 2)
+            self._reconnect_call = self.reactor.callLater(min(delay * 2, 300), self._try_again, min(delay * 2, 300))
+
+        self.sign_in().addErrback(failed)
+
+    @property
+    def _session(self) -> CommandConnection:
+        """
+        The notification connection, for actions that need one.
+        """
+        if self._ns is None or self._ns.is_closed:
+            raise ConnectionClosed("not signed in")
+        return self._ns
+
+    # Keep-alive and challenges
+
+    def _schedule_ping(self, seconds: float) -> None:
+        if self._ping_call is not None and self._ping_call.active():
+            self._ping_call.cancel()
+        self._ping_call = self.reactor.callLater(max(5.0, seconds), self._ping)
+
+    def _ping(self) -> None:
+        self._ping_call = None
+        if self._ns is not None:
+            self._ns.write_command("PNG", None, ())
+            # Until QNG says otherwise (MSNP9+ names the next interval).
+            self._schedule_ping(self.ping_interval)
+
+    def _answer_challenge(self, text: str) -> None:
+        if self.dialect.uses_msnp11_challenge:
+            product = _MSNP11_PRODUCT
+            answer = challenges.msnp11_answer(text, product, challenges.MSNP11_PRODUCTS[product])
+        else:
+            product = _MD5_PRODUCT
+            answer = challenges.md5_answer(text, challenges.MD5_PRODUCTS[product])
+        self._ns.request("QRY", product, payload=answer.encode("ascii")).addErrback(
+            lambda failure: self.log.warn("challenge answer refused: {why}", why=failure.getErrorMessage())
+        )
+
+    # Lists
+
+    async def _synchronise(self) -> None:
+        self.contacts.clear()
+        self.groups.clear()
+        done = defer.Deferred()
+        self._sync = {"done": done, "lists": 0, "groups": 0, "want_lists": None, "want_groups": None}
+        args = (0, 0) if self.dialect.has_contact_ids else (0,)
+        reply = await self._session.request("SYN", *args)
+        counts = reply.args[2:] if self.dialect.has_contact_ids else reply.args[1:]
+        if self.dialect.merges_lists and len(counts) >= 2:
+            self._sync["want_lists"], self._sync["want_groups"] = int(counts[0]), int(counts[1])
+            self._sync_progress()
+        elif self.dialect.merges_lists:
+            self._sync_finished()
+        await done
+
+    def _sync_progress(self) -> None:
+        sync = self._sync
+        if sync is None or sync["want_lists"] is None:
+            return
+        if sync["lists"] >= sync["want_lists"] and sync["groups"] >= sync["want_groups"]:
+            self._sync_finished()
+
+    def _sync_finished(self) -> None:
+        sync, self._sync = self._sync, None
+        if sync is not None and not sync["done"].called:
+            sync["done"].callback(None)
+
+    def _contact(self, handle: str) -> Contact:
+        handle = handle.lower()
+        contact = self.contacts.get(handle)
+        if contact is None:
+            contact = self.contacts[handle] = Contact(handle, handle)
+        return contact
+
+    def _list_line(self, command: wire.Command) -> None:
+        args = command.args
+        if self.dialect.has_contact_ids:
+            fields = {a[:2]: a[2:] for a in args if a[1:2] == "=" and a[:1] in "NFC"}
+            numbers = [a for a in args if a.isdigit()]
+            if "N=" not in fields or not numbers:
+                return
+            contact = self._contact(fields["N="])
+            contact.name = _decode(fields.get("F=", contact.handle))
+            contact.contact_id = fields.get("C=") or contact.contact_id
+            bits = int(numbers[0])
+            rest = [a for a in args if not a.isdigit() and a[1:2] != "="]
+            contact.groups = set(rest[0].split(",")) if rest else set()
+        elif self.dialect.merges_lists:
+            if len(args) < 3:
+                return
+            contact = self._contact(args[0])
+            contact.name = _decode(args[1])
+            bits = int(args[2]) if args[2].isdigit() else 0
+            contact.groups = set(args[3].split(",")) if len(args) > 3 else set()
+        else:
+            # LST t LIST version index total [handle name [groups]]
+            if len(args) < 4:
+                return
+            lst, index, total = args[0], args[2], args[3]
+            if len(args) >= 6:
+                contact = self._contact(args[4])
+                contact.lists.add(lst)
+                if lst == "FL" or not contact.name or contact.name == contact.handle:
+                    contact.name = _decode(args[5])
+                if lst == "FL" and len(args) > 6:
+                    contact.groups = set(args[6].split(","))
+            if lst == "RL" and index == total and self._sync is not None:
+                self._sync_finished()
+            return
+        contact.lists = {name for name, bit in dialects.LIST_BITS.items() if bits & bit}
+        if self._sync is not None:
+            self._sync["lists"] += 1
+            self._sync_progress()
+
+    def _group_line(self, command: wire.Command) -> None:
+        args = command.args
+        if self.dialect.has_contact_ids:
+            if len(args) >= 2:
+                self.groups[args[1]] = _decode(args[0])
+        elif self.dialect.merges_lists:
+            if len(args) >= 2:
+                self.groups[args[0]] = _decode(args[1])
+        elif len(args) >= 5:
+            self.groups[args[3]] = _decode(args[4])
+        if self._sync is not None and self.dialect.merges_lists:
+            self._sync["groups"] += 1
+            self._sync_progress()
+
+    @_deferred
+    async def add_contact(self, handle: str, name: Optional[str] = None, group: Optional[str] = None) -> Contact:
+        """
+        Put C{handle} on my forward list (watch their presence), in
+        C{group} if given (a group id as in C{self.groups}).
+        """
+        contact = await self._add_to_list("FL", handle, name, group)
+        return contact
+
+    @_deferred
+    async def remove_contact(self, handle: str) -> None:
+        """
+        Take C{handle} off my forward list.
+        """
+        await self._remove_from_list("FL", handle)
+
+    @_deferred
+    async def block(self, handle: str) -> None:
+        """
+        Block C{handle}: off my allow list, onto my block list (they see me
+        offline and cannot call me).
+        """
+        contact = self.contacts.get(handle.lower())
+        if contact is not None and "AL" in contact.lists:
+            await self._remove_from_list("AL", handle)
+        await self._add_to_list("BL", handle)
+
+    @_deferred
+    async def allow(self, handle: str) -> None:
+        """
+        Allow C{handle}: off my block list, onto my allow list.
+        """
+        contact = self.contacts.get(handle.lower())
+        if contact is not None and "BL" in contact.lists:
+            await self._remove_from_list("BL", handle)
+        await self._add_to_list("AL", handle)
+
+    async def _add_to_list(self, lst: str, handle: str, name: Optional[str] = None, group: Optional[str] = None) -> Contact:
+        handle = handle.lower()
+        existing = self.contacts.get(handle)
+        name = name or (existing.name if existing else handle)
+        extra = (group,) if group is not None else ()
+        if self.dialect.has_contact_ids:
+            fields = (f"N={handle}",) + ((f"F={wire.url_encode(name)}",) if lst == "FL" else ())
+            reply = await self._session.request("ADC", lst, *fields, *extra)
+        else:
+            reply = await self._session.request("ADD", lst, handle, wire.url_encode(name), *extra)
+        contact = self._contact(handle)
+        contact.lists.add(lst)
+        if lst == "FL":
+            contact.name = name
+            for arg in reply.args:
+                if arg.startswith("C="):
+                    contact.contact_id = arg[2:]
+            if group is not None:
+                contact.groups.add(group)
+        return contact
+
+    async def _remove_from_list(self, lst: str, handle: str) -> None:
+        handle = handle.lower()
+        contact = self.contacts.get(handle)
+        target = handle
+        if self.dialect.has_contact_ids and lst == "FL":
+            if contact is None or contact.contact_id is None:
+                raise ServerError(216, "REM")
+            target = contact.contact_id
+        await self._session.request("REM", lst, target)
+        if contact is not None:
+            contact.lists.discard(lst)
+            if lst == "FL":
+                contact.status = OFFLINE
+                contact.groups.clear()
+
+    @_deferred
+    async def add_group(self, name: str) -> str:
+        """
+        Make a group; returns its id (a number before MSNP10, a GUID from).
+        """
+        encoded = wire.url_encode(name)
+        reply = await self._session.request("ADG", encoded, *(() if self.dialect.has_contact_ids else (0,)))
+        group_id = reply.args[1] if self.dialect.has_contact_ids else reply.args[2]
+        self.groups[group_id] = name
+        return group_id
+
+    @_deferred
+    async def remove_group(self, group_id: str) -> None:
+        await self._session.request("RMG", group_id)
+        self.groups.pop(group_id, None)
+
+    # My own presence
+
+    @_deferred
+    async def set_status(self, status: str) -> None:
+        """
+        Set my status (L{ONLINE}, L{BUSY}, L{AWAY}, L{HIDDEN}, ...).
+        """
+        details = (0,) if self.dialect.chg_details else ()
+        await self._session.request("CHG", status, *details)
+        self.status = status
+
+    @_deferred
+    async def set_name(self, name: str) -> None:
+        """
+        Change my friendly name.
+        """
+        if self.dialect.has_contact_ids:
+            await self._session.request("PRP", "MFN", wire.url_encode(name))
+        else:
+            await self._session.request("REA", self.handle, wire.url_encode(name))
+        self.name = name
+
+    @_deferred
+    async def set_personal_message(self, text: str) -> None:
+        """
+        Set my personal message (MSNP11+).
+        """
+        if not self.dialect.has_personal_messages:
+            raise UnsupportedByDialect(f"{self.dialect.name} has no personal messages")
+        payload = f"<Data><PSM>{html.escape(text)}</PSM><CurrentMedia></CurrentMedia></Data>".encode("utf-8")
+        await self._session.request("UUX", payload=payload)
+        self.personal_message = text
+
+    # Conversations
+
+    @_deferred
+    async def start_conversation(self, handles: Iterable[str]) -> Conversation:
+        """
+        Open a switchboard session and invite everyone in C{handles}; fires
+        with the conversation once all of them have joined.
+        """
+        reply = await self._session.request("XFR", "SB")
+        if len(reply.args) < 4 or reply.args[0] != "SB":
+            raise ServerError(0, f"XFR SB answered {reply.args}")
+        address, cookie = reply.args[1], reply.args[3]
+        connection = await self._connect(address)
+        connection.dialect = self.dialect
+        conversation = Conversation(self, connection)
+        self.conversations.append(conversation)
+        try:
+            await connection.request("USR", self.handle, cookie)
+            for handle in handles:
+                await conversation.invite(handle)
+        except BaseException:
+            await conversation.leave()
+            raise
+        return conversation
+
+    async def _answer_ring(self, args: tuple) -> None:
+        # RNG session address CKI cookie caller name
+        session_id, address, cookie = args[0], args[1], args[3]
+        connection = await self._connect(address)
+        connection.dialect = self.dialect
+        conversation = Conversation(self, connection, session_id)
+        self.conversations.append(conversation)
+        try:
+            await connection.request("ANS", self.handle, cookie, session_id)
+        except Exception:
+            await connection.close()
+            raise
+        self.events.fire("conversation", conversation)
+
+    def _conversation_ended(self, conversation: Conversation) -> None:
+        if conversation in self.conversations:
+            self.conversations.remove(conversation)
+
+    # What the notification server says
+
+    def _ns_command(self, command: wire.Command) -> None:
+        handler = getattr(self, "_on_" + command.name, None)
+        if handler is not None:
+            handler(command)
+
+    def _on_LST(self, command):
+        self._list_line(command)
+
+    def _on_LSG(self, command):
+        self._group_line(command)
+
+    def _on_PRP(self, command):
+        if command.args[:1] == ("MFN",) and len(command.args) >= 2:
+            self.name = _decode(command.args[1])
+
+    def _on_ILN(self, command):
+        if len(command.args) >= 3:
+            self._presence(*command.args[:3])
+
+    _on_NLN = _on_ILN
+
+    def _presence(self, status: str, handle: str, name: str) -> None:
+        contact = self._contact(handle)
+        contact.status = status
+        contact.name = _decode(name)
+        self.events.fire("presence", contact)
+
+    def _on_FLN(self, command):
+        if command.args:
+            contact = self._contact(command.args[0])
+            contact.status = OFFLINE
+            self.events.fire("presence", contact)
+
+    def _on_UBX(self, command):
+        if not command.args or command.payload is None:
+            return
+        contact = self._contact(command.args[0])
+        found = _PSM.search(command.payload.decode("utf-8", "replace"))
+        contact.personal_message = html.unescape(found.group(1)) if found else ""
+        self.events.fire("presence", contact)
+
+    def _on_ADD(self, command):
+        # ADD 0 RL version handle name (MSNP2-9)
+        args = command.args
+        if args[:1] == ("RL",) and len(args) >= 4:
+            contact = self._contact(args[2])
+            contact.lists.add("RL")
+            self.events.fire("added_by", contact.handle, _decode(args[3]))
+
+    def _on_ADC(self, command):
+        # ADC 0 RL N=handle F=name (MSNP10+)
+        args = command.args
+        if args[:1] == ("RL",):
+            fields = {a[:2]: a[2:] for a in args[1:] if a[1:2] == "="}
+            if "N=" in fields:
+                contact = self._contact(fields["N="])
+                contact.lists.add("RL")
+                self.events.fire("added_by", contact.handle, _decode(fields.get("F=", contact.handle)))
+
+    def _on_REM(self, command):
+        args = command.args
+        if args[:1] == ("RL",) and len(args) >= 2:
+            contact = self._contact(args[-1])
+            contact.lists.discard("RL")
+            self.events.fire("removed_by", contact.handle)
+
+    def _on_CHL(self, command):
+        if command.args:
+            self._answer_challenge(command.args[0])
+
+    def _on_QNG(self, command):
+        if command.args and command.args[0].isdigit():
+            self._schedule_ping(int(command.args[0]))
+
+    def _on_RNG(self, command):
+        if self.accept_conversations and len(command.args) >= 4:
+            joining = defer.ensureDeferred(self._answer_ring(command.args))
+            joining.addErrback(lambda failure: self.log.warn("could not join a conversation: {why}", why=failure.getErrorMessage()))
+
+    def _on_OUT(self, command):
+        self._out_reason = command.args[0] if command.args else "signed out"
