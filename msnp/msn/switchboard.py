@@ -163,8 +163,14 @@ class SwitchboardSession:
 
     def message(self, sender, payload: bytes, now: Optional[float] = None) -> bool:
         connection = self.connection
-        prefix = getattr(sender, "relay_prefix", None) or _relay_prefix(sender.handle, _encoded_name_of(sender))
-        return connection is not None and connection.relay_message(prefix + b"%d\r\n" % len(payload) + payload, now)
+        if connection is None:
+            return False
+        try:
+            prefix = sender.relay_prefix
+        except AttributeError:
+            # A participant of another front-end.
+            prefix = _relay_prefix(sender.handle, _encoded_name_of(sender))
+        return connection.relay_message(prefix + b"%d\r\n" % len(payload) + payload, now)
 
     # Dispatch
 
