@@ -172,6 +172,8 @@ class TimedStore:
                 result.addBoth(_observe, histogram, started, now)
             return result
 
+        # Kept on the instance: the next call finds it without coming here.
+        setattr(self, name, timed)
         return timed
 
 
