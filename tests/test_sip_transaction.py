@@ -191,12 +191,14 @@ def test_invite_client_acks_non_2xx_and_hands_2xx_up():
     ack = sender.sent[-1][1]
     assert ack.method == "ACK" and ack.top_via.branch == invite.top_via.branch and ack.to.tag == "z"
     assert transaction.result.result.status == 488
-    layer.close()
     second = layer.request(new_request("INVITE", cseq=2), TCP)
     invite = sender.sent[-1][1]
     layer.message_received(response_to(invite, 200, to_tag="y"), TCP)
     assert second.result.result.status == 200
     assert sender.sent[-1][1].method == "INVITE"  # the TU sends the ACK of a 2xx
+    layer.close()
+    assert layer.request(new_request("INVITE", cseq=3), TCP).result.result.status == 503
+    assert not clock.getDelayedCalls()
 
 
 def test_cancel():

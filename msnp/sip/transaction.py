@@ -253,11 +253,12 @@ class ClientTransaction:
             self._ack = self._ack_for(response)
             self._transmit(self._ack)
         self.state = "completed"
-        if not self.result.called:
-            self.result.callback(response)
-        linger = 0.0 if self.hop.reliable else (32.0 if self.invite else timers.t4)
+        linger = 0.0 if self.hop.reliable or self.layer.closed else (32.0 if self.invite else timers.t4)
         if linger:
+            # Timers before the result: its callbacks may close the layer.
             self._timers.start("linger", linger, self._finish, response)
+            if not self.result.called:
+                self.result.callback(response)
         else:
             self._finish(response)
 
@@ -306,6 +307,10 @@ class ServerTransaction:
 
     def respond(self, response: Response) -> None:
         if self.state in ("completed", "confirmed", "terminated"):
+            return
+        if self.layer.closed:
+            self.layer.send(response, self.hop)
+            self.state = "terminated"
             return
         timers = self.layer.timers
         self.last_response = response
@@ -378,6 +383,7 @@ class TransactionLayer:
         self._stray_response = stray_response
         self._clients: dict = {}
         self._servers: dict = {}
+        self.closed = False
 
     def send(self, message: Message, hop: Hop) -> Deferred:
         return maybeDeferred(self.sender.send, message, hop)
@@ -397,6 +403,10 @@ class TransactionLayer:
         fields = list(request.headers)
         request.headers = Headers([("Via", str(via))] + fields)
         transaction = ClientTransaction(self, request, hop)
+        if self.closed:
+            transaction.state = "terminated"
+            transaction.result.callback(transaction._made_up(503, "Service Unavailable"))
+            return transaction
         if request.method == "ACK":
             # An ACK for a 2xx is sent once, outside any transaction.
             self.send(request, hop)
@@ -493,6 +503,7 @@ class TransactionLayer:
         Stop every timer (on shutdown); pending client transactions fail
         with 503.
         """
+        self.closed = True
         for transaction in list(self._servers.values()):
             transaction.cancel_timers()
         self._servers.clear()
