@@ -76,7 +76,12 @@ def choose_type(accept: Optional[list[str]]) -> Optional[str]:
     return None
 
 
+# Characters XML 1.0 cannot carry.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def render(content_type: str, entity: str, status: Optional[str]) -> bytes:
+    entity = _NOT_XML.sub("", entity)
     if content_type == XPIDF:
         return render_xpidf(entity, status)
     return render_pidf(entity, status)
@@ -87,6 +92,7 @@ def render_pidf(entity: str, status: Optional[str]) -> bytes:
     PIDF with the basic status, the MSN wording as note, and an RPID
     activity for the states that have one.
     """
+    entity = _NOT_XML.sub("", entity)
     online = _OUTBOUND.get(status) if status is not None else None
     basic = "open" if online else "closed"
     note = online[0] if online else "Offline"
@@ -108,6 +114,7 @@ def render_xpidf(entity: str, status: Optional[str]) -> bytes:
     """
     Microsoft's XPIDF with C{msnsubstatus} (Windows Messenger / LCS).
     """
+    entity = _NOT_XML.sub("", entity)
     online = _OUTBOUND.get(status) if status is not None else None
     xstatus, substatus = (online[2], online[3]) if online else ("closed", "offline")
     uri = quoteattr(entity + ";method=SUBSCRIBE")
@@ -169,18 +176,19 @@ def parse(content_type: Optional[str], body: bytes) -> Optional[str]:
         state = _word_state(word)
         if state:
             return state
-    for element in root.iter():
-        parent = _local(element.tag)
-        if parent == "activities":
-            for activity in element:
-                state = _word_state(_local(activity.tag))
-                if state:
-                    return state
+    # The note first: it carries the MSN wording exactly (Idle and Away
+    # share the RPID activity "away").
     for element in root.iter():
         if _local(element.tag) == "note" and element.text:
             state = _word_state(element.text)
             if state:
                 return state
+    for element in root.iter():
+        if _local(element.tag) == "activities":
+            for activity in element:
+                state = _word_state(_local(activity.tag))
+                if state:
+                    return state
     for word in xstatus:
         state = _word_state(word)
         if state and word.lower() != "open":
