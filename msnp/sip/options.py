@@ -1,0 +1,74 @@
+"""
+The C{--sip*} command-line options turned into L{SipSettings}: C{--sip
+ENDPOINT} (tcp: or ssl:, repeatable), C{--sip-udp PORT[:interface=ADDR]},
+C{--sip-domain DOMAIN} and C{--sip-peer DOMAIN[=URI]} (both repeatable).
+Every mistake is a L{SipOptionError} naming the option, before anything
+listens.
+"""
+
+from __future__ import annotations
+
+import re
+
+from msnp.sip.edge import SipSettings
+from msnp.sip.peers import PeerOptionError, parse_peer_option
+
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9\-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]*[a-z0-9])?)*$")
+
+
+class SipOptionError(ValueError):
+    pass
+
+
+def parse_udp(text: str) -> tuple[int, str]:
+    """
+    C{PORT} or C{PORT:interface=ADDR} (default interface 127.0.0.1, as
+    the other listeners).
+    """
+    port_text, _, rest = text.partition(":")
+    interface = "127.0.0.1"
+    if rest:
+        key, eq, value = rest.partition("=")
+        if key != "interface" or not eq or not value:
+            raise SipOptionError(f"--sip-udp: expected PORT[:interface=ADDR], got {text!r}")
+        interface = value
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise SipOptionError(f"--sip-udp: bad port {port_text!r}")
+    return int(port_text), interface
+
+
+def settings_from_options(streams, udp, domains, peers, public_host: str) -> SipSettings:
+    """
+    The edge's settings; SIP is off (C{enabled} false) when neither
+    C{--sip} nor C{--sip-udp} is given.
+    """
+    for description in streams:
+        if not description.startswith(("tcp:", "ssl:", "tcp6:")):
+            raise SipOptionError(f"--sip: a tcp: or ssl: endpoint, got {description!r}")
+    udp_port, interface = parse_udp(udp) if udp else (None, "127.0.0.1")
+    clean_domains = []
+    for domain in domains:
+        domain = domain.strip().lower()
+        if not _DOMAIN.match(domain):
+            raise SipOptionError(f"--sip-domain: bad domain {domain!r}")
+        clean_domains.append(domain)
+    parsed = []
+    for text in peers:
+        try:
+            peer = parse_peer_option(text)
+        except PeerOptionError as error:
+            raise SipOptionError(f"--sip-peer: {error}")
+        if peer.domain in clean_domains:
+            raise SipOptionError(f"--sip-peer: {peer.domain} is one of our own --sip-domain")
+        parsed.append(peer)
+    settings = SipSettings(
+        domains=clean_domains,
+        peers=parsed,
+        stream_endpoints=list(streams),
+        udp_port=udp_port,
+        udp_interface=interface,
+        public_host=public_host,
+    )
+    if settings.enabled and not clean_domains:
+        raise SipOptionError("--sip/--sip-udp need at least one --sip-domain")
+    return settings

@@ -1,0 +1,50 @@
+"""
+The --sip* options: what each accepts and the one-line refusal of each
+mistake.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from msnp.sip.options import SipOptionError, settings_from_options
+
+
+def test_off_by_default():
+    assert not settings_from_options([], None, [], [], "127.0.0.1").enabled
+
+
+def test_full_configuration():
+    settings = settings_from_options(
+        ["tcp:5060:interface=127.0.0.1"],
+        "5060:interface=0.0.0.0",
+        ["Example.com", "example.net"],
+        ["partner.example=sip:192.0.2.7:5061;transport=tls;im=session", "srv.example"],
+        "sip.example.com",
+    )
+    assert settings.enabled and settings.udp_port == 5060 and settings.udp_interface == "0.0.0.0"
+    assert settings.domains == ["example.com", "example.net"]
+    partner, srv = settings.peers
+    assert partner.domain == "partner.example" and partner.transport == "tls" and partner.session_im
+    assert "im" not in partner.uri.params
+    assert srv.uri is None and srv.transport == "tcp"
+
+
+@pytest.mark.parametrize(
+    "streams, udp, domains, peers, option",
+    [
+        (["unix:/tmp/x"], None, ["example.com"], [], "--sip:"),
+        ([], "x", ["example.com"], [], "--sip-udp"),
+        ([], "5060:iface=1", ["example.com"], [], "--sip-udp"),
+        (["tcp:5060"], None, [], [], "--sip-domain"),
+        (["tcp:5060"], None, ["bad domain"], [], "--sip-domain"),
+        (["tcp:5060"], None, ["example.com"], ["partner.example=http://x"], "--sip-peer"),
+        (["tcp:5060"], None, ["example.com"], ["partner.example=sip:h;transport=sctp"], "--sip-peer"),
+        (["tcp:5060"], None, ["example.com"], ["partner.example=sip:h;im=pager"], "--sip-peer"),
+        (["tcp:5060"], None, ["example.com"], ["example.com=sip:h"], "--sip-peer"),
+    ],
+)
+def test_mistakes_name_the_option(streams, udp, domains, peers, option):
+    with pytest.raises(SipOptionError) as error:
+        settings_from_options(streams, udp, domains, peers, "127.0.0.1")
+    assert option in str(error.value)
