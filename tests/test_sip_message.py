@@ -68,6 +68,9 @@ def test_datagram_body_rules():
         (lambda m: m.replace(b"i: 1234@partner.example\r\n", b""), 400),
         (lambda m: m.replace(b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1), 505),
         (lambda m: m.replace(b"Max-Forwards: 70", b"Max-Forwards: many"), 400),
+        # Digits of other scripts are not numbers here.
+        (lambda m: m.replace(b"CSeq: 1 MESSAGE", "CSeq: ² MESSAGE".encode()), 400),
+        (lambda m: m.replace(b"l: 6", "l: ６".encode()), 400),
         (lambda m: m.replace(b"t: <sip:alice@example.com>", b"t: <sip:alice@exa mple.com"), 400),
     ],
 )

@@ -28,6 +28,13 @@ class GrammarError(ValueError):
     """
 
 
+def is_decimal(text: str) -> bool:
+    """
+    ASCII digits only (str.isdigit also takes superscripts and other scripts).
+    """
+    return text.isascii() and text.isdigit()
+
+
 def is_token(text: str) -> bool:
     return bool(_TOKEN.match(text))
 
@@ -169,7 +176,7 @@ def split_hostport(text: str) -> tuple[str, Optional[int]]:
         raise GrammarError(f"bad host {host!r}")
     port = None
     if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not is_decimal(port_text) or not 0 < int(port_text) < 65536:
             raise GrammarError(f"bad port {port_text!r}")
         port = int(port_text)
     return host.lower(), port
@@ -370,7 +377,7 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> "CSeq":
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10 or not is_token(parts[1]):
+        if len(parts) != 2 or not is_decimal(parts[0]) or len(parts[0]) > 10 or not is_token(parts[1]):
             raise GrammarError("bad CSeq")
         number = int(parts[0])
         if number >= 2**31:

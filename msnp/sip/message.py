@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Iterator, Optional, Union
 
-from msnp.sip.grammar import Address, CSeq, GrammarError, Via, is_token, split_list
+from msnp.sip.grammar import Address, CSeq, GrammarError, Via, is_decimal, is_token, split_list
 
 SIP_VERSION = "SIP/2.0"
 
@@ -372,7 +372,7 @@ def _check(message: Message) -> None:
         if cseq.method != message.method:
             raise ParseError("CSeq method differs from the request method", message=message)
         max_forwards = message.headers.get("Max-Forwards")
-        if max_forwards is not None and (not max_forwards.isdigit() or len(max_forwards) > 3):
+        if max_forwards is not None and (not is_decimal(max_forwards) or len(max_forwards) > 3):
             raise ParseError("bad Max-Forwards", message=message)
 
 
@@ -380,7 +380,7 @@ def _content_length(message: Message) -> Optional[int]:
     value = message.headers.get("Content-Length")
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 9:
+    if not is_decimal(value) or len(value) > 9:
         raise ParseError("bad Content-Length", message=message)
     return int(value)
 

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from msnp.sip import presence
 from msnp.sip.dialog import Dialog
-from msnp.sip.grammar import GrammarError, parse_event
+from msnp.sip.grammar import GrammarError, is_decimal, parse_event
 from msnp.sip.link import ALLOWED, IMessengerLink
 from msnp.sip.message import Request, Response
 from msnp.sip.transaction import Hop, ServerTransaction, new_tag
@@ -39,7 +39,7 @@ def parse_expires(request: Request) -> Optional[int]:
     if value is None:
         return None
     value = value.strip()
-    if not value.isdigit() or len(value) > 10:
+    if not is_decimal(value) or len(value) > 10:
         raise ValueError("bad Expires")
     return int(value)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from msnp.sip.grammar import is_decimal
 from msnp.sip.edge import SipSettings
 from msnp.sip.peers import PeerOptionError, parse_peer_option
 
@@ -32,7 +33,7 @@ def parse_udp(text: str) -> tuple[int, str]:
         if key != "interface" or not eq or not value:
             raise SipOptionError(f"--sip-udp: expected PORT[:interface=ADDR], got {text!r}")
         interface = value
-    if not port_text.isdigit() or int(port_text) > 65535:
+    if not is_decimal(port_text) or int(port_text) > 65535:
         raise SipOptionError(f"--sip-udp: bad port {port_text!r}")
     return int(port_text), interface
 

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from msnp.sip import presence
 from msnp.sip.dialog import Dialog
-from msnp.sip.grammar import GrammarError, parse_params
+from msnp.sip.grammar import GrammarError, is_decimal, parse_params
 from msnp.sip.link import IMessengerLink
 from msnp.sip.message import Request, Response
 from msnp.sip.transaction import Hop, ServerTransaction
@@ -170,7 +170,7 @@ class PresenceWatcher:
             return
         if response.status == 423 and not getattr(request, "retried", False):
             minimum = response.headers.get("Min-Expires", "")
-            if minimum.isdigit():
+            if is_decimal(minimum):
                 self.expires = max(self.expires, int(minimum))
                 self._subscribe(watch)
                 return
@@ -178,7 +178,7 @@ class PresenceWatcher:
 
     def _granted(self, watch: Watch, response: Response) -> None:
         value = response.headers.get("Expires", "")
-        granted = int(value) if value.isdigit() else self.expires
+        granted = int(value) if is_decimal(value) else self.expires
         granted = min(granted, self.expires) or self.expires
         watch.expires = granted
         # Refresh well before the end (RFC 6665 §4.1.2.2), not too often.
@@ -284,7 +284,7 @@ class PresenceWatcher:
     def _terminated(self, watch: Watch, params: dict) -> None:
         reason = (params.get("reason") or "").lower()
         retry_after = params.get("retry-after")
-        retry = float(retry_after) if retry_after and retry_after.isdigit() else None
+        retry = float(retry_after) if retry_after and is_decimal(retry_after) else None
         if watch.stopped:
             return
         if reason in ("deactivated", "timeout", ""):
