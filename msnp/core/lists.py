@@ -45,12 +45,25 @@ def _nothing(edit: ListEdit) -> None:
 
 
 class ContactLists:
-    def __init__(self, store, directory, presence: Presence, list_limits: dict, max_groups: int):
+    """
+    C{federated_domains}: domains whose users live on federated servers
+    (SIP or RVP peers).  Their handles may be listed without an account
+    here; putting one on or taking one off a forward list is told to that
+    handle (a L{events.ReverseListChanged} with version 0), so the
+    front-end that federates with its domain can subscribe or
+    unsubscribe.  Front-ends add their peers' domains when they start.
+    """
+
+    def __init__(self, store, directory, presence: Presence, list_limits: dict, max_groups: int, federated_domains=()):
         self._store = store
         self._directory = directory
         self._presence = presence
         self._limits = list_limits
         self.max_groups = max_groups
+        self.federated_domains: set[str] = set(federated_domains)
+
+    def is_federated(self, handle: str) -> bool:
+        return handle.rpartition("@")[2].lower() in self.federated_domains
 
     # Contacts
 
@@ -75,7 +88,8 @@ class ContactLists:
                 raise errors.NoSuchGroup(str(group_id))
         except errors.MessengerError:
             return fail()
-        d = self._store.add_to_list(user.handle, lst, contact, name, group_id)
+        federated = self.is_federated(contact)
+        d = self._store.add_to_list(user.handle, lst, contact, name, group_id, federated=federated)
 
         def stored(change):
             seen_before = self._presence.visibility(me, [contact]) if lst != FORWARD else {}
@@ -85,9 +99,12 @@ class ContactLists:
             edit = self._bump(me, change.version)
             confirm(edit)
             if lst == FORWARD:
-                if change.reverse_version is not None:
+                reverse_version = change.reverse_version
+                if reverse_version is None and federated:
+                    reverse_version = 0
+                if reverse_version is not None:
                     self._directory.deliver(
-                        [contact], events.ReverseListChanged(contact, user.handle, user.friendly_name, True, change.reverse_version)
+                        [contact], events.ReverseListChanged(contact, user.handle, user.friendly_name, True, reverse_version)
                     )
             else:
                 self._presence.privacy_changed(me, seen_before)
@@ -117,6 +134,8 @@ class ContactLists:
         return d.addCallback(removed)
 
     def _reverse_dropped(self, me: SignedInUser, contact: str, reverse_version: Optional[int]) -> None:
+        if reverse_version is None and self.is_federated(contact):
+            reverse_version = 0
         if reverse_version is not None:
             self._directory.deliver([contact], events.ReverseListChanged(contact, me.handle, "", False, reverse_version))
 
@@ -165,6 +184,23 @@ class ContactLists:
             return self._confirmed(me, version, confirm)
 
         return d.addCallback(stored)
+
+    def federated_watcher_added(self, owner: str, watcher: str, name: str) -> Deferred:
+        """
+        C{watcher}, of a federated domain, asked to see C{owner}: they go
+        on the owner's reverse list (committed, then told to the owner's
+        endpoints as if they had added the owner).  The owner need not be
+        signed in.  Fires once stored.
+        """
+        if not self.is_federated(watcher):
+            return fail(errors.NoSuchUser(f"{watcher} is not of a federated domain"))
+        d = self._store.add_federated_watcher(owner, watcher, name)
+
+        def stored(version):
+            if version is not None:
+                self._directory.deliver([owner], events.ReverseListChanged(owner, watcher, name, True, version))
+
+        return d.addCallbacks(stored, _unknown_account)
 
     def apply_reverse_change(self, me: SignedInUser, event: events.ReverseListChanged) -> None:
         """
@@ -281,8 +317,10 @@ class ContactLists:
                 user.lists[FORWARD].pop(contact, None)
                 user.memberships.pop(contact, None)
             edit = self._confirmed(me, removal.version, confirm)
-            for contact, reverse_version in removal.dropped:
-                self._reverse_dropped(me, contact, reverse_version)
+            dropped = dict(removal.dropped)
+            for contact in only_here:
+                if contact in dropped or self.is_federated(contact):
+                    self._reverse_dropped(me, contact, dropped.get(contact))
             return edit
 
         return d.addCallback(stored)

@@ -41,7 +41,22 @@ class IDirectory(Interface):
 
     def deliver(handles, event):
         """
-        Give C{event} to every endpoint of each of C{handles}.
+        Give C{event} to every endpoint of each of C{handles}; a handle
+        with none, of a domain routed with L{route_domain}, to the
+        endpoint that route names for it.
+        """
+
+    def route_domain(domain, endpoint_for):
+        """
+        Events for handles of C{domain} that have no endpoint of their own
+        go to C{endpoint_for(handle)} (an L{IEndpoint}, or None to drop
+        them): how a federation front-end stands for every user of a peer
+        domain without signing each one in.
+        """
+
+    def unroute_domain(domain):
+        """
+        Undo L{route_domain}.
         """
 
     def deliver_to(endpoint_id, event):

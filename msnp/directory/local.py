@@ -31,6 +31,8 @@ class LocalDirectory:
         # expired cookies are swept from the front.
         self._cookies: dict[str, object] = {}
         self._session_ids: dict[str, str] = {}
+        # domain -> callable giving the endpoint for a handle of it
+        self._domain_routes: dict[str, object] = {}
 
     # Endpoints
 
@@ -73,6 +75,21 @@ class LocalDirectory:
             if held:
                 for endpoint in list(held.values()):
                     _give(endpoint, event)
+            elif self._domain_routes:
+                self._deliver_routed(handle, event)
+
+    def _deliver_routed(self, handle: str, event) -> None:
+        route = self._domain_routes.get(handle.rpartition("@")[2])
+        if route is not None:
+            endpoint = route(handle)
+            if endpoint is not None:
+                _give(endpoint, event)
+
+    def route_domain(self, domain: str, endpoint_for) -> None:
+        self._domain_routes[domain.lower()] = endpoint_for
+
+    def unroute_domain(self, domain: str) -> None:
+        self._domain_routes.pop(domain.lower(), None)
 
     def deliver_to(self, endpoint_id: str, event) -> None:
         entry = self._endpoints.get(endpoint_id)

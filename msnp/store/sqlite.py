@@ -324,11 +324,20 @@ class Database:
         ).fetchone()[0]
 
     def add_to_list(
-        self, owner: str, lst: str, contact: str, name: str, group_id: Optional[int] = None
+        self, owner: str, lst: str, contact: str, name: str, group_id: Optional[int] = None, federated: bool = False
     ) -> ListChange:
+        """
+        With C{federated} (the contact's domain is served by a federated
+        peer) a contact without an account here is listed all the same; its
+        reverse list is kept by its own server, so none is changed here.
+        """
+
         def work(db):
             owner_id = self._account_id(db, owner)
-            contact_id = self._account_id(db, contact)
+            row = db.execute("SELECT id FROM accounts WHERE handle = ?", (contact,)).fetchone()
+            if row is None and not federated:
+                raise UnknownAccount(contact)
+            contact_id = row[0] if row is not None else None
             db.execute(
                 "INSERT OR IGNORE INTO list_entries (account_id, list, contact, name) VALUES (?, ?, ?, ?)",
                 (owner_id, lst, contact, name),
@@ -340,7 +349,7 @@ class Database:
                 )
             version = self._bump(db, owner_id)
             reverse_version = None
-            if lst == "FL":
+            if lst == "FL" and contact_id is not None:
                 owner_name = db.execute("SELECT friendly_name FROM accounts WHERE id = ?", (owner_id,)).fetchone()[0]
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO list_entries (account_id, list, contact, name) VALUES (?, 'RL', ?, ?)",
@@ -351,6 +360,40 @@ class Database:
             return ListChange(version, reverse_version)
 
         return self._transaction(work)
+
+    def add_federated_watcher(self, owner: str, watcher: str, name: str) -> Optional[int]:
+        """
+        Put C{watcher}, a user of a federated domain who subscribed to
+        C{owner}'s presence, on C{owner}'s reverse list: the owner's new
+        list version, or None when the watcher was there already.
+        """
+
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO list_entries (account_id, list, contact, name) VALUES (?, 'RL', ?, ?)",
+                (owner_id, watcher, name),
+            ).rowcount
+            return self._bump(db, owner_id) if inserted else None
+
+        return self._transaction(work)
+
+    def entries_in_domains(self, domains: list[str]) -> list[tuple[str, str, str, str]]:
+        """
+        Every list entry naming a contact of one of C{domains}, as (owner,
+        list, contact, name): what a federation edge serves at start.
+        """
+        result = []
+        for domain in domains:
+            pattern = "%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            result.extend(
+                self._db.execute(
+                    "SELECT a.handle, e.list, e.contact, e.name FROM list_entries e JOIN accounts a ON a.id = e.account_id"
+                    " WHERE e.contact LIKE ? ESCAPE '\\' ORDER BY e.rowid",
+                    (pattern,),
+                ).fetchall()
+            )
+        return result
 
     def add_to_group(self, owner: str, contact: str, group_id: int) -> int:
         def work(db):
