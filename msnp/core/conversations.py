@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from zope.interface import Attribute, Interface
 
 from msnp import metrics
@@ -38,7 +38,8 @@ class IParticipant(Interface):
     def message(sender, payload, now):
         """
         C{sender} said C{payload} (the MIME message, byte-exact); whether it
-        was delivered.
+        was delivered, or a Deferred firing with that for a participant
+        that learns it later (a federated user's server).
         """
 
 
@@ -95,22 +96,33 @@ class Conversation:
         for other in list(self.participants.values()):
             other.left(leaver, idle)
 
-    def relay(self, sender, payload: bytes, now: Optional[float] = None) -> bool:
+    def relay(self, sender, payload: bytes, now: Optional[float] = None):
         """
         Give C{payload} from C{sender} to every other participant; True when
-        all of them (at least one) received it.
+        all of them (at least one) received it.  When a participant can
+        only tell later, a Deferred firing with that.
         """
         metrics.SWITCHBOARD_MESSAGES.inc()
         delivered = None
+        later = None
         for other in self.participants.values():
             if other is sender:
                 continue
-            if other.message(sender, payload, now):
+            outcome = other.message(sender, payload, now)
+            if outcome.__class__ is not bool and isinstance(outcome, Deferred):
+                later = [outcome] if later is None else later + [outcome]
+                if delivered is None:
+                    delivered = True
+            elif outcome:
                 if delivered is None:
                     delivered = True
             else:
                 delivered = False
-        return bool(delivered)
+        if later is None:
+            return bool(delivered)
+        return DeferredList(later, consumeErrors=True).addCallback(
+            lambda results: bool(delivered) and all(ok and bool(value) for ok, value in results)
+        )
 
 
 class Conversations:

@@ -296,6 +296,9 @@ class SwitchboardSession:
         if ack == "D" and not _is_data_message(payload):
             raise CommandError(errors.MALFORMED_DATA_MESSAGE)
         delivered = self.conversation.relay(self, payload)
+        if isinstance(delivered, Deferred):
+            delivered.addCallback(_acknowledge_later, self.connection, ack.encode("ascii"), command.trid)
+            return
         if ack == "A" or ack == "D":
             self.send((b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % command.trid)
         elif ack == "N" and not delivered:
@@ -340,6 +343,21 @@ def _relay_prefix(handle: str, encoded_name: str) -> bytes:
 def _encoded_name_of(participant) -> str:
     encoded = getattr(participant, "encoded_name", None)
     return encoded if encoded is not None else wire.url_encode(participant.name)
+
+
+def _acknowledge_later(delivered: bool, connection, letter: bytes, trid: int) -> None:
+    """
+    ACK or NAK a message whose delivery was only known later (a federated
+    participant's server answered), unless the sender has gone.
+    """
+    if letter == b"A" or letter == b"D":
+        answer = (b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % trid
+    elif letter == b"N" and not delivered:
+        answer = b"NAK %d\r\n" % trid
+    else:
+        return
+    if connection is not None:
+        connection.deliver(answer)
 
 
 def _is_data_message(payload: bytes) -> bool:
@@ -504,6 +522,9 @@ class SwitchboardProtocol(CommandProtocol):
                         self._strikes = 0
                         _MSG_COMMANDS.inc()
                         delivered = conversation.relay(session, payload, now)
+                        if delivered.__class__ is not bool:
+                            delivered.addCallback(_acknowledge_later, self, letter, trid)
+                            continue
                         if letter == b"A" or letter == b"D":
                             answer = (b"ACK %d\r\n" if delivered else b"NAK %d\r\n") % trid
                         elif letter == b"N" and not delivered:
