@@ -126,6 +126,7 @@ class MessengerService(MultiService):
         store=None,
         directory=None,
         admin_token: Optional[str] = None,
+        sip_settings=None,
     ):
         """
         C{store} (an L{IStore}, such as the PostgreSQL store) replaces the
@@ -133,6 +134,8 @@ class MessengerService(MultiService):
         the Redis one shared by several processes) the in-process one.
         Either may have C{start}/C{stop}, called with the service's.
         C{admin_token}, when given, is required by the admin endpoint.
+        C{sip_settings} (L{msnp.sip.edge.SipSettings}) add the SIP
+        federation edge when they enable it.
         """
         super().__init__()
         if reactor is None:
@@ -173,6 +176,14 @@ class MessengerService(MultiService):
             self.admin = AdminState(self, reactor)
             AdminService(self.admin).setServiceParent(self)
             self._add_listener("admin", endpoints["admin"], make_admin_site(self.admin, admin_token), None)
+        self.sip = None
+        if sip_settings is not None and sip_settings.enabled:
+            # Added last, so stopped first: the edge says goodbye to its
+            # peers while the store is still open.
+            from msnp.sip.bridge import SipFederationService
+
+            self.sip = SipFederationService(reactor, sip_settings, self.messenger, self.switchboard, config.max_sb_payload)
+            self.sip.setServiceParent(self)
 
     def _add_listener(self, role: str, description: Optional[str], factory, port_setting: Optional[str]) -> None:
         if not description:

@@ -155,6 +155,37 @@ class Options(usage.Options):
         optParameters.append([_option, None, _value, _help, _type])
     del _defaults, _option, _field, _type, _help, _value
 
+    # SIP federation (msnp/sip/, protocol-notes/sip.md); off by default.
+    def opt_sip(self, value: str) -> None:
+        """ENDPOINT (tcp:5060 or ssl:5061:privateKey=KEY:certKey=CERT) where the SIP federation edge listens (repeatable)."""
+        self.setdefault("sip", []).append(value)
+
+    def opt_sip_udp(self, value: str) -> None:
+        """PORT[:interface=ADDR] of the SIP edge's UDP socket (default interface 127.0.0.1)."""
+        self["sip-udp"] = value
+
+    def opt_sip_domain(self, value: str) -> None:
+        """DOMAIN whose accounts SIP peers reach as sip:user@DOMAIN (repeatable; needed with --sip/--sip-udp)."""
+        self.setdefault("sip-domain", []).append(value)
+
+    def opt_sip_peer(self, value: str) -> None:
+        """DOMAIN=sip:HOST[:PORT][;transport=udp|tcp|tls][;im=session], or DOMAIN alone for DNS SRV _sip._tcp: a federated SIP domain, whose users may be on the lists (repeatable)."""
+        self.setdefault("sip-peer", []).append(value)
+
+
+def sip_settings(options):
+    """
+    The SIP edge's settings from the --sip* options (disabled when none).
+    """
+    from msnp.sip.options import SipOptionError, settings_from_options
+
+    try:
+        return settings_from_options(
+            options.get("sip", []), options.get("sip-udp"), options.get("sip-domain", []), options.get("sip-peer", []), options["public-host"]
+        )
+    except SipOptionError as error:
+        raise usage.UsageError(str(error))
+
 
 def admin_endpoint(options) -> Optional[str]:
     value = options["admin"]
@@ -199,6 +230,9 @@ def check_options(options) -> list[str]:
     admin = endpoints["admin"]
     if admin and listens_beyond_loopback(admin) and not options["admin-token-file"]:
         raise usage.UsageError(f"--admin: {admin} is reachable beyond the loopback interface; give --admin-token-file")
+    sip = sip_settings(options)
+    for description in sip.stream_endpoints:
+        _check_endpoint("sip", description)
     warnings = []
     if not options["no-md5"]:
         exposed = [
@@ -506,7 +540,9 @@ def makeService(options):
         from msnp.directory.local import LocalDirectory
 
         directory = LocalDirectory(node)
-    messenger = MessengerService(config, options["db"], endpoints, store=store, directory=directory, admin_token=token)
+    messenger = MessengerService(
+        config, options["db"], endpoints, store=store, directory=directory, admin_token=token, sip_settings=sip_settings(options)
+    )
     if options["postgres"]:
         messenger.database = database_identity(None, options["postgres"])
     parent = getattr(options, "parent", None)

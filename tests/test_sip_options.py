@@ -48,3 +48,37 @@ def test_mistakes_name_the_option(streams, udp, domains, peers, option):
     with pytest.raises(SipOptionError) as error:
         settings_from_options(streams, udp, domains, peers, "127.0.0.1")
     assert option in str(error.value)
+
+
+def test_twistd_options_build_the_sip_edge(tmp_path):
+    """
+    C{twistd msnp --sip ... --sip-peer ...}: repeatable options reach the
+    edge's settings, and the service carries the bridged SIP edge.
+    """
+    from twisted.python import usage
+
+    from msnp.tap import Options, check_options, sip_settings
+
+    options = Options()
+    options.parseOptions(
+        [
+            "--db", str(tmp_path / "msnp.sqlite"),
+            "--sip", "tcp:0:interface=127.0.0.1", "--sip-udp", "0",
+            "--sip-domain", "example.com", "--sip-domain", "example.net",
+            "--sip-peer", "partner.example=sip:127.0.0.1:5070;transport=tcp", "--sip-peer", "other.example",
+        ]
+    )
+    check_options(options)
+    settings = sip_settings(options)
+    assert settings.enabled and settings.stream_endpoints == ["tcp:0:interface=127.0.0.1"] and settings.udp_port == 0
+    assert settings.domains == ["example.com", "example.net"]
+    assert [peer.domain for peer in settings.peers] == ["partner.example", "other.example"]
+
+    plain = Options()
+    plain.parseOptions(["--db", str(tmp_path / "msnp.sqlite")])
+    assert not sip_settings(plain).enabled
+
+    wrong = Options()
+    wrong.parseOptions(["--db", str(tmp_path / "msnp.sqlite"), "--sip", "tcp:5060"])
+    with pytest.raises(usage.UsageError, match="--sip-domain"):
+        check_options(wrong)
