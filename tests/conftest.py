@@ -251,7 +251,8 @@ def live_server(tmp_path, server_config, accounts_database, passport_certificate
 @pytest.fixture(autouse=True)
 def no_leftovers():
     """
-    Fail a test that leaves timers or connections behind.
+    Fail a test that leaves timers, connections or sockets (TCP or UDP)
+    behind.
     """
     yield
     # Let closing connections finish.
@@ -268,9 +269,9 @@ def no_leftovers():
 
 
 def _is_connection(selectable) -> bool:
-    from twisted.internet import tcp
+    from twisted.internet import tcp, udp
 
-    return isinstance(selectable, (tcp.Server, tcp.Client, tcp.Port))
+    return isinstance(selectable, (tcp.Server, tcp.Client, tcp.Port, udp.Port))
 
 
 @defer.inlineCallbacks
