@@ -188,6 +188,14 @@ def test_sip_watcher_waits_for_consent_and_lands_on_the_reverse_list(fed):
     # A second SUBSCRIBE does not put kim on the reverse list twice.
     yield alice.expect_silence()
 
+    # Signing out is basic closed; signing in again, open.
+    yield alice.disconnect()
+    notify = yield next_notify(fed, "active")
+    assert "<basic>closed</basic>" in notify.text
+    alice = yield online(fed)
+    notify = yield next_notify(fed, "active")
+    assert "<basic>open</basic>" in notify.text
+
     # Blocking kim ends the subscription (RFC 6665 "rejected") and later
     # SUBSCRIBEs are refused.
     alice.send("REM 22 AL kim@partner.example")

@@ -271,6 +271,10 @@ def test_what_a_sip_watcher_may_see(world, edits, status, expected):
 
 
 def test_local_presence_change_reaches_the_edge_once(world):
+    """
+    However many SIP watchers, one re-read per user and turn, after the
+    core has finished the change.
+    """
     alice = world.sign_in(ALICE, statuses.ONLINE)
     world.result(world.messenger.lists.add(alice.me, "AL", KIM, KIM))
     world.result(world.bridge.watcher_subscribed(ALICE, KIM, "Kim"))
@@ -282,7 +286,16 @@ def test_local_presence_change_reaches_the_edge_once(world):
             world.messenger.lists.apply_reverse_change(alice.me, event)
     world.edge.calls.clear()
     world.messenger.presence.set_status(alice.me, statuses.BUSY)
+    world.messenger.presence.set_status(alice.me, statuses.AWAY)
+    assert world.edge.calls == []
+    world.clock.advance(0)
     assert world.edge.calls == [("presence_changed", ALICE)]
+    # Signing out: the edge reads the state after the record is withdrawn.
+    world.edge.calls.clear()
+    world.messenger.sign_out(alice.me)
+    world.clock.advance(0)
+    assert world.edge.calls == [("presence_changed", ALICE)]
+    assert world.result(world.bridge.presence_for(ALICE, KIM)) == PresenceView(ALLOWED, None)
 
 
 def test_contact_presence_is_a_record_only_its_watchers_see(world):

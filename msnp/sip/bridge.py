@@ -298,7 +298,9 @@ class SipBridge:
         self.seen: dict[str, dict[str, str]] = {}
         # (federated user, local user) -> the participant their messages go through
         self.pairs: dict[tuple[str, str], SipParticipant] = {}
-        self._last_presence_event = None
+        # Local users whose SIP subscriptions are re-read at the next turn.
+        self._changed: set[str] = set()
+        self._flush_call = None
 
     def endpoint_id(self, handle: str) -> str:
         return f"{self.directory.node}/sip/{handle}"
@@ -329,6 +331,10 @@ class SipBridge:
         presence is withdrawn; the edge says goodbye on the wire itself.
         """
         self.federation = None
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        self._changed.clear()
         for domain in self.domains:
             self.directory.unroute_domain(domain)
         self.messenger.lists.federated_domains.difference_update(self.domains)
@@ -351,16 +357,32 @@ class SipBridge:
             return
         kind = type(event)
         if kind is events.PresenceChanged:
-            # One event reaches every watcher of the user; the edge
-            # re-reads all of that user's subscriptions at once.
-            if event is not self._last_presence_event:
-                self._last_presence_event = event
-                federation.presence_changed(event.handle)
+            self._presence_changed(event.handle)
         elif kind is events.ReverseListChanged:
             self._forward_changed(event.watcher, handle, event.added)
         elif kind is events.Ring:
             # Joined once the caller has been answered CAL ... RINGING.
             self.clock.callLater(0, self._ring, event)
+
+    def _presence_changed(self, owner: str) -> None:
+        """
+        Have the edge re-read C{owner}'s SIP subscriptions, once the core
+        has finished the change: one event reaches every watcher of the
+        user, and signing out tells the watchers before the presence
+        record is withdrawn.
+        """
+        if owner not in self._changed:
+            self._changed.add(owner)
+            if self._flush_call is None:
+                self._flush_call = self.clock.callLater(0, self._flush_changes)
+
+    def _flush_changes(self) -> None:
+        self._flush_call = None
+        owners, self._changed = self._changed, set()
+        if self.federation is None:
+            return
+        for owner in sorted(owners):
+            self.federation.presence_changed(owner)
 
     def _forward_changed(self, owner: str, contact: str, added: bool) -> None:
         federation = self.federation
@@ -376,7 +398,7 @@ class SipBridge:
             federation.unwatch(owner, contact)
             self._contact_seen(owner, contact, None, tell=False)
         # The forward list is consent for the contact to see the owner.
-        federation.presence_changed(owner)
+        self._presence_changed(owner)
 
     def _ring(self, event: events.Ring) -> None:
         if self.federation is None:
