@@ -154,3 +154,28 @@ def test_2xx_to_invite_is_retransmitted_until_ack_else_bye():
     advance(clock, 100)
     edge.agent.close()
     assert not clock.getDelayedCalls()
+
+
+def test_refusal_overtaken_by_the_contacts_own_subscribe_is_retried_at_once():
+    """
+    Two servers adding each other: the contact's SUBSCRIBE (their consent)
+    arrives before the 403 that answers ours, on another connection; the
+    refusal then is stale, and ours is sent again at once, not in 300 s.
+    """
+    clock, sender, link, edge = make_edge(retry_interval=300.0)
+    edge.watch(ALICE, KIM)
+    clock.advance(0)
+    [first] = sent(sender, method="SUBSCRIBE")
+    subscribe(edge)  # kim subscribes to alice meanwhile
+    clock.advance(0)
+    edge.agent.layer.message_received(response_to(first, 403), PEER)
+    clock.advance(0)
+    subscribes = sent(sender, method="SUBSCRIBE")
+    assert len(subscribes) == 2 and subscribes[-1].call_id != first.call_id
+    # A plain refusal waits for the retry interval as before.
+    edge.agent.layer.message_received(response_to(subscribes[-1], 403), PEER)
+    advance(clock, 299)
+    assert len(sent(sender, method="SUBSCRIBE")) == 2
+    edge.unwatch(ALICE, KIM)
+    edge.agent.close()
+    assert not clock.getDelayedCalls()

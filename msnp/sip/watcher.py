@@ -46,6 +46,9 @@ class Watch:
         self.expires = 0
         self._timer = None
         self.stopped = False
+        # The contact subscribed to us while our SUBSCRIBE was on its way:
+        # a refusal that answers it may predate their consent.
+        self.contact_subscribed = False
 
     def schedule(self, delay: float, callback) -> None:
         self.cancel_timer()
@@ -114,9 +117,15 @@ class PresenceWatcher:
         subscription to C{contact} was refused, try it again now.
         """
         watch = self.watches.get((owner, contact))
-        if watch is not None and watch.state == "refused":
+        if watch is None:
+            return
+        if watch.state == "refused":
             watch.cancel_timer()
             self._subscribe(watch)
+        elif watch.state == "subscribing":
+            # Their SUBSCRIBE and the answer to ours travel on different
+            # connections; if ours is refused, ask again at once.
+            watch.contact_subscribed = True
 
     # Subscribing
 
@@ -124,6 +133,7 @@ class PresenceWatcher:
     def _subscribe(self, watch: Watch):
         agent = self.agent
         watch.state = "subscribing"
+        watch.contact_subscribed = False
         hops = yield agent.route(watch.contact)
         if watch.stopped:
             return
@@ -193,6 +203,9 @@ class PresenceWatcher:
         self._show(watch, None)
         if retry is not None and retry < 0:
             return
+        if watch.contact_subscribed:
+            watch.contact_subscribed = False
+            retry = 0
         watch.schedule(self.retry_interval if retry is None else retry, lambda: self._subscribe(watch))
 
     def _in_dialog_subscribe(self, watch: Watch, expires: int) -> Request:
