@@ -168,6 +168,10 @@ class Options(usage.Options):
         """DOMAIN whose accounts SIP peers reach as sip:user@DOMAIN (repeatable; needed with --sip/--sip-udp)."""
         self.setdefault("sip-domain", []).append(value)
 
+    def opt_sip_ca(self, value: str) -> None:
+        """PEM file of the authorities whose certificates federated peers must present over TLS; needed with an ssl: --sip listener, whose certificate this server presents to peers."""
+        self["sip-ca"] = value
+
     def opt_sip_peer(self, value: str) -> None:
         """DOMAIN=sip:HOST[:PORT][;transport=udp|tcp|tls][;im=session], or DOMAIN alone for DNS SRV _sip._tcp: a federated SIP domain, whose users may be on the lists (repeatable)."""
         self.setdefault("sip-peer", []).append(value)
@@ -181,7 +185,12 @@ def sip_settings(options):
 
     try:
         return settings_from_options(
-            options.get("sip", []), options.get("sip-udp"), options.get("sip-domain", []), options.get("sip-peer", []), options["public-host"]
+            options.get("sip", []),
+            options.get("sip-udp"),
+            options.get("sip-domain", []),
+            options.get("sip-peer", []),
+            options["public-host"],
+            options.get("sip-ca"),
         )
     except SipOptionError as error:
         raise usage.UsageError(str(error))
@@ -233,6 +242,8 @@ def check_options(options) -> list[str]:
     sip = sip_settings(options)
     for description in sip.stream_endpoints:
         _check_endpoint("sip", description)
+    if sip.tls_ca:
+        _check_sip_tls(sip)
     warnings = []
     if not options["no-md5"]:
         exposed = [
@@ -285,6 +296,20 @@ def _describe(error: Exception) -> str:
         reasons = [part[-1] for part in getattr(error, "args", [[]])[0] if isinstance(part, tuple)]
         text = "; ".join(reasons) or type(error).__name__
     return text
+
+
+def _check_sip_tls(settings) -> None:
+    from msnp.sip.tls import FederationTls, TlsSettingError, parse_ssl_description
+
+    if not os.path.isfile(settings.tls_ca):
+        raise usage.UsageError(f"--sip-ca: no such file: {settings.tls_ca}")
+    for description in settings.stream_endpoints:
+        if description.startswith("ssl:"):
+            listener = parse_ssl_description(description)
+            try:
+                FederationTls(listener.private_key, listener.certificate_path, settings.tls_ca)
+            except TlsSettingError as error:
+                raise usage.UsageError(f"--sip/--sip-ca: {error}")
 
 
 def _check_database(path: str) -> None:

@@ -1,7 +1,7 @@
 """
 A SIP peer for the tests, written from RFC 3261/3265/3428 and independent
 of msnp's own codec: it writes messages as text, reads them with its own
-small parser, and speaks UDP or TCP on 127.0.0.1.  Tests use it as the
+small parser, and speaks UDP, TCP or TLS on 127.0.0.1.  Tests use it as the
 remote domain's server (partner.example): it sends requests and waits for
 their final response, and queues the requests it receives for the test
 to answer.
@@ -14,7 +14,7 @@ import re
 from typing import Optional
 
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 
 DEFAULT_TIMEOUT = 10.0
@@ -140,9 +140,12 @@ class SipPeer:
     The remote domain's SIP server, as a test drives it.
     """
 
-    def __init__(self, transport: str = "udp", domain: str = "partner.example"):
+    def __init__(self, transport: str = "udp", domain: str = "partner.example", server_tls=None, client_tls=None):
         self.transport = transport
         self.domain = domain
+        # For "tls": Twisted TLS options for listening and for connecting.
+        self.server_tls = server_tls
+        self.client_tls = client_tls
         self.port: Optional[int] = None
         self.target: Optional[tuple[str, int]] = None  # the edge under test
         self.connections: list = []
@@ -158,6 +161,9 @@ class SipPeer:
         self.target = target
         if self.transport == "udp":
             self._listener = reactor.listenUDP(0, _Udp(self), interface="127.0.0.1")
+        elif self.transport == "tls":
+            factory = Factory.forProtocol(lambda: _Stream(self))
+            self._listener = reactor.listenSSL(0, factory, self.server_tls, interface="127.0.0.1")
         else:
             factory = Factory.forProtocol(lambda: _Stream(self))
             self._listener = reactor.listenTCP(0, factory, interface="127.0.0.1")
@@ -174,7 +180,7 @@ class SipPeer:
 
     @property
     def via_transport(self) -> str:
-        return "UDP" if self.transport == "udp" else "TCP"
+        return self.transport.upper()
 
     # Sending
 
@@ -187,7 +193,10 @@ class SipPeer:
         connection = origin[2] if origin and origin[2] is not None and origin[2].transport.connected else None
         if connection is None:
             if self._client is None or not self._client.transport.connected:
-                endpoint = TCP4ClientEndpoint(reactor, self.target[0], self.target[1])
+                if self.transport == "tls":
+                    endpoint = SSL4ClientEndpoint(reactor, self.target[0], self.target[1], self.client_tls)
+                else:
+                    endpoint = TCP4ClientEndpoint(reactor, self.target[0], self.target[1])
                 self._client = yield connectProtocol(endpoint, _Stream(self))
             connection = self._client
         connection.transport.write(data)

@@ -1,7 +1,7 @@
 """
 Two msnp servers federating over SIP, each a real C{twistd msnp} process
 with its own domain and database: a.example (alice) and b.example (bob),
-each the other's --sip-peer.  MSN users on both sides add each other, see
+each the other's --sip-peer, over TCP and over mutual TLS.  MSN users on both sides add each other, see
 each other's presence, and chat through their own switchboards.
 """
 
@@ -15,6 +15,7 @@ from twisted.internet import defer
 
 from msnclient import answer_ring, go_online, login, open_switchboard
 from serverprocess import ServerProcess, free_ports, make_accounts
+from tlscerts import Authority
 
 TEXT = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
 
@@ -23,8 +24,14 @@ def typing(handle: str) -> bytes:
     return f"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: {handle}\r\n\r\n\r\n".encode("ascii")
 
 
-@pytest.fixture
-def two_servers(tmp_path):
+@pytest.fixture(params=["tcp", "tls"])
+def two_servers(request, tmp_path):
+    """
+    Over TCP, or over mutual TLS with certificates from one authority
+    naming each server's domain.
+    """
+    transport = request.param
+    authority = Authority(tmp_path) if transport == "tls" else None
     port_a, port_b = free_ports(2)
     servers = {}
     for name, domain, port, peer_domain, peer_port, user in (
@@ -35,12 +42,17 @@ def two_servers(tmp_path):
         directory.mkdir()
         db_path = str(directory / "msnp.sqlite")
         make_accounts(db_path, {f"{user}@{domain}": (f"pw-{user}", user.title())})
+        if authority is not None:
+            key, cert = authority.issue(domain)
+            listen = ["--sip", f"ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}", "--sip-ca", authority.path]
+        else:
+            listen = ["--sip", f"tcp:{port}:interface=127.0.0.1"]
         servers[name] = ServerProcess(
             directory,
             db_path,
-            "--sip", f"tcp:{port}:interface=127.0.0.1",
+            *listen,
             "--sip-domain", domain,
-            "--sip-peer", f"{peer_domain}=sip:127.0.0.1:{peer_port};transport=tcp",
+            "--sip-peer", f"{peer_domain}=sip:127.0.0.1:{peer_port};transport={transport}",
         )
     try:
         for server in servers.values():

@@ -16,13 +16,15 @@ def test_off_by_default():
 
 def test_full_configuration():
     settings = settings_from_options(
-        ["tcp:5060:interface=127.0.0.1"],
+        ["tcp:5060:interface=127.0.0.1", "ssl:5061:privateKey=key.pem:certKey=cert.pem"],
         "5060:interface=0.0.0.0",
         ["Example.com", "example.net"],
         ["partner.example=sip:192.0.2.7:5061;transport=tls;im=session", "srv.example"],
         "sip.example.com",
+        "ca.pem",
     )
     assert settings.enabled and settings.udp_port == 5060 and settings.udp_interface == "0.0.0.0"
+    assert settings.tls_ca == "ca.pem"
     assert settings.domains == ["example.com", "example.net"]
     partner, srv = settings.peers
     assert partner.domain == "partner.example" and partner.transport == "tls" and partner.session_im
@@ -42,12 +44,29 @@ def test_full_configuration():
         (["tcp:5060"], None, ["example.com"], ["partner.example=sip:h;transport=sctp"], "--sip-peer"),
         (["tcp:5060"], None, ["example.com"], ["partner.example=sip:h;im=pager"], "--sip-peer"),
         (["tcp:5060"], None, ["example.com"], ["example.com=sip:h"], "--sip-peer"),
+        # TLS is mutual: certificates need authorities, and a tls peer our certificate.
+        (["ssl:5061:privateKey=k.pem"], None, ["example.com"], [], "--sip-ca"),
+        (["tcp:5060"], None, ["example.com"], ["partner.example=sip:h;transport=tls"], "--sip-peer"),
+        (["tcp:5060"], None, ["example.com"], ["partner.example=sips:h"], "--sip-peer"),
     ],
 )
 def test_mistakes_name_the_option(streams, udp, domains, peers, option):
     with pytest.raises(SipOptionError) as error:
         settings_from_options(streams, udp, domains, peers, "127.0.0.1")
     assert option in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "streams",
+    [
+        ["tcp:5060"],  # --sip-ca without an ssl: listener
+        ["ssl:x:privateKey=k.pem"],
+        ["ssl:5061:privateKey=k.pem:sslmethod=TLSv1_METHOD"],
+    ],
+)
+def test_tls_mistakes(streams):
+    with pytest.raises(SipOptionError):
+        settings_from_options(streams, None, ["example.com"], [], "127.0.0.1", "ca.pem")
 
 
 def test_twistd_options_build_the_sip_edge(tmp_path):

@@ -11,7 +11,7 @@ from typing import Optional
 import attrs
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -20,6 +20,7 @@ from msnp.sip.im import InstantMessaging
 from msnp.sip.link import IMessengerLink, ISipFederation
 from msnp.sip.notifier import PresenceNotifier
 from msnp.sip.peers import Peer, PeerTable
+from msnp.sip.tls import FederationTls, parse_ssl_description
 from msnp.sip.transaction import Timers
 from msnp.sip.transport import SipTransports
 from msnp.sip.watcher import PresenceWatcher
@@ -41,6 +42,9 @@ class SipSettings:
     udp_port: Optional[int] = None
     udp_interface: str = "127.0.0.1"
     public_host: str = "127.0.0.1"
+    # Authorities for mutual TLS (--sip-ca); the certificate presented is
+    # the first ssl: listener's.
+    tls_ca: Optional[str] = None
     notify_interval: float = 5.0
     subscribe_expires: int = 3600
     retry_interval: float = 300.0
@@ -114,9 +118,18 @@ class SipService(Service):
     def __init__(self, reactor, settings: SipSettings, link: IMessengerLink, resolver=None, name_resolver=None):
         self.reactor = reactor
         self.settings = settings
-        self.transports = SipTransports(reactor, settings.public_host)
+        self.tls: Optional[FederationTls] = None
+        listeners = [d for d in settings.stream_endpoints if d.startswith("ssl:")]
+        if settings.tls_ca and listeners:
+            first = parse_ssl_description(listeners[0])
+            self.tls = FederationTls(first.private_key, first.certificate_path, settings.tls_ca)
+        client_tls = self._client_tls if self.tls is not None else None
+        self.transports = SipTransports(reactor, settings.public_host, client_tls_options=client_tls)
         self.edge = SipEdge(settings, link, self.transports, reactor, resolver, name_resolver)
         self.ports: list = []
+
+    def _client_tls(self, host: str, port: int):
+        return self.tls.client_options(self.edge.peers.tls_name(host, port))
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -137,13 +150,24 @@ class SipService(Service):
         for description in settings.stream_endpoints:
             transport = "tls" if description.startswith("ssl:") else "tcp"
             results: list = []
-            serverFromString(self.reactor, description).listen(self.transports.stream_factory(transport)).addBoth(results.append)
+            self._endpoint(description).listen(self.transports.stream_factory(transport)).addBoth(results.append)
             result = results[0]
             if not hasattr(result, "getHost"):
                 result.raiseException()
             self.ports.append(result)
             self.transports.listening(transport, result.getHost().port)
             log.info("SIP listening on {description} (port {port})", description=description, port=result.getHost().port)
+
+    def _endpoint(self, description: str):
+        """
+        The listening endpoint; with --sip-ca an ssl: one asks peers for
+        their certificates (mutual TLS).
+        """
+        if self.tls is None or not description.startswith("ssl:"):
+            return serverFromString(self.reactor, description)
+        listener = parse_ssl_description(description)
+        options = FederationTls(listener.private_key, listener.certificate_path, self.settings.tls_ca).server_options()
+        return SSL4ServerEndpoint(self.reactor, listener.port, options, backlog=listener.backlog or 50, interface=listener.interface)
 
     @defer.inlineCallbacks
     def stopService(self):

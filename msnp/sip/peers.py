@@ -41,6 +41,16 @@ class Peer:
     resolved_at: float = -1e18
 
     @property
+    def tls_name(self) -> str:
+        """
+        The name the peer's TLS certificate must carry when we connect:
+        the host of its route when that is a name, else its domain.
+        """
+        if self.uri is not None and not _is_address(self.uri.host):
+            return self.uri.host.lower()
+        return self.domain
+
+    @property
     def transport(self) -> str:
         if self.uri is None:
             return "tcp"
@@ -98,6 +108,15 @@ class PeerTable:
 
     def peer_for(self, domain: str) -> Optional[Peer]:
         return self.peers.get(domain.lower())
+
+    def tls_name(self, host: str, port: int) -> str:
+        """
+        The certificate name expected of the peer reached at C{host}:C{port}.
+        """
+        for peer in self.peers.values():
+            if any(hop.host == host and hop.port == port for hop in peer.hops):
+                return peer.tls_name
+        return host
 
     def route(self, domain: str) -> defer.Deferred:
         """

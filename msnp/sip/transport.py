@@ -15,8 +15,10 @@ from typing import Callable, Optional
 
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from msnp.sip.message import MAX_BODY_BYTES, ParseError, Request, StreamParser, parse_datagram
 from msnp.sip.transaction import Hop, response_to
@@ -74,9 +76,12 @@ class SipDatagramProtocol(DatagramProtocol):
         self.transport.write(data, (host, port))
 
 
+@implementer(IHandshakeListener)
 class SipStreamProtocol(Protocol):
     """
-    One TCP or TLS connection, in either direction.
+    One TCP or TLS connection, in either direction.  C{secured} fires once
+    a TLS handshake has completed (and fails if the connection ends
+    first): an outbound TLS connection is not used before.
     """
 
     def __init__(self, transports: "SipTransports", transport_name: str, outbound_key=None):
@@ -88,6 +93,11 @@ class SipStreamProtocol(Protocol):
         self.peer: Optional[Hop] = None
         self._idle = None
         self._lost_waiters: list[defer.Deferred] = []
+        self.secured: defer.Deferred = defer.Deferred()
+
+    def handshakeCompleted(self) -> None:
+        if not self.secured.called:
+            self.secured.callback(self)
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
@@ -151,6 +161,8 @@ class SipStreamProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self.closed = True
+        if not self.secured.called and self.outbound_key is not None:
+            self.secured.errback(ConnectionError("connection ended before the TLS handshake completed"))
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
         self._idle = None
@@ -222,7 +234,7 @@ class SipTransports:
         max_body: int = MAX_BODY_BYTES,
         idle_timeout: float = 600.0,
         max_connections_per_address: int = 64,
-        client_tls_options: Optional[Callable[[str], object]] = None,
+        client_tls_options: Optional[Callable[[str, int], object]] = None,
     ):
         self.reactor = reactor
         self.clock = clock or reactor
@@ -307,11 +319,16 @@ class SipTransports:
             if transport == "tls":
                 if self.client_tls_options is None:
                     return defer.fail(ConnectionError("TLS to peers is not configured"))
-                endpoint = SSL4ClientEndpoint(self.reactor, host, port, self.client_tls_options(host), timeout=10)
+                endpoint = SSL4ClientEndpoint(self.reactor, host, port, self.client_tls_options(host, port), timeout=10)
             else:
                 endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=10)
             protocol = SipStreamProtocol(self, transport, outbound_key=key)
             waiting = connectProtocol(endpoint, protocol)
+            if transport == "tls":
+                # Nothing goes out before the peer's certificate is checked.
+                waiting.addCallback(lambda connection: connection.secured)
+            else:
+                protocol.secured.callback(protocol)
             self._connecting[key] = waiting
             waiters: list = []
             waiting.waiters = waiters
