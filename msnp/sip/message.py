@@ -84,12 +84,14 @@ class ParseError(Exception):
 
 
 def canonical_name(name: str) -> str:
+    """
+    The usual spelling of a standard header (compact forms expanded);
+    any other name as given (Microsoft's ms-diagnostics, ms-text-format
+    are lower case, and some peers match them as written).
+    """
     lower = name.lower()
     lower = COMPACT_FORMS.get(lower, lower)
-    known = _CANONICAL_NAMES.get(lower)
-    if known:
-        return known
-    return "-".join(part[:1].upper() + part[1:] for part in lower.split("-")) if lower.islower() else name
+    return _CANONICAL_NAMES.get(lower, name)
 
 
 class Headers:
