@@ -173,7 +173,7 @@ class Options(usage.Options):
         self["sip-ca"] = value
 
     def opt_sip_peer(self, value: str) -> None:
-        """DOMAIN=sip:HOST[:PORT][;transport=udp|tcp|tls][;im=session], or DOMAIN alone for DNS SRV _sip._tcp: a federated SIP domain, whose users may be on the lists (repeatable)."""
+        """DOMAIN=sip:HOST[:PORT][;transport=udp|tcp|tls][;im=session][;route=contact], or DOMAIN alone for DNS SRV _sip._tcp: a federated SIP domain, whose users may be on the lists (repeatable). im=session: IMs in INVITE sessions (OCS); route=contact: address users at the Contact they last sent (a peer that is one user agent)."""
         self.setdefault("sip-peer", []).append(value)
 
 

@@ -30,6 +30,9 @@ def test_full_configuration():
     assert partner.domain == "partner.example" and partner.transport == "tls" and partner.session_im
     assert "im" not in partner.uri.params
     assert srv.uri is None and srv.transport == "tcp"
+    assert not partner.contact_routing
+    ua = settings_from_options([], "5060", ["example.com"], ["ua.example=sip:127.0.0.1:5090;route=contact"], "127.0.0.1").peers[0]
+    assert ua.contact_routing and "route" not in ua.uri.params
 
 
 @pytest.mark.parametrize(
@@ -43,6 +46,7 @@ def test_full_configuration():
         (["tcp:5060"], None, ["example.com"], ["partner.example=http://x"], "--sip-peer"),
         (["tcp:5060"], None, ["example.com"], ["partner.example=sip:h;transport=sctp"], "--sip-peer"),
         (["tcp:5060"], None, ["example.com"], ["partner.example=sip:h;im=pager"], "--sip-peer"),
+        (["tcp:5060"], None, ["example.com"], ["partner.example=sip:h;route=aor"], "--sip-peer"),
         (["tcp:5060"], None, ["example.com"], ["example.com=sip:h"], "--sip-peer"),
         # TLS is mutual: certificates need authorities, and a tls peer our certificate.
         (["ssl:5061:privateKey=k.pem"], None, ["example.com"], [], "--sip-ca"),

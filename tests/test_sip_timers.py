@@ -179,3 +179,29 @@ def test_refusal_overtaken_by_the_contacts_own_subscribe_is_retried_at_once():
     edge.unwatch(ALICE, KIM)
     edge.agent.close()
     assert not clock.getDelayedCalls()
+
+
+def test_route_by_contact_addresses_requests_to_the_learned_contact():
+    """
+    A peer with route=contact: new requests to kim go to the Contact kim
+    last sent (To stays kim's address of record); without it, to the AOR.
+    """
+    clock = task.Clock()
+    sender = RecordingSender(clock)
+    link = FakeMessenger()
+    peer = Peer("partner.example", URI.parse("sip:192.0.2.9:5060"), contact_routing=True)
+    edge = SipEdge(SipSettings(domains=["example.com"], peers=[peer], udp_port=0), link, sender, clock)
+    edge.watch(ALICE, KIM)
+    clock.advance(0)
+    [first] = sent(sender, method="SUBSCRIBE")
+    assert first.uri == f"sip:{KIM}"
+    subscribe(edge)  # Contact: <sip:kim@192.0.2.9:5060>
+    clock.advance(0)
+    edge.agent.layer.message_received(response_to(first, 403), PEER)
+    clock.advance(0)
+    again = sent(sender, method="SUBSCRIBE")[-1]
+    assert again.uri == "sip:kim@192.0.2.9:5060" and again.to.uri.address_of_record == KIM
+    edge.unwatch(ALICE, KIM)
+    edge.agent.close()
+    for subscription in list(edge.notifier.subscriptions.values()):
+        subscription.cancel_timers()

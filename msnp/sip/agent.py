@@ -26,6 +26,7 @@ USER_AGENT = "msnp"
 ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "MESSAGE", "INFO", "SUBSCRIBE", "NOTIFY")
 # Methods we know and refuse (405), as against unknown ones (501).
 REFUSED_METHODS = ("REGISTER", "PUBLISH", "REFER", "UPDATE", "PRACK")
+MAX_LEARNED_CONTACTS = 10000
 
 
 class SipAgent:
@@ -48,6 +49,9 @@ class SipAgent:
         # dialog (a NOTIFY that overtakes the 2xx to our SUBSCRIBE).
         self.orphan_handlers: list = []
         self.stray_response_handlers: list = []
+        # Address of record -> the Contact its user last sent us, for
+        # peers configured with route=contact.
+        self.learned_contacts: dict[str, str] = {}
 
     @property
     def timers(self) -> Timers:
@@ -116,6 +120,7 @@ class SipAgent:
             log.info("SIP {method} from {sender} via {source} refused: not a configured peer", method=method, sender=sender.uri, source=source)
             self.respond(transaction, 403, "Forbidden (not a federated peer)")
             return
+        self._learn_contact(sender, request)
         if request.to.tag is not None:
             owner = self.dialogs.find(request)
             if owner is None:
@@ -145,6 +150,24 @@ class SipAgent:
             return
         yield handler(request, transaction, source)
 
+    def _learn_contact(self, sender: Address, request: Request) -> None:
+        peer = self.peers.peer_for(sender.uri.host) if sender.uri is not None else None
+        if peer is None or not peer.contact_routing:
+            return
+        contacts = request.headers.get_list("Contact")
+        if not contacts:
+            return
+        try:
+            contact = Address.parse(contacts[0]).uri
+        except GrammarError:
+            return
+        if contact is None or contact.scheme not in ("sip", "sips"):
+            return
+        learned = self.learned_contacts
+        if len(learned) >= MAX_LEARNED_CONTACTS and sender.uri.address_of_record not in learned:
+            learned.pop(next(iter(learned)))
+        learned[sender.uri.address_of_record] = str(contact)
+
     def capabilities(self) -> list[tuple[str, str]]:
         return [
             ("Allow", ", ".join(ALLOWED_METHODS)),
@@ -170,7 +193,11 @@ class SipAgent:
         headers.add("Call-ID", call_id or new_call_id(self.sender.sent_by(hop)[0]))
         headers.add("CSeq", f"1 {method}")
         headers.add("User-Agent", USER_AGENT)
-        return Request(method, f"sip:{recipient}", headers)
+        target = f"sip:{recipient}"
+        peer = self.peers.peer_for(recipient.rpartition("@")[2])
+        if peer is not None and peer.contact_routing:
+            target = self.learned_contacts.get(recipient, target)
+        return Request(method, target, headers)
 
     @defer.inlineCallbacks
     def route(self, recipient: str):

@@ -38,6 +38,10 @@ class Peer:
     uri: Optional[URI] = None
     session_im: bool = False
     hops: list = attrs.Factory(list)
+    # Address new requests to the Contact each user last sent us rather
+    # than to their address of record: for a peer that is one user agent
+    # routing by its contact user (baresip 1.0 answers its AOR with 404).
+    contact_routing: bool = False
     resolved_at: float = -1e18
 
     @property
@@ -59,8 +63,8 @@ class Peer:
 
 def parse_peer_option(text: str) -> Peer:
     """
-    C{DOMAIN=sip:HOST[:PORT][;transport=udp|tcp|tls][;im=session]} or
-    C{DOMAIN} alone (DNS SRV).
+    C{DOMAIN=sip:HOST[:PORT][;transport=udp|tcp|tls][;im=session][;route=contact]}
+    or C{DOMAIN} alone (DNS SRV).
     """
     domain, eq, uri_text = text.partition("=")
     domain = domain.strip().lower()
@@ -79,7 +83,10 @@ def parse_peer_option(text: str) -> Peer:
     session_im = uri.params.get("im") == "session"
     if "im" in uri.params and not session_im:
         raise PeerOptionError(f"{domain}: im= takes only 'session'")
-    return Peer(domain, uri.with_params(im=False), session_im)
+    contact_routing = uri.params.get("route") == "contact"
+    if "route" in uri.params and not contact_routing:
+        raise PeerOptionError(f"{domain}: route= takes only 'contact'")
+    return Peer(domain, uri.with_params(im=False, route=False), session_im, contact_routing=contact_routing)
 
 
 def _is_address(host: str) -> bool:
