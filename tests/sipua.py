@@ -50,6 +50,28 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def _free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_sip_port() -> int:
+    """
+    A port free for UDP and TCP, with the next one free too: user agents
+    listen on all three transports, TLS on the port after.
+    """
+    for _ in range(100):
+        port = free_udp_port()
+        if port < 65535 and _free(port) and _free(port + 1):
+            return port
+    raise RuntimeError("no free pair of ports")
+
+
 class _Collect(ProcessProtocol):
     def __init__(self, log_path: Optional[str]):
         self.output = bytearray()
