@@ -17,7 +17,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import ProcessProtocol
 
 # Program → the Debian package that has it.
-PACKAGES = {"sipp": "sip-tester", "baresip": "baresip-core", "lp-sendmsg": "linphone-cli"}
+PACKAGES = {"sipp": "sip-tester", "baresip": "baresip-core", "linphonec": "linphone-cli"}
 
 
 def ensure_installed(program: str) -> str:
@@ -108,6 +108,12 @@ class Child:
     def _ended(self, code):
         self.exit_code = code
         return code
+
+    def send_line(self, text: str) -> None:
+        """
+        A line on the agent's standard input (its command prompt).
+        """
+        self.process.write(text.encode("utf-8") + b"\n")
 
     @property
     def output(self) -> str:

@@ -309,3 +309,46 @@ def test_baresip_watches_alice_and_is_watched_and_messages_both_ways(ua_server, 
         yield alice.disconnect()
     finally:
         yield baresip.stop()
+
+
+# linphone
+
+
+@pytest_twisted.inlineCallbacks
+def test_linphonec_messages_both_ways_and_watches_alice(server, tmp_path):
+    """
+    linphonec (liblinphone 5.1) as carol@partner.example with the edge as
+    its proxy (no REGISTER): its chat command rings alice and reaches her
+    MSG; alice's reply is shown by linphonec; its friend subscription
+    (if it sends one) is answered like any watcher's.
+    """
+    program = ensure_installed("linphonec")
+    alice = yield online(server)
+    home = tmp_path / "home"
+    (home / ".local" / "share" / "linphone").mkdir(parents=True)  # its message database
+    rc = home / "linphonerc"
+    rc.write_text(
+        "[sip]\n"
+        f"sip_port={server.ua_port}\nsip_tcp_port=0\nsip_tls_port=0\nguess_hostname=0\n"
+        f'contact="Carol" <sip:carol@127.0.0.1:{server.ua_port}>\ndefault_proxy=0\n'
+        "[proxy_0]\n"
+        f"reg_proxy=<sip:127.0.0.1:{server.sip_port};transport=udp>\n"
+        f"reg_route=<sip:127.0.0.1:{server.sip_port};transport=udp;lr>\n"
+        'reg_identity="Carol" <sip:carol@partner.example>\nreg_sendregister=0\npublish=0\n'
+    )
+    linphone = Child([program, "-c", str(rc), "-d", "0"], str(home), env=dict(os.environ, HOME=str(home)), log_path=str(tmp_path / "linphonec.log"))
+    try:
+        yield linphone.wait_for_output("linphonec>", timeout=30.0)
+        linphone.send_line("chat sip:alice@example.com Hello from linphone")
+        sb, ring, roster = yield answer_ring(alice, ALICE)
+        assert ring[3] == "carol@partner.example"
+        msg = yield sb.next()
+        assert msg.text.startswith("MSG carol@partner.example") and msg.payload.endswith(b"Hello from linphone")
+        sb.send_payload("MSG 2 A", TEXT + b"Hi linphone")
+        yield sb.expect_line("ACK 2", timeout=10.0)
+        yield linphone.wait_for_output("Hi linphone")
+        yield sb.disconnect()
+        yield alice.disconnect()
+    finally:
+        linphone.send_line("quit")
+        yield linphone.wait(10.0)
