@@ -20,6 +20,7 @@ SCENARIOS = {
     "conversations": "bench.conversations",
     "floor": "bench.conversations",
     "capacity": "bench.capacity",
+    "sip": "bench.sip",
 }
 DESCRIPTIONS = {
     "login": "MD5 logins through the dispatch server: sustained rate, latency, a burst",
@@ -28,8 +29,9 @@ DESCRIPTIONS = {
     "conversations": "two-party switchboard sessions sending MSG A, and the same through the floor relay",
     "floor": "only the floor: the conversation traffic through a bare Twisted relay",
     "capacity": "many logged-in idle clients: server memory per connection, idle CPU",
+    "sip": "SIP federation edge: MSN CHG to SIP NOTIFY, SIP MESSAGE to MSN MSG, latency at a steady rate",
 }
-ALL = ("login", "passport", "presence", "conversations", "capacity")
+ALL = ("login", "passport", "presence", "conversations", "capacity", "sip")
 
 # Sizes small enough for a CI smoke run of every scenario in a few seconds.
 SMOKE = {
@@ -39,6 +41,7 @@ SMOKE = {
     "conversations": ["--sessions", "4", "--duration", "0.3", "--rate", "200"],
     "floor": ["--sessions", "4", "--duration", "0.3", "--rate", "200"],
     "capacity": ["--clients", "60", "--contacts", "4", "--idle-window", "0.2", "--settle", "0.1"],
+    "sip": ["--users", "10", "--rate", "10", "--duration", "0.5"],
 }
 
 

@@ -162,6 +162,8 @@ class ServerProcess:
         options: Optional[dict] = None,
         passport: bool = False,
         logger: Optional[str] = None,
+        arguments: tuple = (),
+        prepare=None,
     ):
         self.accounts = accounts
         self.contacts = contacts
@@ -169,6 +171,10 @@ class ServerProcess:
         self.backlog = backlog
         self.keep_dir = keep_dir
         self.options = dict(LOAD_OPTIONS, **(options or {}))
+        # More twistd msnp arguments as given (repeatable options such as --sip-peer).
+        self.arguments = list(arguments)
+        # Called with the database path once it is populated, before start.
+        self.prepare = prepare
         self.directory = Path(tempfile.mkdtemp(prefix="msnp-bench-"))
         self.db_path = str(self.directory / "msnp.sqlite")
         self.log_path = self.directory / "twistd.log"
@@ -210,6 +216,8 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         started = time.perf_counter()
         population.populate(self.db_path, self.accounts, self.contacts, self.topology)
+        if self.prepare is not None:
+            self.prepare(self.db_path)
         self.populate_seconds = time.perf_counter() - started
         twistd = str(Path(sys.executable).with_name("twistd"))
         command = [
@@ -228,6 +236,7 @@ class ServerProcess:
             self.db_path,
             # The admin interface stays off: its port is not the benchmark's.
             *available_options({"admin": "none", **self.options}),
+            *self.arguments,
         ]
         if "passport" in self.ports:
             key_path, self.certificate_path = make_certificate(self.directory)

@@ -37,7 +37,7 @@ def _processes_with(marker: str) -> list[int]:
 def test_every_scenario_runs(tmp_path):
     """
     C{python -m bench all --smoke} runs login, passport, presence,
-    conversations (with the floor relay) and capacity at tiny sizes,
+    conversations (with the floor relay), capacity and sip at tiny sizes,
     succeeds, writes one JSON file per scenario, and every process it
     started is gone afterwards.
     """
@@ -51,7 +51,7 @@ def test_every_scenario_runs(tmp_path):
         env=dict(os.environ, PYTHONPATH=str(ROOT), MSNP_BENCH_SMOKE=marker),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for scenario in ("login", "passport", "presence", "conversations", "capacity"):
+    for scenario in ("login", "passport", "presence", "conversations", "capacity", "sip"):
         document = json.loads((tmp_path / f"{scenario}.json").read_text())
         assert document["scenario"] == scenario
     login = json.loads((tmp_path / "login.json").read_text())
@@ -65,4 +65,7 @@ def test_every_scenario_runs(tmp_path):
     assert conversations["floor"]["throughput"]["delivered"] > 0
     capacity = json.loads((tmp_path / "capacity.json").read_text())
     assert capacity["online"] == 60
+    sip = json.loads((tmp_path / "sip.json").read_text())
+    assert sip["presence"]["notifies_matched"] == sip["presence"]["changes_sent"] > 0
+    assert sip["messages"]["delivered"] == sip["messages"]["messages_sent"] > 0
     assert _processes_with(marker) == []
