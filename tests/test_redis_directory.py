@@ -179,6 +179,25 @@ def test_events_reach_endpoints_on_any_node(nodes):
 
 
 @pytest_twisted.inlineCallbacks
+def test_domain_route_of_a_node_takes_its_handles_without_endpoints(nodes):
+    """
+    A federation edge on n1 routes partner.example: events raised on n1
+    for its handles reach the route, unless the handle has an endpoint.
+    """
+    n1, n2 = nodes
+    routed = RecordingEndpoint("n1/sip", "*@partner.example")
+    n1.route_domain("partner.example", lambda handle: routed)
+    own = RecordingEndpoint("n1/2", "lee@partner.example")
+    yield n1.attach(own, record("n1/2", "lee@partner.example"))
+    event = events.PropertyChanged(ALICE, "PHH", "1")
+    n1.deliver(["kim@partner.example", "lee@partner.example"], event)
+    assert routed.received == [event] and own.received == [event]
+    n1.unroute_domain("partner.example")
+    n1.deliver(["kim@partner.example"], event)
+    assert routed.received == [event]
+
+
+@pytest_twisted.inlineCallbacks
 def test_presence_is_read_on_any_node(nodes):
     n1, n2 = nodes
     presence = PresenceRecord(ALICE, "n1/1", "BSY", "Alice", privacy=PrivacyView("BL", frozenset({BOB}), frozenset()))

@@ -408,3 +408,32 @@ def test_concurrent_edits_of_two_lists_all_land(people):
     assert alice.lists["FL"] == {BOB: "Bob"} and alice.lists["RL"] == {BOB: "Bob"}
     owner_versions = [r.version if isinstance(r, ListChange) else r for r in results[0::2]]
     assert len(set(owner_versions)) == len(owner_versions)
+
+
+@pytest_twisted.inlineCallbacks
+def test_federated_contacts_and_watchers(people):
+    """
+    A handle of a federated domain (no account here) is listed when the
+    caller says so, without any reverse list; a federated watcher goes on
+    the owner's RL once; the entries of federated domains are found in
+    the order they were added.
+    """
+    store = people
+    kim, lee = "kim@partner.example", "lee@partner.example"
+    error = yield store_failure(store.add_to_list(ALICE, "FL", kim, "Kim"))
+    assert isinstance(error, UnknownAccount)
+    assert (yield store.add_to_list(ALICE, "FL", kim, "Kim", 0, True)) == ListChange(2, None)
+    assert (yield store.add_to_list(ALICE, "AL", kim, "Kim\\x00", None, True)) == ListChange(3, None)
+    # A local contact named as federated is still a local contact.
+    assert (yield store.add_to_list(BOB, "FL", CAROL, "Carol", None, True)) == ListChange(2, 2)
+    assert (yield store.add_federated_watcher(ALICE, lee, "Lee")) == 4
+    assert (yield store.add_federated_watcher(ALICE, lee, "Lee")) is None
+    error = yield store_failure(store.add_federated_watcher("nobody@example.com", lee, "Lee"))
+    assert isinstance(error, UnknownAccount)
+    alice = yield store.load_user(ALICE)
+    assert alice.lists["FL"] == {kim: "Kim"} and alice.lists["RL"] == {lee: "Lee"} and alice.memberships == {kim: {0}}
+    entries = yield store.entries_in_domains(["partner.example", "none.example"])
+    assert entries == [(ALICE, "FL", kim, "Kim"), (ALICE, "AL", kim, "Kim\\x00"), (ALICE, "RL", lee, "Lee")]
+    assert (yield store.entries_in_domains(["partner_example"])) == []
+    change = yield store.remove_from_list(ALICE, "FL", kim)
+    assert change == ListChange(5, None)

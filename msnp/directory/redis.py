@@ -139,6 +139,8 @@ class RedisDirectory:
         # endpoint id -> (live endpoint, record), handle -> {id: endpoint}
         self._endpoints: dict[str, tuple[object, EndpointRecord]] = {}
         self._by_handle: dict[str, dict[str, object]] = {}
+        # domain -> callable giving the endpoint for a handle of it (route_domain)
+        self._domain_routes: dict[str, object] = {}
         self._redis = None
         self._reader = None
         self._reading: Optional[Deferred] = None
@@ -278,6 +280,21 @@ class RedisDirectory:
             if held:
                 for endpoint in list(held.values()):
                     _give(endpoint, event)
+            elif self._domain_routes:
+                route = self._domain_routes.get(handle.rpartition("@")[2])
+                endpoint = route(handle) if route is not None else None
+                if endpoint is not None:
+                    _give(endpoint, event)
+
+    def route_domain(self, domain: str, endpoint_for) -> None:
+        """
+        Routes are this node's: events raised on this node (or sent to it)
+        for the domain's handles reach C{endpoint_for}.
+        """
+        self._domain_routes[domain.lower()] = endpoint_for
+
+    def unroute_domain(self, domain: str) -> None:
+        self._domain_routes.pop(domain.lower(), None)
 
     def deliver_to(self, endpoint_id: str, event) -> None:
         node = node_of(endpoint_id)

@@ -97,11 +97,26 @@ class IStore(Interface):
     # account it changes on by one.  An unknown owner or contact fails with
     # UnknownAccount.
 
-    def add_to_list(owner, lst, contact, name, group_id=None):
+    def add_to_list(owner, lst, contact, name, group_id=None, federated=False):
         """
         Put C{contact} on the owner's list C{lst} (in group C{group_id});
         an FL entry also puts the owner on the contact's RL.  Fires with a
         L{ListChange} (the contact's version only when its RL changed).
+        With C{federated} (the contact's domain is a federated peer's) a
+        contact without an account is listed too, and no RL changes.
+        """
+
+    def add_federated_watcher(owner, watcher, name):
+        """
+        Put C{watcher}, a user of a federated domain who asked to see the
+        owner, on the owner's RL.  Fires with the owner's new list version,
+        or None when the watcher was there already.
+        """
+
+    def entries_in_domains(domains):
+        """
+        Fires with every list entry naming a contact of one of C{domains}:
+        (owner, list, contact, name) tuples, in the order they were added.
         """
 
     def add_to_group(owner, contact, group_id):

@@ -363,14 +363,15 @@ class PostgresDatabase:
         ).fetchone()[0]
 
     def add_to_list(
-        self, owner: str, lst: str, contact: str, name: str, group_id: Optional[int] = None
+        self, owner: str, lst: str, contact: str, name: str, group_id: Optional[int] = None, federated: bool = False
     ) -> ListChange:
         def work(db):
             ids = self._lock_accounts(db, [owner, contact])
-            for handle in (owner, contact):
-                if handle not in ids:
-                    raise UnknownAccount(handle)
-            owner_id, contact_id = ids[owner], ids[contact]
+            if owner not in ids:
+                raise UnknownAccount(owner)
+            if contact not in ids and not federated:
+                raise UnknownAccount(contact)
+            owner_id, contact_id = ids[owner], ids.get(contact)
             db.execute(
                 "INSERT INTO list_entries (account_id, list, contact, name) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT DO NOTHING",
@@ -384,7 +385,7 @@ class PostgresDatabase:
                 )
             version = self._bump(db, owner_id)
             reverse_version = None
-            if lst == "FL":
+            if lst == "FL" and contact_id is not None:
                 inserted = db.execute(
                     "INSERT INTO list_entries (account_id, list, contact, name)"
                     " SELECT %s, 'RL', %s, friendly_name FROM accounts WHERE id = %s ON CONFLICT DO NOTHING",
@@ -393,6 +394,32 @@ class PostgresDatabase:
                 if inserted:
                     reverse_version = self._bump(db, contact_id)
             return ListChange(version, reverse_version)
+
+        return self._transaction(work)
+
+    def add_federated_watcher(self, owner: str, watcher: str, name: str) -> Optional[int]:
+        def work(db):
+            owner_id = self._account_id(db, owner)
+            inserted = db.execute(
+                "INSERT INTO list_entries (account_id, list, contact, name) VALUES (%s, 'RL', %s, %s) ON CONFLICT DO NOTHING",
+                (owner_id, watcher, _escape(name)),
+            ).rowcount
+            return self._bump(db, owner_id) if inserted else None
+
+        return self._transaction(work)
+
+    def entries_in_domains(self, domains: list[str]) -> list[tuple[str, str, str, str]]:
+        patterns = ["%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for domain in domains]
+        if not patterns:
+            return []
+
+        def work(db):
+            rows = db.execute(
+                "SELECT a.handle, e.list, e.contact, e.name FROM list_entries e JOIN accounts a ON a.id = e.account_id"
+                " WHERE e.contact LIKE ANY(%s) ORDER BY e.seq",
+                (patterns,),
+            ).fetchall()
+            return [(owner, lst, contact, _unescape(name)) for owner, lst, contact, name in rows]
 
         return self._transaction(work)
 
