@@ -24,7 +24,7 @@ from msnp.sip.edge import SipSettings
 from msnp.sip.grammar import URI
 from msnp.sip.peers import Peer
 from ns_steps import sign_in
-from sipua import Child, ensure_installed, free_sip_port, free_udp_port
+from sipua import Child, ensure_installed, free_sip_port
 
 SCENARIOS = os.path.join(os.path.dirname(__file__), "sipp")
 KIM = "kim@partner.example"
@@ -198,7 +198,7 @@ class Baresip:
         program = ensure_installed("baresip")
         self.directory = tmp_path / "baresip"
         self.directory.mkdir()
-        self.console_port = free_udp_port()
+        self.console_port = free_sip_port()  # the console listens on TCP too
         (self.directory / "config").write_text(
             "poll_method epoll\n"
             f"sip_listen 127.0.0.1:{server.ua_port}\n"
