@@ -105,3 +105,11 @@ def test_twistd_options_build_the_sip_edge(tmp_path):
     wrong.parseOptions(["--db", str(tmp_path / "msnp.sqlite"), "--sip", "tcp:5060"])
     with pytest.raises(usage.UsageError, match="--sip-domain"):
         check_options(wrong)
+
+
+def test_sip_options_are_in_twistd_help():
+    from msnp.tap import Options
+
+    text = str(Options())
+    for option in ("--sip=", "--sip-udp=", "--sip-domain=", "--sip-peer=", "--sip-ca="):
+        assert option in text
