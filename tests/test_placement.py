@@ -86,3 +86,30 @@ def test_dispatch_refers_to_the_placed_node_or_answers_601():
             yield client.expect_close()
     finally:
         yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_dispatch_waits_for_the_directory_only_so_long():
+    """
+    A directory that does not answer (Redis away) holds the login for
+    PLACEMENT_TIMEOUT seconds, then the client gets 601.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.task import Clock
+
+    from msnp.msn.dispatch import PLACEMENT_TIMEOUT
+
+    clock = Clock()
+    server = DispatchServer(ServerConfig(), clock, placement=lambda handle: defer.Deferred())
+    port = reactor.listenTCP(0, server, interface="127.0.0.1")
+    try:
+        client = yield connect(port.getHost().port)
+        client.send("VER 1 MSNP7 CVR0")
+        yield client.expect_line("VER 1 MSNP7")
+        client.send("USR 2 MD5 I alice@example.com")
+        yield client.expect_silence(0.2)
+        clock.advance(PLACEMENT_TIMEOUT)
+        yield client.expect_line("601 2")
+        yield client.expect_close()
+    finally:
+        yield port.stopListening()

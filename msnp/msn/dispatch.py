@@ -19,6 +19,9 @@ from msnp.msn.protocol import CommandProtocol
 
 log = Logger()
 
+# Seconds a login waits for the cluster's directory to name a node.
+PLACEMENT_TIMEOUT = 5.0
+
 
 class DispatchSession:
     """
@@ -33,6 +36,7 @@ class DispatchSession:
         self.connection = connection
         self.config = server.config
         self.placement = server.placement
+        self.clock = server.clock
         self.phase = Phase.CONNECTED
         self.dialect: Optional[dialects.Dialect] = None
 
@@ -84,7 +88,9 @@ class DispatchSession:
             raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
         if self.placement is None:
             self._refer(command.trid, self.config.notification_address)
-        d = self.placement(args[2])
+        # A directory that does not answer (Redis away) holds a login only
+        # so long, then the client is told to come back.
+        d = self.placement(args[2]).addTimeout(PLACEMENT_TIMEOUT, self.clock)
 
         def placed(address):
             if address is None:
