@@ -411,7 +411,11 @@ class RedisDirectory:
         # Redis every lease has expired, and each node gets that long to
         # renew before anyone is declared dead.
         if now - self._healthy_since >= self.lease:
-            yield self._reap()
+            try:
+                yield self._reap()
+            except Exception as error:
+                # The next beat tries again; the beat itself must go on.
+                log.warn("directory: reaping failed ({error})", error=error)
 
     def _fire_first_beat(self) -> None:
         first, self._first_beat = getattr(self, "_first_beat", None), None
