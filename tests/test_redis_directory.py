@@ -318,3 +318,33 @@ def test_node_puts_back_what_redis_lost(redis_url, redis_server):
         assert [node for node, _, _ in (yield n1.live_nodes())] == ["n1"]
     finally:
         yield n1.stop()
+
+
+
+@pytest_twisted.inlineCallbacks
+def test_login_refused_while_redis_is_away_then_service_resumes(redis_url, redis_server, monkeypatch):
+    """
+    With Redis stopped, an attach (a login) is refused with
+    DirectoryUnavailable once it has waited ATTACH_TIMEOUT, and nothing is
+    kept of it; Redis started again, the next attach succeeds on the same
+    directory, reconnected by itself.
+    """
+    from msnp.directory import redis as redis_directory
+    from msnp.directory.interface import DirectoryUnavailable
+
+    monkeypatch.setattr(redis_directory, "ATTACH_TIMEOUT", 0.5)
+    n1 = RedisDirectory(redis_url, "n1", reactor)
+    yield n1.start()
+    try:
+        redis_server.stop()
+        try:
+            with pytest.raises(DirectoryUnavailable):
+                yield n1.attach(RecordingEndpoint("n1/1", ALICE), record("n1/1", ALICE))
+            assert len(n1) == 0
+        finally:
+            redis_server.start()
+        monkeypatch.setattr(redis_directory, "ATTACH_TIMEOUT", 30)
+        yield n1.attach(RecordingEndpoint("n1/2", ALICE), record("n1/2", ALICE))
+        assert [r.endpoint_id for r in (yield n1.endpoints_of(ALICE))] == ["n1/2"]
+    finally:
+        yield n1.stop()

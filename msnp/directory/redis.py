@@ -40,7 +40,8 @@ import secrets
 from typing import Callable, Iterable, Optional
 
 import txredisapi
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError as NoAnswer, inlineCallbacks, succeed
+from twisted.python.failure import Failure
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -48,7 +49,7 @@ from zope.interface import implementer
 from msnp.core import events
 from msnp.core.endpoints import EndpointRecord, default_node_id
 from msnp.directory import codec
-from msnp.directory.interface import IDirectory
+from msnp.directory.interface import DirectoryUnavailable, IDirectory
 from msnp.directory.local import _give
 from msnp.directory.redisurl import parse_redis_url
 
@@ -59,11 +60,14 @@ log = Logger()
 INBOX_BLOCK_MS = 1000
 REPLY_TIMEOUT = 5
 INBOX_LENGTH = 10000
+# Seconds a login waits for Redis to record its endpoint before it is
+# refused (601): the client may try again, through a dispatch server.
+ATTACH_TIMEOUT = 5.0
 # Seconds a notification node's lease lasts unless renewed.
 DEFAULT_LEASE = 10.0
 
 
-class Fenced(Exception):
+class Fenced(DirectoryUnavailable):
     """
     This node's incarnation was declared dead by another node (or its
     lease is held by another incarnation): it must not write or deliver.
@@ -502,7 +506,9 @@ class RedisDirectory:
                 nodes.append((node, address, int(load)))
             return nodes
 
-        return d.addCallback(parsed)
+        # Callers may time the answer out; txredisapi's Deferred must not be
+        # cancelled.
+        return _uncancellable(d.addCallback(parsed))
 
     @inlineCallbacks
     def leave(self):
@@ -558,7 +564,15 @@ class RedisDirectory:
             if _is_fenced(failure.value):
                 self._fence()
                 raise Fenced(self.node)
+            if failure.check(NoAnswer, CancelledError, txredisapi.ConnectionError):
+                raise DirectoryUnavailable(f"Redis did not answer: {failure.getErrorMessage()}")
             return failure
+
+        def late(result):
+            # Redis answered after the login was refused: undo the attach.
+            if not isinstance(result, Failure):
+                undo = self._redis.eval(_DETACH, [f"ep:{record.handle}", self._index], [record.endpoint_id, record.handle])
+                undo.addErrback(lambda _: None)
 
         def replaced(encoded):
             records = [codec.loads(text) for text in encoded or ()]
@@ -566,6 +580,9 @@ class RedisDirectory:
                 self._kick(old.endpoint_id)
             return records
 
+        # The timeout cancels only a Deferred of ours: cancelling one of
+        # txredisapi's would lose its pooled connection.
+        d = _uncancellable(d, late).addTimeout(ATTACH_TIMEOUT, self._reactor)
         return d.addCallbacks(replaced, refused)
 
     def _kick(self, endpoint_id: str) -> None:
@@ -765,6 +782,26 @@ class RedisDirectory:
             self._fence()
             return
         log.warn("directory: {what} failed: {error}", what=what, error=error)
+
+
+def _uncancellable(d: Deferred, late: Optional[Callable] = None) -> Deferred:
+    """
+    A Deferred firing with C{d}'s result that can be cancelled (timed out)
+    without cancelling C{d}; C{late} gets C{d}'s result if it comes after.
+    """
+    outer = Deferred()
+
+    def passed(result):
+        if not outer.called:
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+        elif late is not None:
+            late(result)
+
+    d.addBoth(passed)
+    return outer
 
 
 def _is_fenced(error) -> bool:

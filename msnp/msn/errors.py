@@ -5,6 +5,7 @@ How a handler refuses a command.
 from __future__ import annotations
 
 from msnp.core import errors as core
+from msnp.directory.interface import DirectoryUnavailable
 from msnp.store.records import StoreError, StoreUnavailable
 
 
@@ -86,6 +87,7 @@ def code_for(error: Exception) -> int:
         (core.AlreadyInMode, ALREADY_IN_MODE),
         (core.UserOffline, USER_OFFLINE),
         (StoreUnavailable, DATABASE_CONNECT_FAILED),
+        (DirectoryUnavailable, SERVER_UNAVAILABLE),
         (StoreError, INTERNAL_ERROR),
     ):
         if isinstance(error, kind):
