@@ -100,7 +100,7 @@ class ClusterServer:
         self.populate_seconds = time.perf_counter() - started
         for name in ["ds", "sb", *(f"ns{i}" for i in range(1, self.nodes + 1))]:
             self.ports[name] = free_port()
-        common = ["--redis", self.redis.url, "--postgres", conninfo, *available_options(self.options)]
+        common = ["--redis", self.redis.url, "--postgres", conninfo, "--admin", "none", *available_options(self.options)]
         sb_endpoint = f"tcp:{self.ports['sb']}:interface=127.0.0.1"
         self._launch("sb", ["--roles", "switchboard", "--node-id", "sb", "--switchboard", sb_endpoint, *common])
         for i in range(1, self.nodes + 1):

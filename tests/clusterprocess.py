@@ -41,7 +41,7 @@ class ClusterProcess:
             "--notification", endpoint.format(self.notification_port),
             "--switchboard", endpoint.format(self.switchboard_port),
             "--roles", roles, "--node-id", name, "--redis", redis_url, "--postgres", postgres,
-            "--node-lease", str(TEST_LEASE), *extra,
+            "--node-lease", str(TEST_LEASE), "--admin", "none", *extra,
         ]
         self.process = None
 
