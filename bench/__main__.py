@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _common_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
     parser.add_argument("--results-dir", default=None, help="where to write SCENARIO.json (default bench/results)")
+    parser.add_argument(
+        "--cluster", type=int, default=0, metavar="N",
+        help="login, presence, conversations: run against 1 dispatch, N notification and 1 switchboard processes "
+        "on a throwaway Redis and PostgreSQL instead of one process (default 0: one process)",
+    )
 
 
 def run_scenario(scenario: str, options) -> int:

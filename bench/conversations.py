@@ -20,7 +20,8 @@ from bench import client
 from bench.client import now
 from bench.population import handle_of
 from bench.report import Table, latency_summary
-from bench.server import FloorProcess, ServerProcess
+from bench.cluster import server_for
+from bench.server import FloorProcess
 from bench.workers import ClientWorker, Generator, shares
 
 # A text message as MSN Messenger 4.x sent it.
@@ -277,7 +278,7 @@ def run(options, with_server: bool = True) -> tuple[dict, Table]:
     workers = min(options.workers, options.sessions)
     server_figures: Optional[dict] = None
     server_missing: Optional[str] = None
-    server_context = ServerProcess(2 * options.sessions, 1, topology="pairs") if with_server else nullcontext()
+    server_context = server_for(options, 2 * options.sessions, 1, topology="pairs") if with_server else nullcontext()
     with server_context as server, FloorProcess() as floor:
         dispatch = server.dispatch if server is not None else None
         with Generator(ConversationWorker, workers, _setup(options.sessions, workers, dispatch)) as generator:

@@ -11,7 +11,8 @@ import time
 
 from bench.client import LoginTimes
 from bench.report import Table, latency_summary
-from bench.server import ServerProcess, listen_overflows, server_default_backlog
+from bench.cluster import server_for
+from bench.server import listen_overflows, server_default_backlog
 from bench.workers import ClientWorker, Generator, shares
 
 STEPS = LoginTimes.__slots__
@@ -112,7 +113,7 @@ def run(options) -> tuple[dict, Table]:
     workers = options.workers
     burst = min(options.burst, options.users)
     logger = "msnp.logs.observer" if options.lean_log else None
-    with ServerProcess(options.users, options.contacts, backlog=options.backlog, logger=logger) as server:
+    with server_for(options, options.users, options.contacts, backlog=options.backlog, logger=logger) as server:
         setup = {"dispatch": server.dispatch, "shares": shares(range(options.users), workers)}
         with Generator(ClientWorker, workers, setup) as generator:
             per_worker = max(1, options.concurrency // workers)
@@ -147,7 +148,8 @@ def run(options) -> tuple[dict, Table]:
         "rounds": summarise_rounds(rounds),
         "burst": burst_figures,
     }
-    table = Table(f"login: {options.users} accounts x {options.contacts} contacts, MSNP7 MD5 via dispatch")
+    where = f", cluster of {options.cluster} notification nodes" if getattr(options, "cluster", 0) else ""
+    table = Table(f"login: {options.users} accounts x {options.contacts} contacts, MSNP7 MD5 via dispatch{where}")
     add_sustained_rows(table, results["rounds"], sustained, ">= 1,000")
     table.add("generator CPU % of a core", sustained["generator"]["cpu_percent_of_one_core"])
     if burst_figures:

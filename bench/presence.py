@@ -16,7 +16,7 @@ import time
 
 from bench.client import now
 from bench.report import Table, latency_summary
-from bench.server import ServerProcess
+from bench.cluster import server_for
 from bench.workers import ClientWorker, Generator, shares
 
 # Each differs from the one before it, the last from the first included,
@@ -60,7 +60,7 @@ class PresenceWorker(ClientWorker):
         """
         received = self.received_by_phase
 
-        def recorder():
+        def recorder(node):
             counts: dict[bytes, int] = {}
             self.counters.append(counts)
 
@@ -69,14 +69,14 @@ class PresenceWorker(ClientWorker):
                     handle = parts[2]
                     k = counts.get(handle, 0)
                     counts[handle] = k + 1
-                    received[-1].append((handle, k, parts[1], now()))
+                    received[-1].append((handle, k, parts[1], now(), node))
 
             return on_line
 
         if not self.watching:
             self.watching = True
             for connection in self.connections.values():
-                connection.on_line = recorder()
+                connection.on_line = recorder(_node_of(connection))
                 connection._queue.clear()
         return len(self.connections)
 
@@ -131,21 +131,37 @@ class PresenceWorker(ClientWorker):
     async def collect_sends(self) -> dict[int, list[float]]:
         return self.sends
 
-    async def latencies(self, sends: dict[int, list[float]]) -> dict:
+    async def nodes(self) -> dict[int, int]:
+        """
+        The notification server (its port) each user is logged in at.
+        """
+        return {user: _node_of(connection) for user, connection in self.connections.items()}
+
+    async def latencies(self, sends: dict[int, list[float]], nodes: dict[int, int]) -> dict:
         """
         Match each recorded NLN with the CHG it answers: NLNs about one user
         reach a watcher in CHG order, so the k-th is the answer to the k-th
         CHG, which must have set C{STATES[k % 7]}.
         """
         samples = []
+        crossing = []
         mismatched = 0
-        for handle, k, state, at in self.received:
-            times = sends.get(user_index(handle))
+        for handle, k, state, at, node in self.received:
+            user = user_index(handle)
+            times = sends.get(user)
             if times is None or k >= len(times) or STATES[k % len(STATES)] != state:
                 mismatched += 1
                 continue
             samples.append(at - times[k])
-        return {"samples": samples, "mismatched": mismatched, "last": max((r[3] for r in self.received), default=0.0)}
+            if nodes.get(user) != node:
+                crossing.append(at - times[k])
+        return {"samples": samples, "crossing": crossing, "mismatched": mismatched,
+                "last": max((r[3] for r in self.received), default=0.0)}
+
+
+def _node_of(connection) -> int:
+    peer = connection.transport.get_extra_info("peername") if connection.transport else None
+    return peer[1] if peer else 0
 
 
 
@@ -153,7 +169,8 @@ def run(options) -> tuple[dict, Table]:
     workers = options.workers
     rates = [float(rate) for rate in options.rates.split(",") if rate]
     watchers = min(options.watchers, options.users - 1)
-    with ServerProcess(options.users, watchers) as server:
+    cluster = getattr(options, "cluster", 0)
+    with server_for(options, options.users, watchers) as server:
         user_shares = shares(range(options.users), workers)
         setup = {"dispatch": server.dispatch, "shares": user_shares}
         with Generator(PresenceWorker, workers, setup) as generator:
@@ -166,10 +183,14 @@ def run(options) -> tuple[dict, Table]:
             generator.call("watch")
             generator.call("drain", [(0.3, 30.0)] * workers)
             generator.call("zero")
+            nodes: dict[int, int] = {}
+            for part in generator.call("nodes"):
+                nodes.update(part)
             phases = []
             for rate in rates:
                 start_at = now() + 0.2
                 cpu_before = server.stats.cpu_seconds()
+                redis_before = (server.redis_stats.cpu_seconds(), server.redis_commands()) if cluster else (0.0, 0)
                 sent = sum(
                     generator.call(
                         "change", [(start_at, options.duration, rate * len(share) / options.users) for share in user_shares]
@@ -180,11 +201,14 @@ def run(options) -> tuple[dict, Table]:
                 drain_cost = generator.last_cost
                 wall = now() - start_at
                 server_cpu = server.stats.cpu_seconds() - cpu_before
+                redis_cpu = server.redis_stats.cpu_seconds() - redis_before[0] if cluster else 0.0
+                redis_commands = server.redis_commands() - redis_before[1] if cluster else 0
                 sends: dict[int, list[float]] = {}
                 for part in generator.call("collect_sends"):
                     sends.update(part)
-                matched = generator.call("latencies", [(sends,)] * workers)
+                matched = generator.call("latencies", [(sends, nodes)] * workers)
                 samples = [s for part in matched for s in part["samples"]]
+                crossing = [s for part in matched for s in part["crossing"]]
                 last = max(part["last"] for part in matched)
                 delivery_window = (last - start_at) if last > start_at else wall
                 generator_cpu = sum(change_cost.cpu) + sum(drain_cost.cpu)
@@ -197,6 +221,11 @@ def run(options) -> tuple[dict, Table]:
                         "notifications_unmatched": sum(part["mismatched"] for part in matched),
                         "notifications_per_second": round(recorded / delivery_window, 1) if delivery_window else 0.0,
                         "latency": latency_summary(samples),
+                        "latency_across_nodes": latency_summary(crossing) if cluster else None,
+                        "notifications_across_nodes": len(crossing),
+                        "server_cpu_us_per_change": round(1e6 * server_cpu / sent, 1) if sent else None,
+                        "redis_cpu_us_per_change": round(1e6 * redis_cpu / sent, 1) if cluster and sent else None,
+                        "redis_commands_per_change": round(redis_commands / sent, 2) if cluster and sent else None,
                         "server_cpu_percent": round(100 * server_cpu / wall, 1),
                         "generator_cpu_percent_of_one_core": round(100 * generator_cpu / wall, 1),
                     }
@@ -211,18 +240,26 @@ def run(options) -> tuple[dict, Table]:
             "rates": rates,
             "duration": options.duration,
             "workers": workers,
+            "notification_nodes": cluster or None,
         },
         "login_seconds": round(login_seconds, 2),
         "server_rss_mib": round(server_rss / 2**20, 1),
         "phases": phases,
     }
-    table = Table(f"presence: {options.users} users online, each watched by {watchers} online contacts")
+    where = f", cluster of {cluster} notification nodes" if cluster else ""
+    table = Table(f"presence: {options.users} users online, each watched by {watchers} online contacts{where}")
     for phase in phases:
         rate = f"{phase['changes_per_second']:g} CHG/s"
         table.add(f"{rate}: NLN delivered/s", phase["notifications_per_second"])
         table.add(f"{rate}: CHG->NLN p50 ms", phase["latency"]["p50_ms"])
         table.add(f"{rate}: CHG->NLN p99 ms", phase["latency"]["p99_ms"], "<= 10")
         table.add(f"{rate}: CHG->NLN max ms", phase["latency"]["max_ms"])
+        if cluster:
+            table.add(f"{rate}: across nodes: CHG->NLN p50 ms", phase["latency_across_nodes"]["p50_ms"])
+            table.add(f"{rate}: across nodes: CHG->NLN p99 ms", phase["latency_across_nodes"]["p99_ms"])
+            table.add(f"{rate}: Redis commands per CHG", phase["redis_commands_per_change"])
+            table.add(f"{rate}: Redis CPU us per CHG", phase["redis_cpu_us_per_change"])
+        table.add(f"{rate}: msnp CPU us per CHG", phase["server_cpu_us_per_change"])
         table.add(
             f"{rate}: NLN lost or unmatched",
             phase["notifications_expected"] - phase["notifications_received"] + phase["notifications_unmatched"],

@@ -21,6 +21,8 @@ from msnp.control.api import database_identity
 from msnp.metrics import TimedStore
 from msnp.core.accounts import LoginThrottle, PasswordHashChecker, ThrottledChecker
 from msnp.core.messenger import Messenger
+from msnp.core.reaped import announce_offline
+from msnp.directory.placement import choose_node
 from msnp.msn.auth import PassportTickets, make_portal
 from msnp.directory.local import LocalDirectory
 from msnp.msn.dispatch import DispatchServer
@@ -156,7 +158,7 @@ class MessengerService(MultiService):
         self.tickets = PassportTickets(config.passport_ticket_lifetime, reactor.seconds) if endpoints.get("passport") else None
         self.portal = make_portal(timed_store, self.messenger, self.tickets, config.md5_login)
         self.notification = NotificationServer(config, self.messenger, self.portal, reactor, self.login_throttle)
-        self.dispatch = DispatchServer(config, reactor)
+        self.dispatch = DispatchServer(config, reactor, self._placement())
         self.switchboard = SwitchboardServer(config, self.messenger, reactor)
         self.listeners = {}
         self._add_listener("dispatch", endpoints.get("dispatch"), self.dispatch, "dispatch_port")
@@ -185,6 +187,32 @@ class MessengerService(MultiService):
             self.sip = SipFederationService(reactor, sip_settings, self.messenger, self.switchboard, config.max_sb_payload)
             self.sip.setServiceParent(self)
 
+    def _placement(self):
+        """
+        With a directory that knows the live notification nodes, logins
+        are spread over them; otherwise they go to this process's.
+        """
+        live_nodes = getattr(self.directory, "live_nodes", None)
+        if live_nodes is None:
+            return None
+
+        def place(handle: str):
+            return live_nodes().addCallback(lambda nodes: (choose_node(handle, nodes) or (None, None))[1])
+
+        return place
+
+    def _hold_lease(self, _=None):
+        """
+        A notification server on a shared directory holds a lease there
+        (and reaps nodes that lost theirs, telling their users' watchers).
+        """
+        hold_lease = getattr(self.directory, "hold_lease", None)
+        if hold_lease is None or "notification" not in self.listeners:
+            return _
+        self.directory.on_reaped = lambda records: announce_offline(self.store, self.directory, records)
+        config = self.config
+        return hold_lease(lambda: config.notification_address).addCallback(lambda ignored: _)
+
     def _add_listener(self, role: str, description: Optional[str], factory, port_setting: Optional[str]) -> None:
         if not description:
             return
@@ -206,7 +234,7 @@ class MessengerService(MultiService):
         start_directory = getattr(self.directory, "start", None)
         if start_directory is not None:
             starting.append(start_directory())
-        return gatherResults(starting, consumeErrors=True)
+        return gatherResults(starting, consumeErrors=True).addCallback(self._hold_lease)
 
     def listener_summary(self) -> dict[str, str]:
         """
@@ -309,6 +337,11 @@ class MessengerService(MultiService):
         # connected client of every role (logged in or not) and wait for
         # them to go, within a grace period.
         yield super().stopService()
+        # A node giving up its lease first: the clients told to go log in
+        # again elsewhere.
+        leave = getattr(self.directory, "leave", None)
+        if leave is not None:
+            yield leave()
         connections = [c for factory in factories for c in connections_of(factory)]
         closed = []
         for connection in connections:

@@ -72,6 +72,14 @@ class Options(usage.Options):
         ],
         ["node-id", None, None, "NAME of this process among the cluster's (default: host name and notification port).", str],
         [
+            "node-lease",
+            None,
+            10.0,
+            "Seconds a notification node stays live in the cluster without renewing its lease (renewed every third "
+            "of it); a node silent that long is reaped, its users shown offline (with --redis).",
+            float,
+        ],
+        [
             "roles",
             None,
             ",".join(ROLES),
@@ -217,6 +225,8 @@ def check_options(options) -> list[str]:
         raise usage.UsageError(f"--log-format: 'text' or 'json', not {options['log-format']!r}")
     if options["redis"]:
         _check_redis(options["redis"])
+    if not 0.3 <= options["node-lease"] <= 3600:
+        raise usage.UsageError("--node-lease: between 0.3 and 3600 seconds")
     if options["postgres"]:
         _check_postgres(options["postgres"])
     else:
@@ -560,7 +570,7 @@ def makeService(options):
         # Imported only now: its client takes Twisted's reactor on import.
         from msnp.directory.redis import RedisDirectory
 
-        directory = RedisDirectory(options["redis"], node)
+        directory = RedisDirectory(options["redis"], node, lease=options["node-lease"])
     else:
         from msnp.directory.local import LocalDirectory
 

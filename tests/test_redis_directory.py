@@ -3,8 +3,9 @@ The Redis directory between two nodes (two directory objects, as two
 processes would have) on the test run's own redis-server: a login on one
 node replaces the same account's endpoint on the other, events reach
 endpoints wherever they live, presence and switchboard cookies are read on
-any node, session ids are claimed once, and a node started again forgets
-what its earlier run left.
+any node, session ids are claimed once, a node started again forgets
+what its earlier run left, a node that stops renewing its lease is reaped
+and fenced, and a node puts back what an emptied Redis lost.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -264,3 +266,104 @@ def test_node_started_again_forgets_its_earlier_run(redis_url):
             yield again.stop()
     finally:
         yield other.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_node_without_lease_is_reaped_and_fenced(redis_url):
+    """
+    n1 stops renewing its lease (as if frozen): n2 reaps it, handing over
+    the presence its users had published and removing their endpoints;
+    n1's next write is refused, it drops its endpoints (told the server is
+    going down) and refuses logins until it rejoins.
+    """
+    from msnp.directory.redis import Fenced
+
+    n1 = RedisDirectory(redis_url, "n1", reactor, lease=0.6)
+    n2 = RedisDirectory(redis_url, "n2", reactor, lease=0.6)
+    reaped = defer.Deferred()
+    n2.on_reaped = reaped.callback
+    for directory in (n1, n2):
+        yield directory.start()
+        yield directory.hold_lease(lambda: "127.0.0.1:1864")
+    try:
+        assert sorted(node for node, _, _ in (yield n2.live_nodes())) == ["n1", "n2"]
+        alice = RecordingEndpoint("n1/1", ALICE)
+        yield n1.attach(alice, record("n1/1", ALICE))
+        presence = PresenceRecord(ALICE, "n1/1", "NLN", "Alice")
+        n1.publish_presence(presence)
+        assert (yield n2.presence_of([ALICE])) == {ALICE: presence}
+        n1._beating.stop()
+        timer = reactor.callLater(20, reaped.cancel)
+        records = yield reaped
+        timer.cancel()
+        assert records == [presence]
+        assert (yield n2.endpoints_of(ALICE)) == []
+        assert (yield n2.presence_of([ALICE])) == {}
+        assert [node for node, _, _ in (yield n2.live_nodes())] == ["n2"]
+        # The frozen node writes again: refused, and it fences itself.
+        n1.publish_presence(PresenceRecord(ALICE, "n1/1", "BSY", "Alice"))
+        assert (yield alice.next_event()) == events.Kicked(events.SHUTDOWN)
+        assert len(n1) == 0 and n1.fenced_count == 1
+        assert (yield n2.presence_of([ALICE])) == {}
+        with pytest.raises(Fenced):
+            yield n1.attach(RecordingEndpoint("n1/2", BOB), record("n1/2", BOB))
+    finally:
+        yield n1.stop()
+        yield n2.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_node_puts_back_what_redis_lost(redis_url, redis_server):
+    """
+    Redis emptied (as a restarted server without persistence is): at its
+    next beat the node finds its lease missing without a tombstone and
+    puts back its lease, endpoints and the presence they published.
+    """
+    n1 = RedisDirectory(redis_url, "n1", reactor, lease=0.6)
+    yield n1.start()
+    yield n1.hold_lease(lambda: "127.0.0.1:1864")
+    try:
+        yield n1.attach(RecordingEndpoint("n1/1", ALICE), record("n1/1", ALICE))
+        presence = PresenceRecord(ALICE, "n1/1", "NLN", "Alice")
+        n1.publish_presence(presence)
+        yield n1.presence_of([ALICE])
+        redis_server.command("FLUSHALL")
+        for _ in range(200):
+            if (yield n1.presence_of([ALICE])):
+                break
+            yield deferLater(reactor, 0.05, lambda: None)
+        assert (yield n1.presence_of([ALICE])) == {ALICE: presence}
+        assert [r.endpoint_id for r in (yield n1.endpoints_of(ALICE))] == ["n1/1"]
+        assert [node for node, _, _ in (yield n1.live_nodes())] == ["n1"]
+    finally:
+        yield n1.stop()
+
+
+
+@pytest_twisted.inlineCallbacks
+def test_login_refused_while_redis_is_away_then_service_resumes(redis_url, redis_server, monkeypatch):
+    """
+    With Redis stopped, an attach (a login) is refused with
+    DirectoryUnavailable once it has waited ATTACH_TIMEOUT, and nothing is
+    kept of it; Redis started again, the next attach succeeds on the same
+    directory, reconnected by itself.
+    """
+    from msnp.directory import redis as redis_directory
+    from msnp.directory.interface import DirectoryUnavailable
+
+    monkeypatch.setattr(redis_directory, "ATTACH_TIMEOUT", 0.5)
+    n1 = RedisDirectory(redis_url, "n1", reactor)
+    yield n1.start()
+    try:
+        redis_server.stop()
+        try:
+            with pytest.raises(DirectoryUnavailable):
+                yield n1.attach(RecordingEndpoint("n1/1", ALICE), record("n1/1", ALICE))
+            assert len(n1) == 0
+        finally:
+            redis_server.start()
+        monkeypatch.setattr(redis_directory, "ATTACH_TIMEOUT", 30)
+        yield n1.attach(RecordingEndpoint("n1/2", ALICE), record("n1/2", ALICE))
+        assert [r.endpoint_id for r in (yield n1.endpoints_of(ALICE))] == ["n1/2"]
+    finally:
+        yield n1.stop()

@@ -13,6 +13,14 @@ from __future__ import annotations
 from zope.interface import Attribute, Interface
 
 
+class DirectoryUnavailable(Exception):
+    """
+    A shared directory cannot take the request now (its server is out of
+    reach, or this node was fenced): nothing was recorded; try again, or
+    elsewhere.
+    """
+
+
 class IDirectory(Interface):
     node = Attribute("the id of the node this directory object serves")
 

@@ -16,6 +16,18 @@ Keys (NODE is the node id, H a handle):
   inbox:NODE      stream of messages for that node's endpoints
   sbck:COOKIE     switchboard ticket, expiring with it
   sbsid:ID        the switchboard address holding session ID
+  node:NODE       a notification node's lease, "incarnation|address|load", expiring
+  nodes           zset of the nodes holding (or lately holding) a lease
+  nodeinc         hash node -> incarnation holding its lease
+  dead:NODE       the incarnation the reaper declared dead (fences it)
+
+Liveness: a process serving notification clients holds a lease, renewed
+every third of it.  Any live node reaps a node whose lease expired: it
+removes its endpoints and the presence they published, and the
+notification service tells their watchers they went offline.  The
+reaped incarnation is fenced: every script writing for it refuses
+(FENCED), and when it notices it drops its clients and starts again as a
+new incarnation.
 
 Values are JSON (L{msnp.directory.codec}).  The client is txredisapi, which
 imports Twisted's global reactor when it is imported: import this module
@@ -24,18 +36,20 @@ only once the reactor is chosen (not from the twistd plugin file).
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+import secrets
+from typing import Callable, Iterable, Optional
 
 import txredisapi
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
-from twisted.internet.task import deferLater
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError as NoAnswer, inlineCallbacks, succeed
+from twisted.python.failure import Failure
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from msnp.core import events
 from msnp.core.endpoints import EndpointRecord, default_node_id
 from msnp.directory import codec
-from msnp.directory.interface import IDirectory
+from msnp.directory.interface import DirectoryUnavailable, IDirectory
 from msnp.directory.local import _give
 from msnp.directory.redisurl import parse_redis_url
 
@@ -46,26 +60,55 @@ log = Logger()
 INBOX_BLOCK_MS = 1000
 REPLY_TIMEOUT = 5
 INBOX_LENGTH = 10000
+# Seconds a login waits for Redis to record its endpoint before it is
+# refused (601): the client may try again, through a dispatch server.
+ATTACH_TIMEOUT = 5.0
+# Seconds a notification node's lease lasts unless renewed.
+DEFAULT_LEASE = 10.0
 
-# Put a new endpoint's record in place; with ARGV[3] "1", first take out
+
+class Fenced(DirectoryUnavailable):
+    """
+    This node's incarnation was declared dead by another node (or its
+    lease is held by another incarnation): it must not write or deliver.
+    """
+
+# Every script that writes for a node's endpoints starts with this check:
+# ARGV[1] is the node id, ARGV[2] the incarnation holding its lease (empty
+# for a process without one).  An incarnation the reaper declared dead (its
+# tombstone dead:NODE), or whose lease another incarnation holds, writes
+# nothing: the node is fenced and told so with the FENCED error.
+_FENCE = """
+if ARGV[2] ~= '' then
+  if redis.call('GET', 'dead:' .. ARGV[1]) == ARGV[2] then
+    return redis.error_reply('FENCED')
+  end
+  local lease = redis.call('GET', 'node:' .. ARGV[1])
+  if lease and string.sub(lease, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then
+    return redis.error_reply('FENCED')
+  end
+end
+"""
+
+# Put a new endpoint's record in place; with ARGV[5] "1", first take out
 # the user's other endpoints of the same protocol and return their records.
-_ATTACH = """
+_ATTACH = _FENCE + """
 local replaced = {}
-if ARGV[3] == '1' then
+if ARGV[5] == '1' then
   local all = redis.call('HGETALL', KEYS[1])
   for i = 1, #all, 2 do
     local id, rec = all[i], all[i + 1]
-    if id ~= ARGV[1] then
+    if id ~= ARGV[3] then
       local decoded = cjson.decode(rec)
-      if decoded['f']['protocol'] == ARGV[4] then
+      if decoded['f']['protocol'] == ARGV[6] then
         redis.call('HDEL', KEYS[1], id)
         table.insert(replaced, rec)
       end
     end
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[5] .. ' ' .. ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[7] .. ' ' .. ARGV[3])
 return replaced
 """
 
@@ -76,7 +119,7 @@ return 1
 """
 
 # The endpoint ids of each of KEYS (ep:H), in order.
-_ENDPOINT_IDS = """
+_ENDPOINT_IDS = _FENCE + """
 local found = {}
 for i, key in ipairs(KEYS) do
   found[i] = redis.call('HKEYS', key)
@@ -89,6 +132,116 @@ if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+
+# Publish a presence record (ARGV[3] endpoint id, ARGV[4] the record).
+_PUBLISH = _FENCE + """
+redis.call('HSET', KEYS[1], 'id', ARGV[3], 'rec', ARGV[4])
+return 1
+"""
+
+# A message into another node's inbox (KEYS[1]), ARGV[3] its maximum length.
+_SEND = _FENCE + """
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[4])
+"""
+
+# Put an endpoint back after Redis lost it (restarted empty): its record,
+# and the presence it published unless another endpoint's is there now.
+_REASSERT = _FENCE + """
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[6] .. ' ' .. ARGV[3])
+if ARGV[5] ~= '' then
+  local holder = redis.call('HGET', KEYS[3], 'id')
+  if not holder or holder == ARGV[3] then
+    redis.call('HSET', KEYS[3], 'id', ARGV[3], 'rec', ARGV[5])
+  end
+end
+return 1
+"""
+
+# Renew this incarnation's lease (KEYS: node:ID, dead:ID, nodes, nodeinc;
+# ARGV: node id, incarnation, lease value, lease in ms).  Fenced (the FENCED
+# error) once reaped or replaced; returns 1 when the lease was missing
+# (the first beat, or Redis lost it), else 0.
+_HEARTBEAT = """
+if redis.call('GET', KEYS[2]) == ARGV[2] then
+  return redis.error_reply('FENCED')
+end
+local current = redis.call('GET', KEYS[1])
+if current and string.sub(current, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then
+  return redis.error_reply('FENCED')
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[3], now[1] * 1000 + math.floor(now[2] / 1000), ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+if current then return 0 end
+return 1
+"""
+
+# The nodes of KEYS[1] (nodes) whose lease has expired.
+_EXPIRED = """
+local expired = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if redis.call('EXISTS', 'node:' .. id) == 0 then
+    table.insert(expired, id)
+  end
+end
+return expired
+"""
+
+# The live nodes with their lease values ("incarnation|address|load").
+_LIVE = """
+local live = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local value = redis.call('GET', 'node:' .. id)
+  if value then
+    table.insert(live, id)
+    table.insert(live, value)
+  end
+end
+return live
+"""
+
+# Reap node ARGV[1] whose lease expired (KEYS: node:ID, nodeeps:ID,
+# inbox:ID, nodes, dead:ID, nodeinc): unless it renewed meanwhile or was
+# reaped already, remove its endpoints, its inbox, its membership, leave
+# the tombstone that fences its incarnation, and return the presence
+# records its endpoints had published (each user whose watchers must now
+# be told they went offline).
+_REAP = """
+if redis.call('EXISTS', KEYS[1]) == 1 or not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  return false
+end
+local gone = {}
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local space = string.find(member, ' ', 1, true)
+  local handle, id = string.sub(member, 1, space - 1), string.sub(member, space + 1)
+  redis.call('HDEL', 'ep:' .. handle, id)
+  if redis.call('HGET', 'pres:' .. handle, 'id') == id then
+    table.insert(gone, redis.call('HGET', 'pres:' .. handle, 'rec'))
+    redis.call('DEL', 'pres:' .. handle)
+  end
+end
+local incarnation = redis.call('HGET', KEYS[6], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
+if incarnation then
+  redis.call('SET', KEYS[5], incarnation, 'EX', 3600)
+end
+return gone
+"""
+
+# A graceful stop: the lease of this incarnation goes.
+_LEAVE = """
+local lease = redis.call('GET', KEYS[1])
+if lease and string.sub(lease, 1, #ARGV[2] + 1) == ARGV[2] .. '|' then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
 """
 
 _PRESENCE_OF = """
@@ -116,6 +269,18 @@ return #members
 """
 
 
+# Seconds between attempts to reconnect at most (txredisapi's default, 10,
+# is longer than a lease: service would resume long after Redis did).
+RECONNECT_MAX_DELAY = 1.0
+
+
+def _tune_reconnecting(connection):
+    # txredisapi has no argument for it; its factory reads the attribute
+    # on every retry.
+    connection._factory.maxDelay = RECONNECT_MAX_DELAY
+    return connection
+
+
 def node_of(endpoint_id: str) -> str:
     return endpoint_id.rsplit("/", 1)[0]
 
@@ -126,7 +291,7 @@ class RedisDirectory:
     The directory of one node of a cluster sharing one Redis.
     """
 
-    def __init__(self, url: str, node: str = "", reactor=None):
+    def __init__(self, url: str, node: str = "", reactor=None, lease: float = DEFAULT_LEASE):
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
@@ -145,6 +310,25 @@ class RedisDirectory:
         self._reader = None
         self._reading: Optional[Deferred] = None
         self._running = False
+        self.lease = lease
+        # Set by hold_lease: the incarnation holding the lease ("" while
+        # none), what the lease says of this node, the beat renewing it.
+        self._incarnation = ""
+        # Fenced: nothing is written or delivered until the next beat
+        # starts a new incarnation (the dropped clients' sign-outs are
+        # stale too).
+        self._fenced = False
+        self._advertised: Optional[Callable[[], str]] = None
+        self._beating: Optional[LoopingCall] = None
+        self._last_renewed: Optional[float] = None
+        self._healthy_since: Optional[float] = None
+        # Presence records published by this node's endpoints, by handle,
+        # to publish again if Redis loses them.
+        self._published: dict[str, object] = {}
+        # Called with the presence records of a reaped node's users.
+        self.on_reaped: Optional[Callable[[list], None]] = None
+        # How many clients were dropped because this node was fenced.
+        self.fenced_count = 0
 
     # Starting and stopping
 
@@ -160,7 +344,7 @@ class RedisDirectory:
             replyTimeout=REPLY_TIMEOUT,
             connectTimeout=REPLY_TIMEOUT,
             convertNumbers=False,
-        )
+        ).addCallback(_tune_reconnecting)
 
     @inlineCallbacks
     def start(self):
@@ -176,8 +360,178 @@ class RedisDirectory:
         self._running = True
         self._reading = self._read_inbox()
 
+    # The lease, the reaper and fencing
+
+    def hold_lease(self, advertised: Callable[[], str]) -> Deferred:
+        """
+        Hold a lease as a notification node; C{advertised()} is the address
+        clients are referred to.  Renewed every third of the lease; each
+        beat also reaps nodes whose lease expired.  Fires after the first
+        beat.
+        """
+        self._advertised = advertised
+        self._incarnation = secrets.token_hex(8)
+        self._beating = LoopingCall(self._beat)
+        self._beating.clock = self._reactor
+        started = Deferred()
+        first = self._beating.start(self.lease / 3, now=True)
+        first.addErrback(lambda failure: log.failure("directory: the lease beat stopped", failure))
+        self._first_beat = started
+        return started
+
+    def _fence_args(self) -> list:
+        return [self.node, self._incarnation]
+
+    def _lease_value(self) -> str:
+        return f"{self._incarnation}|{self._advertised()}|{len(self._endpoints)}"
+
+    @inlineCallbacks
+    def _beat(self):
+        now = self._reactor.seconds()
+        if self._fenced:
+            self._incarnation = secrets.token_hex(8)
+            self._fenced = False
+        try:
+            missing = yield self._redis.eval(
+                _HEARTBEAT,
+                [f"node:{self.node}", f"dead:{self.node}", "nodes", "nodeinc"],
+                [self.node, self._incarnation, self._lease_value(), int(self.lease * 1000)],
+            )
+        except Exception as error:
+            if _is_fenced(error):
+                self._fence()
+            else:
+                if self._healthy_since is not None:
+                    log.warn("directory: renewing the lease of {node} failed ({error})", node=self.node, error=error)
+                self._healthy_since = None
+            self._fire_first_beat()
+            return
+        self._last_renewed = now
+        if self._healthy_since is None:
+            self._healthy_since = now
+        if str(missing) == "1" and self._endpoints:
+            # Not reaped, yet the lease was gone: Redis lost its data.
+            yield self._reassert()
+        self._fire_first_beat()
+        # Reap only after renewing for a whole lease: after an outage of
+        # Redis every lease has expired, and each node gets that long to
+        # renew before anyone is declared dead.
+        if now - self._healthy_since >= self.lease:
+            try:
+                yield self._reap()
+            except Exception as error:
+                # The next beat tries again; the beat itself must go on.
+                log.warn("directory: reaping failed ({error})", error=error)
+
+    def _fire_first_beat(self) -> None:
+        first, self._first_beat = getattr(self, "_first_beat", None), None
+        if first is not None:
+            first.callback(None)
+
+    @inlineCallbacks
+    def _reassert(self):
+        log.info("directory: Redis lost the records of {node}; putting back {count} endpoints", node=self.node, count=len(self._endpoints))
+        for endpoint_id, (_, record) in list(self._endpoints.items()):
+            published = self._published.get(record.handle)
+            presence = codec.dumps(published) if published is not None and published.endpoint_id == endpoint_id else ""
+            try:
+                yield self._redis.eval(
+                    _REASSERT,
+                    [f"ep:{record.handle}", self._index, f"pres:{record.handle}"],
+                    [*self._fence_args(), endpoint_id, codec.dumps(record), presence, record.handle],
+                )
+            except Exception as error:
+                self._failed_with(error, "put back an endpoint")
+                return
+
+    @inlineCallbacks
+    def _reap(self):
+        expired = yield self._redis.eval(_EXPIRED, ["nodes"], [])
+        for node in expired or ():
+            if node == self.node:
+                continue
+            keys = [f"node:{node}", f"nodeeps:{node}", f"inbox:{node}", "nodes", f"dead:{node}", "nodeinc"]
+            gone = yield self._redis.eval(_REAP, keys, [node])
+            if gone is None:
+                continue
+            records = [codec.loads(text) for text in gone or ()]
+            log.info("directory: node {dead} stopped renewing its lease; reaped, {count} users offline", dead=node, count=len(records))
+            if self.on_reaped is not None and records:
+                try:
+                    self.on_reaped(records)
+                except Exception:
+                    log.failure("directory: telling watchers of node {dead}'s users failed", dead=node)
+
+    def _fence(self) -> None:
+        """
+        Another node declared this incarnation dead: its users were told
+        it went offline.  Drop every local client (told to log in again)
+        without writing anything for them, and carry on as a new
+        incarnation.
+        """
+        if not self._incarnation or self._fenced:
+            return
+        self._fenced = True
+        log.warn("directory: node {node} was declared dead while it could not renew its lease; dropping its {count} clients",
+                 node=self.node, count=len(self._endpoints))
+        self._healthy_since = None
+        self._published.clear()
+        dropped = list(self._endpoints.items())
+        self._endpoints.clear()
+        self._by_handle.clear()
+        for endpoint_id, (endpoint, _) in dropped:
+            self.fenced_count += 1
+            _give(endpoint, events.Kicked(events.SHUTDOWN))
+
+    def _stale(self) -> bool:
+        """
+        Whether this node has gone a lease without renewing (frozen, or cut
+        off): it may have been reaped, so even local deliveries wait for
+        Redis to say it was not.
+        """
+        return self._incarnation != "" and (
+            self._last_renewed is None or self._reactor.seconds() - self._last_renewed > self.lease
+        )
+
+    def live_nodes(self) -> Deferred:
+        """
+        The notification nodes holding a lease: a list of (node id,
+        address, load).
+        """
+        d = self._redis.eval(_LIVE, ["nodes"], [])
+
+        def parsed(flat):
+            flat = list(flat or ())
+            nodes = []
+            for node, value in zip(flat[0::2], flat[1::2]):
+                _, address, load = value.split("|")
+                nodes.append((node, address, int(load)))
+            return nodes
+
+        # Callers may time the answer out; txredisapi's Deferred must not be
+        # cancelled.
+        return _uncancellable(d.addCallback(parsed))
+
+    @inlineCallbacks
+    def leave(self):
+        """
+        Give up the lease (a graceful stop): dispatch servers stop
+        referring logins here at once.  The endpoints stay until their
+        clients go.
+        """
+        beating, self._beating = self._beating, None
+        if beating is not None and beating.running:
+            beating.stop()
+        self._fire_first_beat()
+        if self._incarnation and self._redis is not None:
+            try:
+                yield self._redis.eval(_LEAVE, [f"node:{self.node}", "nodes", "nodeinc"], [self.node, self._incarnation])
+            except Exception as error:
+                log.warn("directory: giving up the lease of {node} failed ({error})", node=self.node, error=error)
+
     @inlineCallbacks
     def stop(self):
+        yield self.leave()
         self._running = False
         for endpoint_id, (_, record) in list(self._endpoints.items()):
             self.detach(endpoint_id)
@@ -194,13 +548,33 @@ class RedisDirectory:
     # Endpoints
 
     def attach(self, endpoint, record: EndpointRecord, single: bool = True) -> Deferred:
+        if self._fenced:
+            from twisted.internet.defer import fail
+
+            return fail(Fenced(self.node))
         self._endpoints[record.endpoint_id] = (endpoint, record)
         self._by_handle.setdefault(record.handle, {})[record.endpoint_id] = endpoint
         d = self._redis.eval(
             _ATTACH,
             [f"ep:{record.handle}", self._index],
-            [record.endpoint_id, codec.dumps(record), "1" if single else "0", record.protocol, record.handle],
+            [*self._fence_args(), record.endpoint_id, codec.dumps(record), "1" if single else "0", record.protocol, record.handle],
         )
+
+        def refused(failure):
+            # Not signed in after all: the caller's login fails.
+            self._forget_local(record.endpoint_id)
+            if _is_fenced(failure.value):
+                self._fence()
+                raise Fenced(self.node)
+            if failure.check(NoAnswer, CancelledError, txredisapi.ConnectionError):
+                raise DirectoryUnavailable(f"Redis did not answer: {failure.getErrorMessage()}")
+            return failure
+
+        def late(result):
+            # Redis answered after the login was refused: undo the attach.
+            if not isinstance(result, Failure):
+                undo = self._redis.eval(_DETACH, [f"ep:{record.handle}", self._index], [record.endpoint_id, record.handle])
+                undo.addErrback(lambda _: None)
 
         def replaced(encoded):
             records = [codec.loads(text) for text in encoded or ()]
@@ -208,7 +582,10 @@ class RedisDirectory:
                 self._kick(old.endpoint_id)
             return records
 
-        return d.addCallback(replaced)
+        # The timeout cancels only a Deferred of ours: cancelling one of
+        # txredisapi's would lose its pooled connection.
+        d = _uncancellable(d, late).addTimeout(ATTACH_TIMEOUT, self._reactor)
+        return d.addCallbacks(replaced, refused)
 
     def _kick(self, endpoint_id: str) -> None:
         if node_of(endpoint_id) == self.node:
@@ -233,6 +610,10 @@ class RedisDirectory:
 
     def detach(self, endpoint_id: str) -> None:
         record = self._forget_local(endpoint_id)
+        if record is not None:
+            published = self._published.get(record.handle)
+            if published is not None and published.endpoint_id == endpoint_id:
+                del self._published[record.handle]
         if record is not None and self._redis is not None:
             d = self._redis.eval(_DETACH, [f"ep:{record.handle}", self._index], [endpoint_id, record.handle])
             d.addErrback(self._failed, "detach")
@@ -255,14 +636,21 @@ class RedisDirectory:
 
     def deliver(self, handles: Iterable[str], event) -> None:
         handles = list(handles)
-        self._deliver_local(handles, event)
-        if not handles or self._redis is None:
+        if not handles or self._fenced:
+            return
+        stale = self._stale()
+        if not stale:
+            self._deliver_local(handles, event)
+        if self._redis is None:
             return
         # Which other nodes hold endpoints of these users: one round trip,
-        # then one inbox message per node.
-        d = self._redis.eval(_ENDPOINT_IDS, [f"ep:{handle}" for handle in handles], [])
+        # then one inbox message per node.  The script refuses a fenced
+        # node; a stale one delivers even locally only once it has not.
+        d = self._redis.eval(_ENDPOINT_IDS, [f"ep:{handle}" for handle in handles], self._fence_args())
 
         def route(found):
+            if stale:
+                self._deliver_local(handles, event)
             by_node: dict[str, list[str]] = {}
             for handle, endpoint_ids in zip(handles, found or ()):
                 for node in {node_of(endpoint_id) for endpoint_id in endpoint_ids or ()}:
@@ -311,11 +699,17 @@ class RedisDirectory:
     # Presence
 
     def publish_presence(self, record) -> None:
-        d = self._redis.hmset(f"pres:{record.handle}", {"id": record.endpoint_id, "rec": codec.dumps(record)})
+        if self._fenced:
+            return
+        if record.endpoint_id in self._endpoints:
+            self._published[record.handle] = record
+        d = self._redis.eval(
+            _PUBLISH, [f"pres:{record.handle}"], [*self._fence_args(), record.endpoint_id, codec.dumps(record)]
+        )
         d.addErrback(self._failed, "publish presence")
 
     def withdraw_presence(self, handle: str, endpoint_id: str) -> None:
-        if self._redis is None:
+        if self._redis is None or self._fenced:
             return
         self._redis.eval(_WITHDRAW, [f"pres:{handle}"], [endpoint_id]).addErrback(self._failed, "withdraw presence")
 
@@ -359,9 +753,9 @@ class RedisDirectory:
     # The inbox
 
     def _send(self, node: str, message: dict) -> None:
-        d = self._redis.execute_command(
-            "XADD", f"inbox:{node}", "MAXLEN", "~", INBOX_LENGTH, "*", "m", codec.dumps(message)
-        )
+        if self._fenced:
+            return
+        d = self._redis.eval(_SEND, [f"inbox:{node}"], [*self._fence_args(), INBOX_LENGTH, codec.dumps(message)])
         d.addErrback(self._failed, f"send to node {node}")
 
     @inlineCallbacks
@@ -398,4 +792,34 @@ class RedisDirectory:
             log.failure("directory: message for node {node} not understood: {text!r}", node=self.node, text=text)
 
     def _failed(self, failure, what: str) -> None:
-        log.warn("directory: {what} failed: {error}", what=what, error=failure.getErrorMessage())
+        self._failed_with(failure.value, what)
+
+    def _failed_with(self, error, what: str) -> None:
+        if _is_fenced(error):
+            self._fence()
+            return
+        log.warn("directory: {what} failed: {error}", what=what, error=error)
+
+
+def _uncancellable(d: Deferred, late: Optional[Callable] = None) -> Deferred:
+    """
+    A Deferred firing with C{d}'s result that can be cancelled (timed out)
+    without cancelling C{d}; C{late} gets C{d}'s result if it comes after.
+    """
+    outer = Deferred()
+
+    def passed(result):
+        if not outer.called:
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+        elif late is not None:
+            late(result)
+
+    d.addBoth(passed)
+    return outer
+
+
+def _is_fenced(error) -> bool:
+    return isinstance(error, Fenced) or (isinstance(error, txredisapi.ResponseError) and "FENCED" in str(error))

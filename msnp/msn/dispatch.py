@@ -1,6 +1,8 @@
 """
 The dispatch server: version negotiation, then a referral to a
-notification server (C{XFR t NS}), then the server hangs up.
+notification server (C{XFR t NS}), then the server hangs up.  Alone it
+refers to its own process's notification server; in a cluster a
+placement (handle -> Deferred address) picks a live node.
 """
 
 from __future__ import annotations
@@ -8,11 +10,17 @@ from __future__ import annotations
 from typing import Optional
 
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 
 from msnp.msn import dialects, errors, negotiation, phases, wire
 from msnp.msn.errors import CloseConnection, CommandError
 from msnp.msn.phases import Phase
 from msnp.msn.protocol import CommandProtocol
+
+log = Logger()
+
+# Seconds a login waits for the cluster's directory to name a node.
+PLACEMENT_TIMEOUT = 5.0
 
 
 class DispatchSession:
@@ -27,6 +35,8 @@ class DispatchSession:
     def __init__(self, connection, server: "DispatchServer"):
         self.connection = connection
         self.config = server.config
+        self.placement = server.placement
+        self.clock = server.clock
         self.phase = Phase.CONNECTED
         self.dialect: Optional[dialects.Dialect] = None
 
@@ -76,7 +86,27 @@ class DispatchSession:
             raise CommandError(errors.AUTHENTICATION_FAILED, "unsupported login", close=True)
         if not wire.is_valid_handle(args[2]):
             raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
-        self.send(self.dialect.xfr_ns(command.trid, self.config.notification_address, self.config.dispatch_address))
+        if self.placement is None:
+            self._refer(command.trid, self.config.notification_address)
+        # A directory that does not answer (Redis away) holds a login only
+        # so long, then the client is told to come back.
+        d = self.placement(args[2]).addTimeout(PLACEMENT_TIMEOUT, self.clock)
+
+        def placed(address):
+            if address is None:
+                raise CommandError(errors.SERVER_UNAVAILABLE, "no notification node is live", close=True)
+            self._refer(command.trid, address)
+
+        def unplaced(failure):
+            if failure.check(CommandError, CloseConnection):
+                return failure
+            log.warn("dispatch: cannot choose a notification node ({error})", error=failure.getErrorMessage())
+            raise CommandError(errors.SERVER_UNAVAILABLE, "cluster directory unreachable", close=True)
+
+        return d.addCallback(placed).addErrback(unplaced)
+
+    def _refer(self, trid, address: str):
+        self.send(self.dialect.xfr_ns(trid, address, self.config.dispatch_address))
         raise CloseConnection("referred to the notification server")
 
     def shut_down(self) -> None:
@@ -95,11 +125,17 @@ class DispatchProtocol(CommandProtocol):
 class DispatchServer(Factory):
     protocol = DispatchProtocol
 
-    def __init__(self, config, clock=None):
+    def __init__(self, config, clock=None, placement=None):
+        """
+        C{placement}, when given, maps a handle to a Deferred firing with
+        the address of the notification server to refer it to (None: no
+        server can take it, answered 601).
+        """
         if clock is None:
             from twisted.internet import reactor as clock
         self.config = config
         self.clock = clock
+        self.placement = placement
 
     def make_session(self, connection) -> DispatchSession:
         return DispatchSession(connection, self)

@@ -5,6 +5,7 @@ How a handler refuses a command.
 from __future__ import annotations
 
 from msnp.core import errors as core
+from msnp.directory.interface import DirectoryUnavailable
 from msnp.store.records import StoreError, StoreUnavailable
 
 
@@ -58,6 +59,7 @@ INTERNAL_ERROR = 500
 COMMAND_DISABLED = 502
 GENERIC_FAILURE = 503
 CHALLENGE_FAILED = 540
+SERVER_UNAVAILABLE = 601
 DATABASE_CONNECT_FAILED = 603
 SESSION_OVERLOAD = 712
 CALLING_TOO_RAPIDLY = 713
@@ -85,6 +87,7 @@ def code_for(error: Exception) -> int:
         (core.AlreadyInMode, ALREADY_IN_MODE),
         (core.UserOffline, USER_OFFLINE),
         (StoreUnavailable, DATABASE_CONNECT_FAILED),
+        (DirectoryUnavailable, SERVER_UNAVAILABLE),
         (StoreError, INTERNAL_ERROR),
     ):
         if isinstance(error, kind):

@@ -28,6 +28,7 @@ from msnp import metrics, write_through
 from msnp.msn import dialects, wire
 from msnp.msn.errors import INTERNAL_ERROR, CloseConnection, CommandError, code_for
 from msnp.msn.framing import Framer, LineTooLong
+from msnp.directory.interface import DirectoryUnavailable
 from msnp.store.records import StoreUnavailable
 
 # Which ServerConfig setting holds the idle lease of each role; roles not
@@ -432,11 +433,12 @@ class CommandProtocol(Protocol, TimeoutMixin):
                 self.close(error.reason or f"error {error.code}")
         elif isinstance(error, CloseConnection):
             self.close(error.reason)
-        elif isinstance(error, StoreUnavailable):
-            # Any command that needed the database while it is out of reach
-            # (a login too): nothing was changed, and the client is told so.
+        elif isinstance(error, (StoreUnavailable, DirectoryUnavailable)):
+            # Any command that needed the database (or the cluster's
+            # directory) while it is out of reach, a login too: nothing was
+            # changed, and the client is told so.
             self.log.info(
-                "{role}: {command} refused, database unavailable: {error}",
+                "{role}: {command} refused, database or directory unavailable: {error}",
                 role=self.role,
                 command=command.name,
                 error=error,
