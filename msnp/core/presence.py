@@ -53,6 +53,17 @@ class SignedInUser:
     by every edit) and the presence it shows.
     """
 
+    __slots__ = (
+        "user",
+        "endpoint_id",
+        "status",
+        "client_caps",
+        "msn_object",
+        "personal_message",
+        "accepts_invitations",
+        "_privacy",
+    )
+
     def __init__(self, user: UserState, endpoint_id: str):
         self.user = user
         self.endpoint_id = endpoint_id

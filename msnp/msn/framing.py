@@ -61,6 +61,24 @@ class Framer:
     Both parsers may be replaced between frames.
     """
 
+    # One per connection: slots and a queue made only when a read has to
+    # wait keep an idle connection small.
+    __slots__ = (
+        "parse_line",
+        "max_line_length",
+        "parse_fast",
+        "_data",
+        "_position",
+        "_queue",
+        "_line",
+        "_line_length",
+        "_header",
+        "_payload",
+        "_needed",
+        "_closed",
+        "drained",
+    )
+
     def __init__(self, parse_line: LineParser, max_line_length: int, parse_fast: Optional[FastParser] = None):
         self.parse_line = parse_line
         self.max_line_length = max_line_length
@@ -69,7 +87,7 @@ class Framer:
         # wait in _queue until the consumer gets to them.
         self._data = b""
         self._position = 0
-        self._queue: deque[bytes] = deque()
+        self._queue: Optional[deque[bytes]] = None
         # The start of a line that began in an earlier read (no LF in it).
         self._line: list[bytes] = []
         self._line_length = 0
@@ -89,7 +107,7 @@ class Framer:
         Bytes held: fed but not yet returned in a frame.
         """
         payload = sum(len(piece) for piece in self._payload)
-        queued = sum(len(data) for data in self._queue)
+        queued = sum(len(data) for data in self._queue or ())
         return len(self._data) - self._position + queued + self._line_length + payload
 
     def feed(self, data: bytes) -> None:
@@ -103,6 +121,8 @@ class Framer:
             self._data = data
             self._position = 0
         else:
+            if self._queue is None:
+                self._queue = deque()
             self._queue.append(data)
 
     def close(self) -> None:
@@ -113,7 +133,7 @@ class Framer:
         self.drained = True
         self._data = b""
         self._position = 0
-        self._queue.clear()
+        self._queue = None
         self._line = []
         self._line_length = 0
         self._header = None
