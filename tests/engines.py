@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -38,8 +39,27 @@ class EngineMissing(Exception):
 
 def free_port() -> int:
     """
-    A TCP port on 127.0.0.1 that nothing listens on right now.
+    A TCP port on 127.0.0.1 that nothing uses right now, below the range
+    the kernel hands out to outgoing connections: an engine stopped and
+    started again by a test must get its port back, and a client socket
+    of some other test could otherwise be holding it by then.
     """
+    low, high = 20000, 32000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            ephemeral_low = int(ports.read().split()[0])
+        high = min(high, ephemeral_low)
+        low = min(low, high - 1000)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randrange(low, high)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -114,10 +134,14 @@ class PostgresCluster:
         """
         if self.directory is None:
             self._make()
-        # The port is probed free, but another process may take it first.
+        # The port is probed free, but another process may take it first;
+        # a restart keeps its port, which the tests' clients hold.
+        restarting = self.port is not None
         for attempt in range(5):
-            if self.port is None or attempt:
+            if self.port is None or (attempt and not restarting):
                 self.port = free_port()
+            elif attempt:
+                time.sleep(1)
             options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off"
             try:
                 self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.directory, "server.log"),
@@ -225,9 +249,13 @@ class RedisServer:
     def start(self) -> "RedisServer":
         if self.directory is None:
             self.directory = tempfile.mkdtemp(prefix="msnp-redis-")
+        restarting = self.port is not None
         for attempt in range(5):
-            if self.port is None or attempt:
+            # A restart keeps its port: clients of the test hold its URL.
+            if self.port is None or (attempt and not restarting):
                 self.port = free_port()
+            elif attempt:
+                time.sleep(1)
             # Not daemonized: the server stays our child, so it is reaped
             # and its process id cannot be taken over before it is stopped.
             self._process = subprocess.Popen(
