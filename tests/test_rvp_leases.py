@@ -111,8 +111,9 @@ def test_stale_nonce_is_answered_stale(rvp, clock):
 def test_configured_peer_is_accepted_by_address_only(server):
     """
     Requests from a configured peer's address need no credentials but must
-    speak for principals of its domain; the same request from another
-    address is challenged.
+    speak for principals of its domain (403), or for ours with their
+    credentials (401); the same request from another address is
+    challenged.
     """
     peer_url = "http://127.0.0.1:1"
     rvp = yield start_rvp(server, peers={"other.org": peer_url})
@@ -123,8 +124,14 @@ def test_configured_peer_is_accepted_by_address_only(server):
     assert reply.xml().find(".//r:email", NS).text == "alice@example.com"
     reply = yield peer.request("SUBSCRIBE", "/instmsg/aliases/alice", {
         "Notification-Type": "update/propchange", "Call-Back": zed,
-        "RVP-From-Principal": f"http://127.0.0.1:{rvp.port}/instmsg/aliases/bob"})
+        "RVP-From-Principal": "http://im.third.net/instmsg/aliases/eve"})
     assert reply.status == 403
+    # Speaking for one of our own users from the peer's address takes
+    # that user's credentials.
+    reply = yield peer.request("SUBSCRIBE", "/instmsg/aliases/alice", {
+        "Notification-Type": "update/propchange", "Call-Back": zed,
+        "RVP-From-Principal": f"http://127.0.0.1:{rvp.port}/instmsg/aliases/bob"})
+    assert reply.status == 401
     reply = yield peer.subscribe("/instmsg/aliases/alice", "http://127.0.0.1:2/")
     assert reply.status == 403
     reply = yield peer.request("SUBSCRIBE", "/instmsg/aliases/alice", {

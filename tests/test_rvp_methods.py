@@ -327,7 +327,14 @@ def test_message_delivery_and_acks(rvp):
     assert reply.status == 412
     reply = yield bob.send_message("/instmsg/aliases/alice", bob.url("alice"), "x", ack="Sometimes")
     assert reply.status == 400
-    yield close_all(alice, bob, alice_node, bob_node)
+    # A local node that no longer answers: not delivered, 412.
+    carol = yield client_for(rvp, "carol", "pw-carol")
+    gone = yield LocalNode().start()
+    yield carol.login_subscribe("carol", gone.url)
+    yield gone.stop()
+    reply = yield bob.send_message("/instmsg/aliases/carol", bob.url("carol"), "anyone?")
+    assert reply.status == 412
+    yield close_all(alice, bob, carol, alice_node, bob_node)
 
 
 @pytest_twisted.inlineCallbacks

@@ -259,3 +259,81 @@ def test_subscription_table_sweeps_by_clock():
     assert [s.kind for s in expired] == ["pragma/notify"]
     clock.advance(10)
     assert table.all() == [] and len(expired) == 2
+
+
+def test_peer_located_by_srv_then_domain():
+    """
+    A domain without --rvp-peer is looked up as _rvp._tcp.DOMAIN (the best
+    priority wins, port kept unless 80); without a record the domain
+    itself is used.  A located domain's URLs then map to handles.
+    """
+    from twisted.internet import defer
+    from twisted.names import dns, error
+
+    from msnp.rvp.frontend import RvpFrontEnd, RvpSettings
+
+    class Resolver:
+        asked = []
+
+        def lookupService(self, name):
+            self.asked.append(name)
+            if name == "_rvp._tcp.other.org":
+                answers = [
+                    dns.RRHeader(name, dns.SRV, payload=dns.Record_SRV(20, 0, 80, "backup.other.org")),
+                    dns.RRHeader(name, dns.SRV, payload=dns.Record_SRV(10, 5, 8080, "im.other.org.")),
+                ]
+                return defer.succeed((answers, [], []))
+            return defer.fail(error.DNSNameError(name))
+
+    class Reactor:
+        def resolve(self, host):
+            return defer.succeed({"im.other.org": "192.0.2.7", "plain.net": "192.0.2.8"}[host])
+
+    resolver = Resolver()
+    frontend = RvpFrontEnd(RvpSettings("example.com", Site("im.example.com")), None, Reactor(), task.Clock(),
+                           outbound=object(), resolver=resolver)
+    assert fired(frontend.locate("Other.org")) == "http://im.other.org:8080"
+    assert fired(frontend.locate("plain.net")) == "http://plain.net"
+    assert resolver.asked == ["_rvp._tcp.other.org", "_rvp._tcp.plain.net"]
+    assert frontend.principals.handle_of_url("http://im.other.org:8080/instmsg/aliases/zed") == "zed@other.org"
+    assert frontend.settings.peer_addresses == {"192.0.2.7": "other.org", "192.0.2.8": "plain.net"}
+
+
+def fired(d):
+    """
+    The result of a Deferred that has already fired (the fakes answer at once).
+    """
+    results = []
+    d.addBoth(results.append)
+    [result] = results
+    return result
+
+
+def test_rvp_options(tmp_path):
+    """
+    --rvp-peer is repeatable and checked; --rvp needs --rvp-domain; the
+    service carries domain, host (with an explicit port) and peers.
+    """
+    import pytest
+    from twisted.python import usage
+
+    from msnp.tap import Options, check_options, makeService
+
+    options = Options()
+    options.parseOptions(["--rvp", "tcp:0:interface=127.0.0.1", "--rvp-domain", "Example.com", "--rvp-host", "im.example.com:8080",
+                          "--rvp-peer", "other.org=http://im.other.org/", "--rvp-peer", "third.net=http://10.0.0.1:81",
+                          "--db", str(tmp_path / "x.sqlite")])
+    assert options["rvp-peer"] == {"other.org": "http://im.other.org", "third.net": "http://10.0.0.1:81"}
+    service = makeService(options)
+    [rvp] = [child for child in service if child.__class__.__name__ == "RvpService"]
+    assert rvp.frontend.principals.url_of("a@example.com") == "http://im.example.com:8080/instmsg/aliases/a"
+    assert rvp.frontend.principals.url_of("z@third.net") == "http://10.0.0.1:81/instmsg/aliases/z"
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(["--rvp-peer", "nourl"])
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(["--rvp-peer", "x.org=ftp://x"])
+    for argv in (["--rvp", "tcp:80"], ["--rvp", "tcp:80", "--rvp-domain", "e.com", "--rvp-host", "h:x"]):
+        options = Options()
+        options.parseOptions(argv + ["--db", str(tmp_path / "y.sqlite")])
+        with pytest.raises(usage.UsageError):
+            check_options(options)

@@ -17,7 +17,7 @@ from msnp.rvp import xmldoc
 from msnp.rvp.digest import DigestAuthority, handle_for_username, parse_authorization
 from msnp.rvp.home import InstantMessage, IRvpHome, Privacy
 from msnp.rvp.httpwire import Request, Response, response, split_target
-from msnp.rvp.outbound import OutboundClient
+from msnp.rvp.outbound import OutboundClient, PeerLocator
 from msnp.rvp.principals import Principals, Site
 from msnp.rvp.state import (
     HIDDEN_STATES,
@@ -101,7 +101,7 @@ class RvpFrontEnd:
     tests); C{reactor} the outbound connections.
     """
 
-    def __init__(self, settings: RvpSettings, home: IRvpHome, reactor, clock=None, outbound: Optional[OutboundClient] = None):
+    def __init__(self, settings: RvpSettings, home: IRvpHome, reactor, clock=None, outbound: Optional[OutboundClient] = None, resolver=None):
         self.settings = settings
         self.home = home
         self.reactor = reactor
@@ -111,6 +111,7 @@ class RvpFrontEnd:
         self.presence = PresenceTable(self.clock, self._presence_changed)
         self.subscriptions = SubscriptionTable(self.clock, self._subscription_expired)
         self.outbound = outbound if outbound is not None else OutboundClient(reactor, settings.deliver_timeout)
+        self.locator = PeerLocator(settings.peers, resolver)
         # What each property subscription was last told, so a change of
         # privacy or presence notifies only those who see a difference.
         self._last_told: dict[str, str] = {}
@@ -139,7 +140,7 @@ class RvpFrontEnd:
         if handler is None or method in NOT_IMPLEMENTED:
             return _error(501)
         where, node = self.principals.local_handle_of_target(request.target)
-        if where == "not-here" or node is None:
+        if where == "no-node":
             return _error(404, "no such node")
         try:
             caller = yield self._authenticate(request, address)
@@ -147,6 +148,9 @@ class RvpFrontEnd:
                 return self._challenge(request)
             if isinstance(caller, Response):
                 return caller
+            if where == "not-here":
+                result = yield self._forward(request, caller)
+                return result
             account = yield self.home.account(node)
             if account is None:
                 return _error(404, "no such node")
@@ -167,7 +171,13 @@ class RvpFrontEnd:
         authorization = request.headers.get("Authorization")
         if authorization is None:
             peer = self.settings.peer_addresses.get(address)
-            return Caller(peer=peer, address=address) if peer is not None else None
+            if peer is None:
+                return None
+            given = request.headers.get("RVP-From-Principal")
+            if given is not None and self.principals.is_local_url(given):
+                # One of our users on the peer's host: ask for credentials.
+                return None
+            return Caller(peer=peer, address=address)
         parsed = parse_authorization(authorization)
         if parsed is None or parsed[0].lower() != "digest":
             return None
@@ -212,6 +222,74 @@ class RvpFrontEnd:
 
     def _viewer_of(self, principal: str) -> Optional[str]:
         return self.principals.handle_of_url(principal)
+
+    # Federation: our users' requests for another domain's nodes
+
+    @inlineCallbacks
+    def locate(self, domain: str):
+        """
+        The base URL of C{domain}'s RVP server (``--rvp-peer``, else SRV,
+        else the domain); a domain found this way becomes a known peer:
+        its principal URLs map to handles and its address is trusted like
+        a configured peer's.
+        """
+        domain = domain.lower()
+        if domain in self.principals.peers:
+            return self.principals.peers[domain].base
+        base = yield self.locator.base_url(domain)
+        self.principals.add_peer(domain, base)
+        host = Site.from_url(base).host
+        try:
+            address = yield self.reactor.resolve(host)
+        except Exception as error:
+            log.info("rvp peer {domain}: cannot resolve {host}: {error}", domain=domain, host=host, error=error)
+        else:
+            self.settings.peer_addresses.setdefault(address, domain)
+        return base
+
+    @inlineCallbacks
+    def _forward(self, request: Request, caller: Caller):
+        """
+        Send an authenticated user's request for a federated node on to that
+        domain's server, as this server (trusted there by address), and
+        relay the answer.  Redirects (302 to a physical URL) are followed.
+        The user's Call-Back must be its own principal URL, so the peer's
+        notifications come back through us.
+        """
+        if caller.handle is None:
+            raise Refused(404, "no such node")
+        target = split_target(request.target)
+        domain = self.principals.domain_of_site(Site(target.host, target.port or 80))
+        if domain is None or domain == self.principals.domain:
+            raise Refused(404, "no such node")
+        own = self.principals.url_of(caller.handle)
+        given = request.headers.get("RVP-From-Principal")
+        if given is not None and self.principals.handle_of_url(given) != caller.handle:
+            raise Refused(403, "RVP-From-Principal is not the authenticated principal")
+        callback = request.headers.get("Call-Back")
+        if callback is not None and self.principals.handle_of_url(callback.strip()) != caller.handle:
+            raise Refused(403, "Call-Back of a federated subscription must be the subscriber's principal")
+        hop_text = request.headers.get("RVP-Hop-Count")
+        hop = _number(hop_text) if hop_text is not None else 1
+        if hop is None or hop + 1 >= MAX_HOP_COUNT:
+            raise Refused(400, "hop count exceeded")
+        headers = {"RVP-From-Principal": own, "RVP-Hop-Count": str(int(hop) + 1)}
+        for name in FORWARDED_HEADERS:
+            value = request.headers.get(name)
+            if value is not None:
+                headers[name] = value
+        try:
+            reply = yield self.outbound.request(request.method.upper(), request.target, headers, request.body, want_body=True)
+        except Exception as error:
+            log.info("forwarding to {target} failed: {error}", target=request.target, error=error)
+            raise Refused(412, "the principal's server cannot be reached")
+        # The peer not trusting us is our failure, not the user's password.
+        result = response(403 if reply.status == 401 else reply.status, reply.body)
+        for name in RELAYED_HEADERS:
+            value = reply.headers.get(name.lower())
+            if value is not None:
+                result.headers.add(name, value)
+        return result
 
     # SUBSCRIBE, UNSUBSCRIBE, SUBSCRIPTIONS
 
@@ -723,6 +801,9 @@ class RvpFrontEnd:
             raise Refused(400, "too many principals in the ACL")
         return Privacy(blp, frozenset(allowed), frozenset(blocked))
 
+
+FORWARDED_HEADERS = ("Notification-Type", "Call-Back", "Subscription-Lifetime", "Subscription-Id", "Depth", "RVP-Ack-Type", "Content-Type")
+RELAYED_HEADERS = ("Subscription-Id", "Subscription-Lifetime", "Content-Type")
 
 PROPERTY_NAMES = (("d", "displayname"), ("r", "state"), ("r", "email"), ("r", "mobile-state"), ("r", "mobile-description"))
 

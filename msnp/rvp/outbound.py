@@ -178,7 +178,7 @@ class PeerLocator:
                 key=lambda r: (r.priority, -r.weight),
             )
             if records:
-                target = str(records[0].target.name.decode() if isinstance(records[0].target.name, bytes) else records[0].target).rstrip(".")
+                target = records[0].target.name.decode("ascii").rstrip(".")
                 port = records[0].port
                 url = f"http://{target}" + ("" if port == 80 else f":{port}")
         except Exception as error:
