@@ -615,9 +615,10 @@ def makeService(options):
 
 
 def _add_rvp(service, options) -> None:
-    from msnp.rvp.home import StoreHome
+    from msnp.rvp.bridge import MessengerHome
     from msnp.rvp.service import RvpService
 
     host = options["rvp-host"] or options["public-host"]
-    rvp = RvpService(service.reactor, options["rvp"], StoreHome(service.store), options["rvp-domain"], host, options["rvp-peer"])
+    home = MessengerHome(service.messenger, service.switchboard)
+    rvp = RvpService(service.reactor, options["rvp"], home, options["rvp-domain"], host, options["rvp-peer"])
     rvp.setServiceParent(service)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted.internet import defer, reactor
 
-from msnp.rvp.home import StoreHome
+from msnp.rvp.bridge import MessengerHome
 from msnp.rvp.service import RvpService
 
 
@@ -18,7 +18,7 @@ def start_rvp(running, domain="example.com", peers=None, clock=None, home=None):
     conftest RunningServer.
     """
     service = RvpService(
-        reactor, "tcp:0:interface=127.0.0.1", home or StoreHome(running.store), domain, "127.0.0.1", peers or {}, clock
+        reactor, "tcp:0:interface=127.0.0.1", home or MessengerHome(running.service.messenger, running.service.switchboard), domain, "127.0.0.1", peers or {}, clock
     )
     service.startService()
     yield service._resolving

@@ -290,7 +290,11 @@ def test_peer_located_by_srv_then_domain():
             return defer.succeed({"im.other.org": "192.0.2.7", "plain.net": "192.0.2.8"}[host])
 
     resolver = Resolver()
-    frontend = RvpFrontEnd(RvpSettings("example.com", Site("im.example.com")), None, Reactor(), task.Clock(),
+    class Home:
+        def bind(self, frontend):
+            pass
+
+    frontend = RvpFrontEnd(RvpSettings("example.com", Site("im.example.com")), Home(), Reactor(), task.Clock(),
                            outbound=object(), resolver=resolver)
     assert fired(frontend.locate("Other.org")) == "http://im.other.org:8080"
     assert fired(frontend.locate("plain.net")) == "http://plain.net"

@@ -43,6 +43,7 @@ XML = "text/xml"
 OK_STATUS = "HTTP/1.1 200 OK"
 RIGHTS = ("list", "read", "write", "send-to", "receive-from", "readacl", "writeacl", "presence", "subscriptions", "subscribe-others")
 CREDENTIALS = ("assertion", "digest", "ntlm")
+_ASK = object()  # "look it up", for an optional state argument
 
 
 @attrs.define
@@ -116,6 +117,7 @@ class RvpFrontEnd:
         # privacy or presence notifies only those who see a difference.
         self._last_told: dict[str, str] = {}
         self._background: set[Deferred] = set()
+        home.bind(self)
 
     def set_site(self, site: Site) -> None:
         """
@@ -125,6 +127,7 @@ class RvpFrontEnd:
         self.principals.site = site
 
     def stop(self) -> Deferred:
+        self.home.stop()
         self.presence.stop()
         self.subscriptions.stop()
         return self.outbound.stop()
@@ -390,14 +393,16 @@ class RvpFrontEnd:
     # Properties: PROPFIND, PROPPATCH
 
     @inlineCallbacks
-    def _state_of(self, node: str, viewer: Optional[str], privacy: Optional[Privacy] = None):
+    def _state_of(self, node: str, viewer: Optional[str], privacy: Optional[Privacy] = None, other=_ASK):
         """
         The state C{viewer} may see of C{node}: RVP's published state, else
-        what the other front-ends know, offline when privacy hides it.
+        what the other front-ends know (C{other}, when the caller was just
+        told), offline when privacy hides it.
         """
         state = self.presence.published(node)
         if state in HIDDEN_STATES:
-            other = yield self.home.other_presence(node)
+            if other is _ASK:
+                other = yield self.home.other_presence(node)
             state = other if other is not None else state
         if state in HIDDEN_STATES:
             return "offline"
@@ -547,10 +552,11 @@ class RvpFrontEnd:
         d.addBoth(done)
 
     @inlineCallbacks
-    def refresh_watchers(self, node: str):
+    def refresh_watchers(self, node: str, other=_ASK):
         """
         Tell every property subscriber of C{node} whose view of its state
         changed (presence or privacy): a propnotification to its Call-Back.
+        C{other}: C{node}'s state on the other front-ends, when known.
         """
         subscriptions = self.subscriptions.of_node(node, PROPCHANGE)
         if not subscriptions:
@@ -558,7 +564,7 @@ class RvpFrontEnd:
         privacy = yield self.home.privacy(node)
         sends = []
         for subscription in subscriptions:
-            state = yield self._state_of(node, self._viewer_of(subscription.subscriber), privacy)
+            state = yield self._state_of(node, self._viewer_of(subscription.subscriber), privacy, other)
             if self._last_told.get(subscription.sub_id) == state:
                 continue
             self._last_told[subscription.sub_id] = state
@@ -615,6 +621,39 @@ class RvpFrontEnd:
         if not sends:
             return succeed([])
         return DeferredList(sends).addCallback(lambda results: [value for _, value in results])
+
+    # What the home reports from the other front-ends
+
+    def contact_changed(self, handle: str, state: Optional[str]) -> None:
+        """
+        C{handle}'s presence changed elsewhere (an MSN user's CHG, FLN) to
+        C{state} (None: offline there).
+        """
+        if self.subscriptions.of_node(handle, PROPCHANGE):
+            self._track(self.refresh_watchers(handle, state))
+
+    def has_local_node(self, handle: str) -> bool:
+        return bool(self.subscriptions.of_node(handle, LOGIN))
+
+    def message_from_core(self, recipient: str, sender: str, sender_name: str, mime: str) -> None:
+        """
+        A message from another front-end's user: NOTIFYed to C{recipient}'s
+        local nodes as a message from C{sender}'s principal.
+        """
+        contact = lambda url, name: element("r:contact", text_element("d:href", url), text_element("r:description", name))
+        body = document(
+            element(
+                "r:notification",
+                element(
+                    "r:message",
+                    element("r:notification-from", contact(self.principals.url_of(sender), sender_name)),
+                    element("r:notification-to", contact(self.principals.url_of(recipient), "")),
+                    element("r:msgbody", ("r:mime-data", CData(mime))),
+                ),
+            )
+        )
+        headers = {"RVP-From-Principal": self.principals.url_of(sender)}
+        self._track(self._to_local_nodes(recipient, body, headers, hop=3, ack="DeepOr"))
 
     # NOTIFY
 

@@ -4,12 +4,7 @@ interface: accounts and their secrets, the privacy lists, the forward list
 an RVP user's subscriptions fill, and the other front-ends' users
 (presence and message delivery).
 
-L{StoreHome} implements it over the store alone: accounts, lists and
-privacy are the store's, shared with every other front-end.  Reaching
-users of the other front-ends live (their presence, messages through
-switchboards, list notices) is the bridge to the messenger core
-(protocol-notes/rvp.md, "Bridge"); without it other front-ends' users
-are shown offline to RVP users and a message to them is answered 412.
+L{msnp.rvp.bridge.MessengerHome} implements it over the messenger core.
 """
 
 from __future__ import annotations
@@ -17,10 +12,8 @@ from __future__ import annotations
 from typing import Optional
 
 import attrs
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
-from zope.interface import Interface, implementer
+from zope.interface import Interface
 
-from msnp.store.records import StoreError
 
 
 @attrs.frozen
@@ -110,61 +103,14 @@ class IRvpHome(Interface):
         there.
         """
 
+    def bind(frontend):
+        """
+        The RVP front-end the home reports to: C{contact_changed(handle, state)},
+        C{has_local_node(handle)}, C{message_from_core(recipient, sender,
+        sender_name, mime)}.
+        """
 
-@implementer(IRvpHome)
-class StoreHome:
-    """
-    L{IRvpHome} over the store alone (no other front-end reachable live).
-    """
-
-    def __init__(self, store):
-        self.store = store
-
-    @inlineCallbacks
-    def account(self, handle: str):
-        account = yield self.store.get_account(handle)
-        if account is None:
-            return None
-        return AccountInfo(account.handle, account.friendly_name, (account.digest_verifier, account.md5_password))
-
-    @inlineCallbacks
-    def privacy(self, handle: str):
-        user = yield self.store.load_user(handle)
-        if user is None:
-            return Privacy("AL", frozenset(), frozenset())
-        return Privacy(user.blp, frozenset(user.lists["AL"]), frozenset(user.lists["BL"]))
-
-    @inlineCallbacks
-    def set_privacy(self, handle: str, privacy: Privacy):
-        current = yield self.privacy(handle)
-        for lst, now, wanted in (("AL", current.allowed, privacy.allowed), ("BL", current.blocked, privacy.blocked)):
-            for contact in sorted(now - wanted):
-                yield self.store.remove_from_list(handle, lst, contact)
-            for contact in sorted(wanted - now):
-                yield self.store.add_to_list(handle, lst, contact, contact)
-        if privacy.blp != current.blp:
-            yield self.store.set_privacy(handle, "blp", privacy.blp)
-
-    def set_display_name(self, handle: str, name: str) -> Deferred:
-        return self.store.set_friendly_name(handle, name)
-
-    @inlineCallbacks
-    def add_contact(self, owner: str, contact: str, name: str):
-        user = yield self.store.load_user(owner)
-        if user is None or contact in user.lists["FL"]:
-            return
-        try:
-            yield self.store.add_to_list(owner, "FL", contact, name, 0)
-        except StoreError:
-            # Not an account of ours: federated contacts are kept by the
-            # subscription alone until the store takes foreign handles.
-            pass
-
-    def rvp_presence_changed(self, handle: str, state: str) -> None:
-        pass  # no other front-end is reachable from here (module docstring)
-
-    def other_presence(self, handle: str) -> Deferred:
-        return succeed(None)
-
-    def deliver_message(self, recipient: str, message: InstantMessage) -> Deferred:
-        return succeed(False)
+    def stop():
+        """
+        Sign every RVP user out of the other front-ends' view.
+        """
