@@ -418,13 +418,17 @@ class MessengerHome:
             if participant is not None:
                 self.leave(participant)
             return participant is not None
+        joining = kind == TYPING and header_of(headers, "TypingUser") is None
         if participant is None:
-            if kind == TYPING:
+            if kind == TYPING and not joining:
                 # Typing alone does not ring anyone; nothing to show yet.
                 return False
             participant = yield self._open(sender, recipient, message.session_id)
             if participant is None:
                 return False
+        if joining:
+            # The RVP "join" control message: the MSN user has JOI already.
+            return True
         return participant.conversation.relay(participant, msn_payload(message.mime))
 
     @inlineCallbacks
