@@ -33,7 +33,7 @@ DESCRIPTIONS = {
     "sip": "SIP federation edge: MSN CHG to SIP NOTIFY, SIP MESSAGE to MSN MSG, latency at a steady rate",
     "rvp": "presence across the RVP bridge: RVP PROPPATCH to MSN NLN and MSN CHG to RVP NOTIFY latency",
 }
-ALL = ("login", "passport", "presence", "conversations", "capacity", "sip")
+ALL = ("login", "passport", "presence", "conversations", "capacity", "sip", "rvp")
 
 # Sizes small enough for a CI smoke run of every scenario in a few seconds.
 SMOKE = {
