@@ -77,3 +77,4 @@ def test_username_forms_of_a_single_label_domain():
     A domain without dots gives no duplicate forms.
     """
     assert digest_username_forms("Bob@Corp") == ["bob@corp", "bob", "corp\\bob", "CORP\\bob"]
+

@@ -32,6 +32,7 @@ from msnp.core import errors as core_errors, events, status as core_status
 from msnp.core.conversations import IParticipant
 from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import SignedInUser
+from msnp.rvp.federation import Federation
 from msnp.rvp.home import AccountInfo, InstantMessage, IRvpHome, Privacy
 from msnp.store.records import StoreError
 
@@ -139,7 +140,7 @@ class RvpEndpoint:
         elif kind is events.Ring:
             # After the caller's CAL is answered RINGING, which follows the
             # ring: JOI must not come first.
-            self.home.clock.callLater(0, self.home.answer_ring, self, event)
+            self.home.clock.callLater(0, self.home.answer_ring, self.handle, me.name, event)
         elif kind is events.Kicked:
             self.home.kicked(self, event.reason)
         elif kind is events.ListsChanged:
@@ -207,6 +208,7 @@ class MessengerHome:
         self.clock = clock if clock is not None else messenger.clock
         self.ring_timeout = ring_timeout
         self.frontend = None
+        self.federation: Optional[Federation] = None
         self._endpoints: dict[str, RvpEndpoint] = {}
         self._chains: dict[str, Deferred] = {}
         # (RVP user, Session-Id lower case) → participant
@@ -214,6 +216,17 @@ class MessengerHome:
 
     def bind(self, frontend) -> None:
         self.frontend = frontend
+        self.federation = Federation(self, frontend, self.messenger, self.clock)
+
+    def start(self) -> Deferred:
+        return self.federation.start()
+
+    def watcher_from_peer(self, owner: str, watcher: str) -> Deferred:
+        return self.federation.watcher_subscribed(owner, watcher)
+
+    def presence_from_peer(self, owner: str, contact: str, state: Optional[str]) -> None:
+        if self.federation.watching(owner, contact):
+            self.federation.update(owner, contact, state)
 
     # Accounts, privacy, lists
 
@@ -359,13 +372,18 @@ class MessengerHome:
         if self.frontend is not None:
             self.frontend.contact_changed(handle, state)
 
-    def stop(self) -> None:
+    def stop(self) -> Deferred:
         for endpoint in list(self._endpoints.values()):
             self._sign_out(endpoint)
+        if self.federation is None:
+            return succeed(None)
+        return self.federation.stop()
 
     # Messages
 
     def reachable(self, handle: str) -> bool:
+        if self.federation is not None and self.federation.is_federated(handle):
+            return True
         return self.frontend is not None and self.frontend.has_local_node(handle)
 
     def to_rvp(self, recipient: str, sender: str, sender_name: str, mime: str) -> None:
@@ -380,19 +398,18 @@ class MessengerHome:
         if conversation.ended:
             self.switchboard.close_conversation(conversation)
 
-    def answer_ring(self, endpoint: RvpEndpoint, ring: events.Ring) -> None:
+    def answer_ring(self, handle: str, name: str, ring: events.Ring) -> None:
         """
-        An MSN user calls this RVP user: join the conversation at once (the
-        RVP client has nothing to accept); its messages follow as NOTIFYs.
+        An MSN user calls this RVP user (ours, or of a federated domain):
+        join the conversation at once (the RVP client has nothing to
+        accept); its messages follow as NOTIFYs.
         """
-        if endpoint.me is None:
-            return
         conversation = self.switchboard.conversations.get(ring.session_id)
-        if conversation is None or conversation.ended or endpoint.handle in conversation.participants:
+        if conversation is None or conversation.ended or handle in conversation.participants:
             return
         session_id = "{%s}" % str(uuid.uuid4()).upper()
-        participant = RvpParticipant(self, endpoint.handle, endpoint.me.name, conversation, session_id)
-        self._sessions[(endpoint.handle, session_id.lower())] = participant
+        participant = RvpParticipant(self, handle, name, conversation, session_id)
+        self._sessions[(handle, session_id.lower())] = participant
         conversation.join(participant)
 
     @inlineCallbacks

@@ -126,11 +126,14 @@ class RvpFrontEnd:
         self.settings.site = site
         self.principals.site = site
 
-    def stop(self) -> Deferred:
-        self.home.stop()
+    @inlineCallbacks
+    def stop(self):
+        # The home may still send (UNSUBSCRIBEs to other servers) before
+        # the outbound connections close.
+        yield self.home.stop()
         self.presence.stop()
         self.subscriptions.stop()
-        return self.outbound.stop()
+        yield self.outbound.stop()
 
     # Entry point
 
@@ -332,6 +335,8 @@ class RvpFrontEnd:
         viewer = self._viewer_of(subscriber)
         if caller.handle is not None and caller.handle != node:
             yield self.home.add_contact(caller.handle, node, account.display_name)
+        elif caller.peer is not None and viewer is not None:
+            yield self.home.watcher_from_peer(node, viewer)
         properties = yield self._properties(node, account, viewer)
         self._last_told[subscription.sub_id] = properties["state"]
         body = self._multistatus(node, [(self._property_nodes(properties, PROPERTY_NAMES), OK_STATUS)])
@@ -539,9 +544,9 @@ class RvpFrontEnd:
 
     def _presence_changed(self, node: str, published: str) -> None:
         self.home.rvp_presence_changed(node, published)
-        self._track(self.refresh_watchers(node))
+        self.track(self.refresh_watchers(node))
 
-    def _track(self, d: Deferred) -> None:
+    def track(self, d: Deferred) -> None:
         self._background.add(d)
 
         def done(result):
@@ -630,10 +635,13 @@ class RvpFrontEnd:
         C{state} (None: offline there).
         """
         if self.subscriptions.of_node(handle, PROPCHANGE):
-            self._track(self.refresh_watchers(handle, state))
+            self.track(self.refresh_watchers(handle, state))
 
     def has_local_node(self, handle: str) -> bool:
         return bool(self.subscriptions.of_node(handle, LOGIN))
+
+    def start(self):
+        return self.home.start()
 
     def message_from_core(self, recipient: str, sender: str, sender_name: str, mime: str) -> None:
         """
@@ -653,7 +661,12 @@ class RvpFrontEnd:
             )
         )
         headers = {"RVP-From-Principal": self.principals.url_of(sender)}
-        self._track(self._to_local_nodes(recipient, body, headers, hop=3, ack="DeepOr"))
+        if not self.principals.is_local_handle(recipient):
+            # A user of a federated domain: server to server.
+            headers.update({"RVP-Hop-Count": "2", "RVP-Ack-Type": "DeepOr"})
+            self.track(self._send_notify(self.principals.url_of(recipient), body, headers))
+            return
+        self.track(self._to_local_nodes(recipient, body, headers, hop=3, ack="DeepOr"))
 
     # NOTIFY
 
@@ -682,7 +695,10 @@ class RvpFrontEnd:
             if request.headers.get("Subscription-Id"):
                 headers["Subscription-Id"] = request.headers.get("Subscription-Id")
             body = document(xmldoc.to_node(root))
-            self._track(self._to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop"))
+            self.track(self._to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop"))
+            contact = self.principals.handle_of_url(origin.text.strip())
+            if caller.peer is not None and contact is not None:
+                self.home.presence_from_peer(node, contact, _state_in(update))
             return response(200)
         raise Refused(400, "notification holds neither message nor propnotification")
 
@@ -725,7 +741,7 @@ class RvpFrontEnd:
             if not reachable and other is None:
                 raise Refused(412, "recipient not logged in")
             for d in deliveries:
-                self._track(d)
+                self.track(d)
             return response(200)
         results = yield DeferredList(deliveries, consumeErrors=True)
         statuses = [status for ok, values in results if ok for status in values]
@@ -861,6 +877,20 @@ def _status_of(container) -> str:
     if status not in STATES:
         raise Refused(400, f"unknown state {status}")
     return status
+
+
+def _state_in(update) -> Optional[str]:
+    """
+    The status element a propnotification's property update carries.
+    """
+    for node in xmldoc.walk(update):
+        if node.name == "state":
+            first = node.first_child()
+            if first is not None and first.name == "leased-value":
+                value = first.find("value")
+                first = value.first_child() if value is not None else None
+            return first.name if first is not None and first.name in STATES else None
+    return None
 
 
 def _is_principal_url(url: str) -> bool:

@@ -110,7 +110,26 @@ class IRvpHome(Interface):
         sender_name, mime)}.
         """
 
+    def start():
+        """
+        Begin following what must be followed at start (federated
+        contacts on forward lists); a Deferred.
+        """
+
     def stop():
         """
-        Sign every RVP user out of the other front-ends' view.
+        Sign every RVP user out of the other front-ends' view and stop
+        following federated contacts; a Deferred.
+        """
+
+    def watcher_from_peer(owner, watcher):
+        """
+        C{watcher}, a user of a federated domain, subscribed to C{owner}'s
+        presence; Deferred firing once recorded.
+        """
+
+    def presence_from_peer(owner, contact, state):
+        """
+        A federated server told C{owner} that C{contact} is now C{state} (an
+        RVP state, None when unreadable); fire-and-forget.
         """

@@ -77,7 +77,7 @@ class RvpService(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        self._resolving = self._resolve_peers()
+        self._resolving = self._resolve_peers().addCallback(lambda _: self.frontend.start())
 
     @inlineCallbacks
     def _resolve_peers(self):
