@@ -253,6 +253,19 @@ def test_acl_and_msn_privacy_are_one_rule(server, rvp):
     reply = yield alice.subscribe(alice.url("bob"), alice.principal)
     assert state_in(reply.xml()) == "online"
     yield bob.expect(r"ADD 0 RL \d+ alice@example.com Alice")
+    # The privacy tab: bob watches through his MSN list, no RVP subscription.
+    carol_client = RvpClient(rvp.port, username="carol", password="pw-carol",
+                             principal=f"http://127.0.0.1:{rvp.port}/instmsg/aliases/carol")
+    reply = yield carol_client.subscribe("/instmsg/aliases/alice", carol_client.principal)
+    assert reply.status == 207
+    reply = yield alice.subscriptions("/instmsg/aliases/alice")
+    entries = reply.xml().findall("r:subscription", NS)
+    assert [(e.findtext("r:subscription-id", None, NS), e.findtext("a:principal/a:rvp-principal", None, NS)) for e in entries] == [
+        (reply_id := entries[0].findtext("r:subscription-id", None, NS), carol_client.principal), (None, alice.url("bob"))]
+    assert reply_id
+    reply = yield alice.subscriptions("/instmsg/aliases/alice", "pragma/notify")
+    assert len(reply.xml().findall("r:subscription", NS)) == 1
+    yield carol_client.close()
     bob.send("BLP 60 BL")
     yield bob.expect(r"BLP 60 \d+ BL")
     [told] = yield node.wait_for(1)

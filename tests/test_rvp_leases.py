@@ -81,7 +81,11 @@ def test_subscriptions_expire_unless_renewed(rvp, clock):
     assert entry.find("d:timeout", NS).text == "40"
     clock.advance(41)
     reply = yield alice.subscriptions("/instmsg/aliases/alice")
-    assert reply.xml().findall("r:subscription", NS) == []
+    # bob stays on alice's reverse list (his subscription put her on his
+    # forward list), listed without an id; the subscription itself is gone.
+    [entry] = reply.xml().findall("r:subscription", NS)
+    assert entry.find("r:subscription-id", NS) is None
+    assert entry.findtext("a:principal/a:rvp-principal", None, NS) == bob.principal
     reply = yield bob.renew("/instmsg/aliases/alice", sub_id, 100)
     assert reply.status == 412
     reply = yield bob.subscribe("/instmsg/aliases/alice", bob.principal, lifetime=5)
@@ -143,3 +147,29 @@ def test_configured_peer_is_accepted_by_address_only(server):
     assert reply.status == 401
     yield stranger.close()
     yield rvp.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_lapsed_lease_is_fln_for_msn_watchers(server, rvp, clock):
+    """
+    An MSN user watching an RVP user gets FLN when the RVP user's lease
+    lapses (20 minutes by default), with nothing sent by the RVP client.
+    """
+    from msnclient import go_online, login
+
+    bob = yield login(server.notification_port, "bob@example.com", "pw-bob")
+    yield go_online(bob)
+    bob.send("ADD 30 FL alice@example.com Alice")
+    yield bob.expect(r"ADD 30 FL \d+ alice@example.com Alice( 0)?")
+    alice = yield user(rvp, "alice")
+    body = (b"<?xml version='1.0'?><d:propertyupdate xmlns:d='DAV:' xmlns:r='http://schemas.microsoft.com/rvp/'>"
+            b"<d:set><d:prop><r:state><r:online/></r:state></d:prop></d:set></d:propertyupdate>")
+    reply = yield alice.request("PROPPATCH", "/instmsg/aliases/alice", {}, body)
+    assert reply.status == 207 and reply.xml().find(".//d:timeout", NS).text == "1200"
+    yield bob.expect_line("NLN NLN alice@example.com Alice")
+    clock.advance(1199)
+    yield bob.expect_silence()
+    clock.advance(1)
+    yield bob.expect_line("FLN alice@example.com")
+    yield alice.close()
+    yield bob.disconnect()

@@ -267,6 +267,11 @@ class MessengerHome:
         return Privacy(me.user.blp, frozenset(lists["AL"]), frozenset(lists["BL"]))
 
     @inlineCallbacks
+    def reverse_list(self, handle: str):
+        me = yield self._user(handle)
+        return list(me.user.lists["RL"]) if me is not None else []
+
+    @inlineCallbacks
     def set_privacy(self, handle: str, privacy: Privacy):
         me = yield self._user(handle)
         if me is None:
@@ -302,19 +307,22 @@ class MessengerHome:
 
     # Presence
 
-    def rvp_presence_changed(self, handle: str, state: str) -> None:
+    def rvp_presence_changed(self, handle: str, state: str) -> Deferred:
         # One change at a time per user: signing in is asynchronous.
         previous = self._chains.get(handle, succeed(None))
         d = previous.addBoth(lambda _: self._apply_state(handle, state))
         self._chains[handle] = d
+        applied = Deferred()
 
         def done(result):
             if self._chains.get(handle) is d:
                 del self._chains[handle]
             if hasattr(result, "getTraceback"):
                 log.failure("RVP presence of {handle}", result, handle=handle)
+            applied.callback(None)
 
         d.addBoth(done)
+        return applied
 
     @inlineCallbacks
     def _apply_state(self, handle: str, state: str):

@@ -117,6 +117,9 @@ class RvpFrontEnd:
         # privacy or presence notifies only those who see a difference.
         self._last_told: dict[str, str] = {}
         self._background: set[Deferred] = set()
+        # The latest state change of each principal on its way to the other
+        # front-ends: a PROPPATCH is answered once its change is there.
+        self._publishing: dict[str, Deferred] = {}
         home.bind(self)
 
     def set_site(self, site: Site) -> None:
@@ -374,13 +377,17 @@ class RvpFrontEnd:
         self._last_told.pop(subscription.sub_id, None)
         return response(200)
 
+    @inlineCallbacks
     def do_SUBSCRIPTIONS(self, request: Request, caller: Caller, node: str, account):
         if caller.handle != node:
             raise Refused(403, "only the principal lists who watches it")
         kind = request.headers.get("Notification-Type")
+        kind = kind.strip() if kind else None
         now = self.clock.seconds()
         entries = []
-        for subscription in sorted(self.subscriptions.of_node(node, kind.strip() if kind else None), key=lambda s: s.expires):
+        listed = set()
+        for subscription in sorted(self.subscriptions.of_node(node, kind), key=lambda s: s.expires):
+            listed.add(self._viewer_of(subscription.subscriber))
             entries.append(
                 element(
                     "r:subscription",
@@ -390,6 +397,20 @@ class RvpFrontEnd:
                     text_element("d:timeout", str(subscription.remaining(now))),
                 )
             )
+        if kind is None or kind.lower() == PROPCHANGE:
+            # Who else watches: the reverse list (MSN users, federated
+            # watchers), as the privacy tab shows it.  They hold no RVP
+            # subscription, so no id and no timeout.
+            watchers = yield self.home.reverse_list(node)
+            for watcher in sorted(set(watchers) - listed):
+                principal = self._principal_text(watcher)
+                entries.append(
+                    element(
+                        "r:subscription",
+                        text_element("d:href", principal),
+                        element("a:principal", text_element("a:rvp-principal", principal)),
+                    )
+                )
         return response(200, document(element("r:subscriptions", *entries)), XML)
 
     def _subscription_expired(self, subscription: Subscription) -> None:
@@ -509,6 +530,9 @@ class RvpFrontEnd:
                         refused.append(element(label))
         if not done and not refused:
             raise Refused(400, "propertyupdate sets nothing")
+        publishing = self._publishing.pop(node, None)
+        if publishing is not None:
+            yield publishing
         body = self._multistatus(node, [(done, OK_STATUS), (refused, "HTTP/1.1 403 Forbidden")])
         return response(207, body, XML)
 
@@ -543,7 +567,7 @@ class RvpFrontEnd:
     # Presence fan-out to property subscriptions
 
     def _presence_changed(self, node: str, published: str) -> None:
-        self.home.rvp_presence_changed(node, published)
+        self._publishing[node] = self.home.rvp_presence_changed(node, published)
         self.track(self.refresh_watchers(node))
 
     def track(self, d: Deferred) -> None:

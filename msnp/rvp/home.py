@@ -67,6 +67,12 @@ class IRvpHome(Interface):
         Deferred L{Privacy} of a local account.
         """
 
+    def reverse_list(handle):
+        """
+        Deferred list of the handles that have C{handle} on their forward
+        list (its reverse list).
+        """
+
     def set_privacy(handle, privacy):
         """
         Replace an account's BLP, allow and block lists (an RVP ACL write);
@@ -86,8 +92,9 @@ class IRvpHome(Interface):
 
     def rvp_presence_changed(handle, state):
         """
-        An RVP principal's published state changed (fire-and-forget): the
-        other front-ends' watchers are told.
+        An RVP principal's published state changed: the other front-ends'
+        watchers are told.  A Deferred firing once it is applied (changes
+        of one user are applied in order).
         """
 
     def other_presence(handle):
