@@ -329,7 +329,7 @@ def test_rvp_options(tmp_path):
                           "--db", str(tmp_path / "x.sqlite")])
     assert options["rvp-peer"] == {"other.org": "http://im.other.org", "third.net": "http://10.0.0.1:81"}
     service = makeService(options)
-    [rvp] = [child for child in service if child.__class__.__name__ == "RvpService"]
+    [rvp] = [child for child in service.messenger if child.__class__.__name__ == "RvpService"]
     assert rvp.frontend.principals.url_of("a@example.com") == "http://im.example.com:8080/instmsg/aliases/a"
     assert rvp.frontend.principals.url_of("z@third.net") == "http://10.0.0.1:81/instmsg/aliases/z"
     with pytest.raises(usage.UsageError):
