@@ -21,6 +21,7 @@ SCENARIOS = {
     "floor": "bench.conversations",
     "capacity": "bench.capacity",
     "sip": "bench.sip",
+    "rvp": "bench.rvp",
 }
 DESCRIPTIONS = {
     "login": "MD5 logins through the dispatch server: sustained rate, latency, a burst",
@@ -30,8 +31,9 @@ DESCRIPTIONS = {
     "floor": "only the floor: the conversation traffic through a bare Twisted relay",
     "capacity": "many logged-in idle clients: server memory per connection, idle CPU",
     "sip": "SIP federation edge: MSN CHG to SIP NOTIFY, SIP MESSAGE to MSN MSG, latency at a steady rate",
+    "rvp": "presence across the RVP bridge: RVP PROPPATCH to MSN NLN and MSN CHG to RVP NOTIFY latency",
 }
-ALL = ("login", "passport", "presence", "conversations", "capacity", "sip")
+ALL = ("login", "passport", "presence", "conversations", "capacity", "sip", "rvp")
 
 # Sizes small enough for a CI smoke run of every scenario in a few seconds.
 SMOKE = {
@@ -42,6 +44,7 @@ SMOKE = {
     "floor": ["--sessions", "4", "--duration", "0.3", "--rate", "200"],
     "capacity": ["--clients", "60", "--contacts", "4", "--idle-window", "0.2", "--settle", "0.1"],
     "sip": ["--users", "10", "--rate", "10", "--duration", "0.5"],
+    "rvp": ["--users", "3", "--rates", "20", "--duration", "0.3"],
 }
 
 

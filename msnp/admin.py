@@ -126,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--from", dest="source", metavar="PATH", required=True, help="the SQLite database file")
     migrate.add_argument("--postgres", metavar="CONNINFO", default=argparse.SUPPRESS, help=POSTGRES_HELP)
+    digest = sections.add_parser("digest", help="the HTTP Digest verifiers RVP logins need")
+    digest_actions = digest.add_subparsers(dest="action", required=True)
+    digest_actions.add_parser(
+        "missing",
+        help="list the accounts without one (their password was set before it was kept): "
+        "they cannot log in over RVP until the password is set again, unless they keep an MD5 equivalent",
+        parents=[db_after],
+    )
     return parser
 
 
@@ -371,6 +379,10 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, stdin=None) -> int:
             for account in database.list_accounts():
                 if account.md5_password:
                     print(account.handle, file=out)
+        elif (args.section, args.action) == ("digest", "missing"):
+            for account in database.list_accounts():
+                if not account.digest_verifier:
+                    print(account.handle + ("" if account.md5_password else "\t(no MD5 equivalent either)"), file=out)
         elif (args.section, args.action) == ("md5", "purge"):
             purged = database.purge_md5_passwords()
             print(f"dropped the MD5 password-equivalent of {purged} account{'' if purged == 1 else 's'}", file=out)

@@ -117,6 +117,9 @@ class Options(usage.Options):
         ],
         ["log-format", None, "text", "text (twistd's lines) or json (one JSON object a line, for log shippers).", str],
         ["challenge-deadline", None, 50.0, "Seconds an MSNP6+ client has to answer a CHL challenge with QRY before it is closed.", float],
+        ["rvp", None, None, "ENDPOINT of the RVP (Exchange 2000 Instant Messaging) server, e.g. tcp:80 (off when not given).", str],
+        ["rvp-domain", None, None, "DOMAIN whose accounts are RVP principals, at http://RVP-HOST/instmsg/aliases/<local part>.", str],
+        ["rvp-host", None, None, "NAME[:PORT] in principal URLs (default --public-host and the port --rvp binds).", str],
     ]
     optFlags = [
         [
@@ -162,6 +165,20 @@ class Options(usage.Options):
         _value = getattr(_defaults, _field) if _field else _defaults.list_limits[_option[-2:].upper()]
         optParameters.append([_option, None, _value, _help, _type])
     del _defaults, _option, _field, _type, _help, _value
+
+    def __init__(self):
+        super().__init__()
+        self["rvp-peer"] = {}
+
+    def opt_rvp_peer(self, value: str) -> None:
+        """DOMAIN=URL: where another domain's RVP server is (repeatable; else DNS SRV _rvp._tcp.DOMAIN); its requests are accepted without user credentials from that host's address."""
+        from msnp.rvp.service import parse_peer
+
+        try:
+            domain, url = parse_peer(value)
+        except ValueError as error:
+            raise usage.UsageError(f"--rvp-peer: {error}")
+        self["rvp-peer"][domain] = url
 
     # SIP federation (msnp/sip/, protocol-notes/sip.md); off by default.
     def opt_sip(self, value: str) -> None:
@@ -249,6 +266,17 @@ def check_options(options) -> list[str]:
     admin = endpoints["admin"]
     if admin and listens_beyond_loopback(admin) and not options["admin-token-file"]:
         raise usage.UsageError(f"--admin: {admin} is reachable beyond the loopback interface; give --admin-token-file")
+    if options["rvp"]:
+        if not options["rvp-domain"]:
+            raise usage.UsageError("--rvp needs --rvp-domain (whose accounts are RVP principals)")
+        _check_endpoint("rvp", options["rvp"])
+    if options["rvp-host"]:
+        from msnp.rvp.service import parse_host
+
+        try:
+            parse_host(options["rvp-host"])
+        except ValueError as error:
+            raise usage.UsageError(f"--rvp-host: {error}")
     sip = sip_settings(options)
     for description in sip.stream_endpoints:
         _check_endpoint("sip", description)
@@ -580,5 +608,17 @@ def makeService(options):
     )
     if options["postgres"]:
         messenger.database = database_identity(None, options["postgres"])
+    if options["rvp"]:
+        _add_rvp(messenger, options)
     parent = getattr(options, "parent", None)
     return TwistdService(messenger, options["log-format"], parent if parent is not None else {})
+
+
+def _add_rvp(service, options) -> None:
+    from msnp.rvp.bridge import MessengerHome
+    from msnp.rvp.service import RvpService
+
+    host = options["rvp-host"] or options["public-host"]
+    home = MessengerHome(service.messenger, service.switchboard)
+    rvp = RvpService(service.reactor, options["rvp"], home, options["rvp-domain"], host, options["rvp-peer"])
+    rvp.setServiceParent(service)

@@ -37,7 +37,7 @@ def _processes_with(marker: str) -> list[int]:
 def test_every_scenario_runs(tmp_path):
     """
     C{python -m bench all --smoke} runs login, passport, presence,
-    conversations (with the floor relay), capacity and sip at tiny sizes,
+    conversations (with the floor relay), capacity, sip and rvp at tiny sizes,
     succeeds, writes one JSON file per scenario, and every process it
     started is gone afterwards.
     """
@@ -51,7 +51,7 @@ def test_every_scenario_runs(tmp_path):
         env=dict(os.environ, PYTHONPATH=str(ROOT), MSNP_BENCH_SMOKE=marker),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for scenario in ("login", "passport", "presence", "conversations", "capacity", "sip"):
+    for scenario in ("login", "passport", "presence", "conversations", "capacity", "sip", "rvp"):
         document = json.loads((tmp_path / f"{scenario}.json").read_text())
         assert document["scenario"] == scenario
     login = json.loads((tmp_path / "login.json").read_text())
@@ -68,4 +68,8 @@ def test_every_scenario_runs(tmp_path):
     sip = json.loads((tmp_path / "sip.json").read_text())
     assert sip["presence"]["notifies_matched"] == sip["presence"]["changes_sent"] > 0
     assert sip["messages"]["delivered"] == sip["messages"]["messages_sent"] > 0
+    rvp = json.loads((tmp_path / "rvp.json").read_text())
+    phase = rvp["phases"][0]
+    assert phase["rvp_to_msn"]["received"] == phase["rvp_to_msn"]["sent"] > 0
+    assert phase["msn_to_rvp"]["received"] == phase["msn_to_rvp"]["expected"] > 0
     assert _processes_with(marker) == []

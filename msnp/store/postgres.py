@@ -43,6 +43,7 @@ from msnp.store.records import (
     UnknownAccount,
     UserState,
     canonical_handle,
+    digest_verifier,
     hash_password,
 )
 
@@ -56,10 +57,13 @@ CREATE TABLE IF NOT EXISTS accounts (
     list_version bigint NOT NULL DEFAULT 1,
     gtc text NOT NULL DEFAULT 'A',
     blp text NOT NULL DEFAULT 'AL',
-    locked boolean NOT NULL DEFAULT false
+    locked boolean NOT NULL DEFAULT false,
+    digest_verifier text NOT NULL DEFAULT ''
 );
 -- databases made before accounts could be locked
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS locked boolean NOT NULL DEFAULT false;
+-- databases made before the store kept a Digest verifier (RVP)
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS digest_verifier text NOT NULL DEFAULT '';
 CREATE TABLE IF NOT EXISTS properties (
     account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     key text NOT NULL,
@@ -109,7 +113,7 @@ SELECT a.handle, a.friendly_name, a.md5_password, a.password_hash, a.list_versio
 FROM accounts a WHERE a.handle = %s
 """
 
-_ACCOUNT_COLUMNS = "handle, friendly_name, md5_password, password_hash, locked"
+_ACCOUNT_COLUMNS = "handle, friendly_name, md5_password, password_hash, locked, digest_verifier"
 
 # Conflicts between concurrent edits that PostgreSQL resolves by aborting
 # one of them: that one is run again.
@@ -135,8 +139,8 @@ def _unescape(text: str) -> str:
 
 
 def _account(row) -> Account:
-    handle, friendly_name, md5_password, password_hash, locked = row
-    return Account(handle, _unescape(friendly_name), md5_password, password_hash, locked)
+    handle, friendly_name, md5_password, password_hash, locked, verifier = row
+    return Account(handle, _unescape(friendly_name), md5_password, password_hash, locked, verifier)
 
 
 class PostgresDatabase:
@@ -192,13 +196,16 @@ class PostgresDatabase:
     ) -> Account:
         handle = canonical_handle(handle)
         name = friendly_name if friendly_name is not None else handle
-        account = Account(handle, name, password if keep_md5 else "", hash_password(password))
+        account = Account(
+            handle, name, password if keep_md5 else "", hash_password(password),
+            digest_verifier=digest_verifier(handle, password),
+        )
 
         def work(db):
             row = db.execute(
-                "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (handle) DO NOTHING RETURNING id",
-                (handle, _escape(name), account.md5_password, account.password_hash),
+                "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash, digest_verifier)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (handle) DO NOTHING RETURNING id",
+                (handle, _escape(name), account.md5_password, account.password_hash, account.digest_verifier),
             ).fetchone()
             if row is None:
                 raise AccountExists(handle)
@@ -212,8 +219,8 @@ class PostgresDatabase:
     def set_password(self, handle: str, password: str, keep_md5: bool = True) -> None:
         handle = canonical_handle(handle)
         cursor = self._db.execute(
-            "UPDATE accounts SET md5_password = %s, password_hash = %s WHERE handle = %s",
-            (password if keep_md5 else "", hash_password(password), handle),
+            "UPDATE accounts SET md5_password = %s, password_hash = %s, digest_verifier = %s WHERE handle = %s",
+            (password if keep_md5 else "", hash_password(password), digest_verifier(handle, password), handle),
         )
         if cursor.rowcount == 0:
             raise NoSuchAccount(handle)
@@ -580,8 +587,8 @@ class PostgresDatabase:
             count = 0
             for account, state in accounts:
                 row = db.execute(
-                    "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash, list_version, gtc, blp, locked)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (handle) DO NOTHING RETURNING id",
+                    "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash, list_version, gtc, blp, locked,"
+                    " digest_verifier) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (handle) DO NOTHING RETURNING id",
                     (
                         account.handle,
                         _escape(account.friendly_name),
@@ -591,6 +598,7 @@ class PostgresDatabase:
                         state.gtc,
                         state.blp,
                         account.locked,
+                        account.digest_verifier,
                     ),
                 ).fetchone()
                 if row is None:

@@ -70,6 +70,36 @@ def verify_password_hash(password: str, stored: str) -> bool:
     return hmac.compare_digest(expected, stored)
 
 
+def digest_username_forms(handle: str) -> list[str]:
+    """
+    The usernames an HTTP Digest client (RVP) may type for C{handle}: the
+    handle, the alias, and ``DOMAIN\\alias`` with the domain's first label
+    or the whole domain, each in lower and upper case.
+    """
+    alias, _, domain = handle.lower().partition("@")
+    label = domain.split(".")[0]
+    forms = [handle.lower(), alias]
+    for prefix in dict.fromkeys((label, label.upper(), domain, domain.upper())):
+        forms.append(f"{prefix}\\{alias}")
+    return forms
+
+
+def digest_verifier(handle: str, password: str) -> str:
+    """
+    What HTTP Digest (RVP) checks against: H(A1) = md5(username:realm:
+    password) for each of L{digest_username_forms}, the realm being the
+    account's domain, as ``form=hex`` entries joined by spaces.  Digest
+    hashes the username exactly as typed, so one value cannot serve every
+    spelling.  A password-equivalent for Digest only (protocol-notes/
+    passwords.md).
+    """
+    realm = handle.lower().partition("@")[2]
+    return " ".join(
+        "%s=%s" % (form, hashlib.md5(f"{form}:{realm}:{password}".encode("utf-8")).hexdigest())
+        for form in digest_username_forms(handle)
+    )
+
+
 def canonical_handle(handle: str) -> str:
     """
     Handles are matched without regard to case; the store keeps them in
@@ -86,6 +116,9 @@ class Account:
     password_hash: str
     # A locked account's logins are refused like a wrong password.
     locked: bool = attrs.field(default=False, converter=bool)
+    # H(A1) values for HTTP Digest (digest_verifier); "" for accounts whose
+    # password was set before the store kept one.
+    digest_verifier: str = ""
 
 
 @attrs.define

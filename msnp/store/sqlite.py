@@ -33,6 +33,7 @@ from msnp.store.records import (
     UnknownAccount,
     UserState,
     canonical_handle,
+    digest_verifier,
     hash_password,
 )
 
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS accounts (
     friendly_name TEXT NOT NULL,
     md5_password TEXT NOT NULL,
     password_hash TEXT NOT NULL,
+    digest_verifier TEXT NOT NULL DEFAULT '',
     list_version INTEGER NOT NULL DEFAULT 1,
     gtc TEXT NOT NULL DEFAULT 'A',
     blp TEXT NOT NULL DEFAULT 'AL',
@@ -120,6 +122,9 @@ class Database:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(accounts)")}
         if "locked" not in columns:
             self._db.execute("ALTER TABLE accounts ADD COLUMN locked INTEGER NOT NULL DEFAULT 0")
+        # Databases made before the store kept a Digest verifier (RVP).
+        if "digest_verifier" not in columns:
+            self._db.execute("ALTER TABLE accounts ADD COLUMN digest_verifier TEXT NOT NULL DEFAULT ''")
 
     def _transaction(self, work: Callable[[sqlite3.Connection], "T"]) -> "T":
         db = self._db
@@ -143,13 +148,17 @@ class Database:
         """
         handle = canonical_handle(handle)
         name = friendly_name if friendly_name is not None else handle
-        account = Account(handle, name, password if keep_md5 else "", hash_password(password))
+        account = Account(
+            handle, name, password if keep_md5 else "", hash_password(password),
+            digest_verifier=digest_verifier(handle, password),
+        )
 
         def work(db):
             try:
                 cursor = db.execute(
-                    "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash) VALUES (?, ?, ?, ?)",
-                    (handle, name, account.md5_password, account.password_hash),
+                    "INSERT INTO accounts (handle, friendly_name, md5_password, password_hash, digest_verifier)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (handle, name, account.md5_password, account.password_hash, account.digest_verifier),
                 )
             except sqlite3.IntegrityError:
                 raise AccountExists(handle)
@@ -164,8 +173,8 @@ class Database:
     def set_password(self, handle: str, password: str, keep_md5: bool = True) -> None:
         handle = canonical_handle(handle)
         cursor = self._db.execute(
-            "UPDATE accounts SET md5_password = ?, password_hash = ? WHERE handle = ?",
-            (password if keep_md5 else "", hash_password(password), handle),
+            "UPDATE accounts SET md5_password = ?, password_hash = ?, digest_verifier = ? WHERE handle = ?",
+            (password if keep_md5 else "", hash_password(password), digest_verifier(handle, password), handle),
         )
         if cursor.rowcount == 0:
             raise NoSuchAccount(handle)
@@ -226,13 +235,13 @@ class Database:
 
     def list_accounts(self) -> list[Account]:
         rows = self._db.execute(
-            "SELECT handle, friendly_name, md5_password, password_hash, locked FROM accounts ORDER BY handle"
+            "SELECT handle, friendly_name, md5_password, password_hash, locked, digest_verifier FROM accounts ORDER BY handle"
         ).fetchall()
         return [Account(*row) for row in rows]
 
     def get_account(self, handle: str) -> Optional[Account]:
         row = self._db.execute(
-            "SELECT handle, friendly_name, md5_password, password_hash, locked FROM accounts WHERE handle = ?",
+            "SELECT handle, friendly_name, md5_password, password_hash, locked, digest_verifier FROM accounts WHERE handle = ?",
             (canonical_handle(handle),),
         ).fetchone()
         return Account(*row) if row else None

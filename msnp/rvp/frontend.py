@@ -1,0 +1,931 @@
+"""
+The RVP home server: every method as protocol-notes/rvp.md describes it,
+over the soft state in L{msnp.rvp.state}, the accounts and lists behind
+L{IRvpHome}, and L{OutboundClient} for the NOTIFYs it sends.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import attrs
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
+from twisted.logger import Logger
+
+from msnp.rvp import xmldoc
+from msnp.rvp.digest import DigestAuthority, handle_for_username, parse_authorization
+from msnp.rvp.home import InstantMessage, IRvpHome, Privacy
+from msnp.rvp.httpwire import Request, Response, response, split_target
+from msnp.rvp.outbound import OutboundClient, PeerLocator
+from msnp.rvp.principals import Principals, Site
+from msnp.rvp.state import (
+    HIDDEN_STATES,
+    LOGIN,
+    PROPCHANGE,
+    STATES,
+    PresenceTable,
+    Subscription,
+    SubscriptionTable,
+    grant_lease,
+    grant_lifetime,
+)
+from msnp.rvp.xmldoc import CData, XmlError, document, element, text_element
+
+log = Logger()
+
+NOT_IMPLEMENTED = frozenset({"GET", "HEAD", "POST", "PUT", "LOCK", "UNLOCK", "OPTIONS"})
+NOT_ALLOWED = frozenset({"COPY", "MOVE"})
+MAX_HOP_COUNT = 8
+MAX_DISPLAY_NAME = 129
+MAX_PRIVACY_ENTRIES = 1000
+XML = "text/xml"
+OK_STATUS = "HTTP/1.1 200 OK"
+RIGHTS = ("list", "read", "write", "send-to", "receive-from", "readacl", "writeacl", "presence", "subscriptions", "subscribe-others")
+CREDENTIALS = ("assertion", "digest", "ntlm")
+_ASK = object()  # "look it up", for an optional state argument
+
+
+@attrs.define
+class RvpSettings:
+    """
+    C{domain}: whose accounts are RVP principals; C{site}: the host and
+    port in their URLs; C{peers}: another domain's base URL by domain;
+    C{peer_addresses}: source address → peer domain, for server-to-server
+    requests accepted without credentials.
+    """
+
+    domain: str
+    site: Site
+    peers: dict[str, str] = attrs.Factory(dict)
+    peer_addresses: dict[str, str] = attrs.Factory(dict)
+    deliver_timeout: float = 30.0
+
+
+@attrs.frozen
+class Caller:
+    """
+    Who sent a request: an authenticated account (C{handle}) or a
+    configured peer server recognised by address (C{peer}, its domain).
+    """
+
+    handle: Optional[str] = None
+    peer: Optional[str] = None
+    address: str = ""
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str = ""):
+        super().__init__(reason or str(status))
+        self.status = status
+        self.reason = reason
+
+
+def _error(status: int, reason: str = "") -> Response:
+    body = (reason + "\r\n").encode("utf-8") if reason else b""
+    return response(status, body, "text/plain" if reason else None)
+
+
+def _number(text: Optional[str]) -> Optional[float]:
+    if text is None:
+        return None
+    text = text.strip()
+    if not re.fullmatch(r"[0-9]{1,9}", text):
+        return None
+    return float(text)
+
+
+class RvpFrontEnd:
+    """
+    Answers RVP requests for the accounts of one domain.  C{clock} drives
+    leases, subscription lifetimes and Digest nonces (a L{task.Clock} in
+    tests); C{reactor} the outbound connections.
+    """
+
+    def __init__(self, settings: RvpSettings, home: IRvpHome, reactor, clock=None, outbound: Optional[OutboundClient] = None, resolver=None):
+        self.settings = settings
+        self.home = home
+        self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
+        self.principals = Principals(settings.domain, settings.site, settings.peers)
+        self.digest = DigestAuthority(settings.domain.lower(), self.clock)
+        self.presence = PresenceTable(self.clock, self._presence_changed)
+        self.subscriptions = SubscriptionTable(self.clock, self._subscription_expired)
+        self.outbound = outbound if outbound is not None else OutboundClient(reactor, settings.deliver_timeout)
+        self.locator = PeerLocator(settings.peers, resolver)
+        # What each property subscription was last told, so a change of
+        # privacy or presence notifies only those who see a difference.
+        self._last_told: dict[str, str] = {}
+        self._background: set[Deferred] = set()
+        # The latest state change of each principal on its way to the other
+        # front-ends: a PROPPATCH is answered once its change is there.
+        self._publishing: dict[str, Deferred] = {}
+        home.bind(self)
+
+    def set_site(self, site: Site) -> None:
+        """
+        The port is known only once listening (port 0 in tests).
+        """
+        self.settings.site = site
+        self.principals.site = site
+
+    @inlineCallbacks
+    def stop(self):
+        # The home may still send (UNSUBSCRIBEs to other servers) before
+        # the outbound connections close.
+        yield self.home.stop()
+        self.presence.stop()
+        self.subscriptions.stop()
+        yield self.outbound.stop()
+
+    # Entry point
+
+    @inlineCallbacks
+    def handle(self, request: Request, address: str):
+        method = request.method.upper()
+        if method in NOT_ALLOWED:
+            return _error(405)
+        handler = getattr(self, "do_" + method, None)
+        if handler is None or method in NOT_IMPLEMENTED:
+            return _error(501)
+        where, node = self.principals.local_handle_of_target(request.target)
+        if where == "no-node":
+            return _error(404, "no such node")
+        try:
+            caller = yield self._authenticate(request, address)
+            if caller is None:
+                return self._challenge(request)
+            if isinstance(caller, Response):
+                return caller
+            if where == "not-here":
+                result = yield self._forward(request, caller)
+                return result
+            account = yield self.home.account(node)
+            if account is None:
+                return _error(404, "no such node")
+            result = yield handler(request, caller, node, account)
+        except Refused as refused:
+            return _error(refused.status, refused.reason)
+        except XmlError as error:
+            return _error(400, f"bad XML: {error}")
+        return result
+
+    # Authentication
+
+    def _challenge(self, request: Request, stale: bool = False) -> Response:
+        return response(401, b"", None, WWW_Authenticate=self.digest.challenge(stale))
+
+    @inlineCallbacks
+    def _authenticate(self, request: Request, address: str):
+        authorization = request.headers.get("Authorization")
+        if authorization is None:
+            peer = self.settings.peer_addresses.get(address)
+            if peer is None:
+                return None
+            given = request.headers.get("RVP-From-Principal")
+            if given is not None and self.principals.is_local_url(given):
+                # One of our users on the peer's host: ask for credentials.
+                return None
+            return Caller(peer=peer, address=address)
+        parsed = parse_authorization(authorization)
+        if parsed is None or parsed[0].lower() != "digest":
+            return None
+        params = parsed[1]
+        handle = handle_for_username(params.get("username", ""), self.settings.domain)
+        if handle is None:
+            return None
+        account = yield self.home.account(handle)
+        if account is None:
+            return None
+        result = self.digest.check(request.method, params, account.digest_secrets, account.handle)
+        if result.stale:
+            return self._challenge(request, stale=True)
+        if result.handle is None:
+            return None
+        return Caller(handle=result.handle, address=address)
+
+    def _caller_principal(self, caller: Caller, request: Request) -> str:
+        """
+        The principal a request speaks for: the account's URL, or for a
+        peer the RVP-From-Principal it names (which must be of its domain).
+        """
+        given = request.headers.get("RVP-From-Principal")
+        if caller.handle is not None:
+            own = self.principals.url_of(caller.handle)
+            if given is not None and self.principals.handle_of_url(given) not in (None, caller.handle):
+                raise Refused(403, "RVP-From-Principal is not the authenticated principal")
+            return own
+        if given is None:
+            raise Refused(400, "RVP-From-Principal missing")
+        if not self._of_peer(caller, given):
+            raise Refused(403, "RVP-From-Principal is not of the peer's domain")
+        return given.strip()
+
+    def _of_peer(self, caller: Caller, url: str) -> bool:
+        url = url.strip()
+        handle = self.principals.handle_of_url(url)
+        if handle is not None:
+            return handle.partition("@")[2] == caller.peer
+        peer_site = self.principals.peers.get(caller.peer or "")
+        return peer_site is not None and url.lower() == peer_site.host
+
+    def _viewer_of(self, principal: str) -> Optional[str]:
+        return self.principals.handle_of_url(principal)
+
+    # Federation: our users' requests for another domain's nodes
+
+    @inlineCallbacks
+    def locate(self, domain: str):
+        """
+        The base URL of C{domain}'s RVP server (``--rvp-peer``, else SRV,
+        else the domain); a domain found this way becomes a known peer:
+        its principal URLs map to handles and its address is trusted like
+        a configured peer's.
+        """
+        domain = domain.lower()
+        if domain in self.principals.peers:
+            return self.principals.peers[domain].base
+        base = yield self.locator.base_url(domain)
+        self.principals.add_peer(domain, base)
+        host = Site.from_url(base).host
+        try:
+            address = yield self.reactor.resolve(host)
+        except Exception as error:
+            log.info("rvp peer {domain}: cannot resolve {host}: {error}", domain=domain, host=host, error=error)
+        else:
+            self.settings.peer_addresses.setdefault(address, domain)
+        return base
+
+    @inlineCallbacks
+    def _forward(self, request: Request, caller: Caller):
+        """
+        Send an authenticated user's request for a federated node on to that
+        domain's server, as this server (trusted there by address), and
+        relay the answer.  Redirects (302 to a physical URL) are followed.
+        The user's Call-Back must be its own principal URL, so the peer's
+        notifications come back through us.
+        """
+        if caller.handle is None:
+            raise Refused(404, "no such node")
+        target = split_target(request.target)
+        domain = self.principals.domain_of_site(Site(target.host, target.port or 80))
+        if domain is None or domain == self.principals.domain:
+            raise Refused(404, "no such node")
+        own = self.principals.url_of(caller.handle)
+        given = request.headers.get("RVP-From-Principal")
+        if given is not None and self.principals.handle_of_url(given) != caller.handle:
+            raise Refused(403, "RVP-From-Principal is not the authenticated principal")
+        callback = request.headers.get("Call-Back")
+        if callback is not None and self.principals.handle_of_url(callback.strip()) != caller.handle:
+            raise Refused(403, "Call-Back of a federated subscription must be the subscriber's principal")
+        hop_text = request.headers.get("RVP-Hop-Count")
+        hop = _number(hop_text) if hop_text is not None else 1
+        if hop is None or hop + 1 >= MAX_HOP_COUNT:
+            raise Refused(400, "hop count exceeded")
+        headers = {"RVP-From-Principal": own, "RVP-Hop-Count": str(int(hop) + 1)}
+        for name in FORWARDED_HEADERS:
+            value = request.headers.get(name)
+            if value is not None:
+                headers[name] = value
+        try:
+            reply = yield self.outbound.request(request.method.upper(), request.target, headers, request.body, want_body=True)
+        except Exception as error:
+            log.info("forwarding to {target} failed: {error}", target=request.target, error=error)
+            raise Refused(412, "the principal's server cannot be reached")
+        # The peer not trusting us is our failure, not the user's password.
+        result = response(403 if reply.status == 401 else reply.status, reply.body)
+        for name in RELAYED_HEADERS:
+            value = reply.headers.get(name.lower())
+            if value is not None:
+                result.headers.add(name, value)
+        return result
+
+    # SUBSCRIBE, UNSUBSCRIBE, SUBSCRIPTIONS
+
+    @inlineCallbacks
+    def do_SUBSCRIBE(self, request: Request, caller: Caller, node: str, account):
+        headers = request.headers
+        sub_id = headers.get("Subscription-Id")
+        lifetime_text = headers.get("Subscription-Lifetime")
+        requested = _number(lifetime_text)
+        if lifetime_text is not None and requested is None:
+            raise Refused(400, "Subscription-Lifetime is not a number of seconds")
+        lifetime = grant_lifetime(requested)
+        if sub_id is not None:
+            subscription = self._owned_subscription(sub_id.strip(), node, caller, request)
+            self.subscriptions.renew(subscription.sub_id, lifetime)
+            return response(200, Subscription_Id=subscription.sub_id, Subscription_Lifetime=str(int(lifetime)))
+        kind = headers.get("Notification-Type")
+        callback = headers.get("Call-Back")
+        if kind is None or not kind.strip():
+            raise Refused(400, "Notification-Type missing")
+        if callback is None or split_target(callback.strip()) is None or split_target(callback.strip()).host is None:
+            raise Refused(400, "Call-Back missing or not an http URL")
+        kind, callback = kind.strip(), callback.strip()
+        subscriber = self._caller_principal(caller, request)
+        if kind.lower() == LOGIN:
+            if caller.handle != node:
+                raise Refused(403, "only the principal subscribes to its own node")
+            callback = self._local_node(callback, caller.address)
+        elif caller.peer is not None and not self._of_peer(caller, callback):
+            raise Refused(403, "a peer subscribes only with its own Call-Back")
+        subscription = self.subscriptions.add(node, kind, callback, subscriber, lifetime)
+        if subscription is None:
+            raise Refused(503, "too many subscriptions to this node")
+        granted = dict(Subscription_Id=subscription.sub_id, Subscription_Lifetime=str(int(lifetime)))
+        if kind.lower() != PROPCHANGE:
+            return response(200, **granted)
+        viewer = self._viewer_of(subscriber)
+        if caller.handle is not None and caller.handle != node:
+            yield self.home.add_contact(caller.handle, node, account.display_name)
+        elif caller.peer is not None and viewer is not None:
+            yield self.home.watcher_from_peer(node, viewer)
+        properties = yield self._properties(node, account, viewer)
+        self._last_told[subscription.sub_id] = properties["state"]
+        body = self._multistatus(node, [(self._property_nodes(properties, PROPERTY_NAMES), OK_STATUS)])
+        return response(207, body, XML, **granted)
+
+    @staticmethod
+    def _local_node(callback: str, address: str) -> str:
+        """
+        A login Call-Back names the client's own listener; 0.0.0.0 (sent by
+        some clients) means the address the request came from.
+        """
+        target = split_target(callback)
+        if target.host in ("0.0.0.0", "[::]"):
+            return f"http://{address}:{target.port or 80}{target.path if target.path != '/' else ''}"
+        return callback
+
+    def _owned_subscription(self, sub_id: str, node: str, caller: Caller, request: Request) -> Subscription:
+        subscription = self.subscriptions.get(sub_id)
+        if subscription is None or subscription.node != node:
+            raise Refused(412, "no such subscription")
+        if caller.handle == node:
+            return subscription
+        if caller.handle is not None and self._viewer_of(subscription.subscriber) == caller.handle:
+            return subscription
+        if caller.peer is not None and self._of_peer(caller, subscription.subscriber):
+            return subscription
+        raise Refused(403, "not your subscription")
+
+    def do_UNSUBSCRIBE(self, request: Request, caller: Caller, node: str, account):
+        sub_id = request.headers.get("Subscription-Id")
+        if sub_id is None or not sub_id.strip():
+            raise Refused(400, "Subscription-Id missing")
+        subscription = self._owned_subscription(sub_id.strip(), node, caller, request)
+        self.subscriptions.remove(subscription.sub_id)
+        self._last_told.pop(subscription.sub_id, None)
+        return response(200)
+
+    @inlineCallbacks
+    def do_SUBSCRIPTIONS(self, request: Request, caller: Caller, node: str, account):
+        if caller.handle != node:
+            raise Refused(403, "only the principal lists who watches it")
+        kind = request.headers.get("Notification-Type")
+        kind = kind.strip() if kind else None
+        now = self.clock.seconds()
+        entries = []
+        listed = set()
+        for subscription in sorted(self.subscriptions.of_node(node, kind), key=lambda s: s.expires):
+            listed.add(self._viewer_of(subscription.subscriber))
+            entries.append(
+                element(
+                    "r:subscription",
+                    text_element("r:subscription-id", subscription.sub_id),
+                    text_element("d:href", subscription.callback),
+                    element("a:principal", text_element("a:rvp-principal", subscription.subscriber)),
+                    text_element("d:timeout", str(subscription.remaining(now))),
+                )
+            )
+        if kind is None or kind.lower() == PROPCHANGE:
+            # Who else watches: the reverse list (MSN users, federated
+            # watchers), as the privacy tab shows it.  They hold no RVP
+            # subscription, so no id and no timeout.
+            watchers = yield self.home.reverse_list(node)
+            for watcher in sorted(set(watchers) - listed):
+                principal = self._principal_text(watcher)
+                entries.append(
+                    element(
+                        "r:subscription",
+                        text_element("d:href", principal),
+                        element("a:principal", text_element("a:rvp-principal", principal)),
+                    )
+                )
+        return response(200, document(element("r:subscriptions", *entries)), XML)
+
+    def _subscription_expired(self, subscription: Subscription) -> None:
+        self._last_told.pop(subscription.sub_id, None)
+
+    # Properties: PROPFIND, PROPPATCH
+
+    @inlineCallbacks
+    def _state_of(self, node: str, viewer: Optional[str], privacy: Optional[Privacy] = None, other=_ASK):
+        """
+        The state C{viewer} may see of C{node}: RVP's published state, else
+        what the other front-ends know (C{other}, when the caller was just
+        told), offline when privacy hides it.
+        """
+        state = self.presence.published(node)
+        if state in HIDDEN_STATES:
+            if other is _ASK:
+                other = yield self.home.other_presence(node)
+            state = other if other is not None else state
+        if state in HIDDEN_STATES:
+            return "offline"
+        if viewer != node:
+            if privacy is None:
+                privacy = yield self.home.privacy(node)
+            if not privacy.allows(viewer):
+                return "offline"
+        return state
+
+    @inlineCallbacks
+    def _properties(self, node: str, account, viewer: Optional[str]):
+        state = yield self._state_of(node, viewer)
+        return {
+            "displayname": account.display_name,
+            "state": state,
+            "email": account.handle,
+            "mobile-state": "0",
+            "mobile-description": "",
+        }
+
+    @staticmethod
+    def _property_nodes(properties: dict, names) -> list:
+        nodes = []
+        for prefix, name in names:
+            if name == "state":
+                nodes.append(element("r:state", (f"r:{properties['state']}", "")))
+            else:
+                nodes.append(text_element(f"{prefix}:{name}", properties[name]))
+        return nodes
+
+    def _multistatus(self, node: str, propstats: list) -> bytes:
+        parts = [text_element("d:href", self.principals.url_of(node))]
+        for props, status in propstats:
+            if props:
+                parts.append(element("d:propstat", element("d:prop", *props), text_element("d:status", status)))
+        return document(element("d:multistatus", element("d:response", *parts)))
+
+    @inlineCallbacks
+    def do_PROPFIND(self, request: Request, caller: Caller, node: str, account):
+        if (request.headers.get("Depth") or "").strip() != "0":
+            raise Refused(412, "PROPFIND takes Depth: 0 only")
+        wanted: list[tuple[str, str, str]] = []  # (namespace, local name, prefix)
+        names_only = False
+        if request.body.strip():
+            root = xmldoc.parse(request.body)
+            if root.name != "propfind":
+                raise Refused(400, "expected a propfind")
+            prop = root.find("prop")
+            if root.find("propname") is not None:
+                names_only = True
+            elif prop is not None:
+                wanted = [(child.namespace, child.name, _prefix_for(child.namespace)) for child in prop.children]
+                if not wanted:
+                    raise Refused(400, "propfind names no property")
+            elif root.find("allprop") is None:
+                raise Refused(400, "propfind needs prop, allprop or propname")
+        viewer = caller.handle if caller.handle is not None else self._viewer_of(self._caller_principal(caller, request))
+        properties = yield self._properties(node, account, viewer)
+        if names_only:
+            names = [element(f"{prefix}:{name}") for prefix, name in PROPERTY_NAMES]
+            return response(207, self._multistatus(node, [(names, OK_STATUS)]), XML)
+        if not wanted:
+            found = self._property_nodes(properties, PROPERTY_NAMES)
+            return response(207, self._multistatus(node, [(found, OK_STATUS)]), XML)
+        found, missing = [], []
+        for namespace, name, prefix in wanted:
+            if (prefix, name) in PROPERTY_NAMES:
+                found.extend(self._property_nodes(properties, [(prefix, name)]))
+            else:
+                missing.append(element(f"{prefix}:{name}" if prefix else name))
+        body = self._multistatus(node, [(found, OK_STATUS), (missing, "HTTP/1.1 404 Not Found")])
+        return response(207, body, XML)
+
+    @inlineCallbacks
+    def do_PROPPATCH(self, request: Request, caller: Caller, node: str, account):
+        if caller.handle != node:
+            raise Refused(403, "only the principal sets its properties")
+        root = xmldoc.parse(request.body)
+        if root.name not in ("propertyupdate", "propupdate"):
+            raise Refused(400, "expected a propertyupdate")
+        done, refused = [], []
+        for action in root.children:
+            if action.name not in ("set", "remove"):
+                continue
+            for prop in action.find_all("prop"):
+                for item in prop.children:
+                    prefix = _prefix_for(item.namespace)
+                    label = f"{prefix}:{item.name}" if prefix else item.name
+                    if action.name == "set" and item.name == "state":
+                        done.append(self._set_state(node, item))
+                    elif action.name == "set" and item.name == "displayname":
+                        name = item.text.strip()
+                        if not name or len(name) > MAX_DISPLAY_NAME:
+                            raise Refused(400, "displayname empty or too long")
+                        yield self.home.set_display_name(node, name)
+                        done.append(text_element("d:displayname", name))
+                    else:
+                        refused.append(element(label))
+        if not done and not refused:
+            raise Refused(400, "propertyupdate sets nothing")
+        publishing = self._publishing.pop(node, None)
+        if publishing is not None:
+            yield publishing
+        body = self._multistatus(node, [(done, OK_STATUS), (refused, "HTTP/1.1 403 Forbidden")])
+        return response(207, body, XML)
+
+    def _set_state(self, node: str, item) -> tuple:
+        leased = item.find("leased-value")
+        view_id = item.child_text("view-id")
+        view_id = view_id.strip() if view_id else None
+        if leased is not None:
+            value = _status_of(leased.find("value"))
+            default_element = leased.find("default-value")
+            default = _status_of(default_element) if default_element is not None else "offline"
+            timeout_text = leased.child_text("timeout")
+            requested = _number(timeout_text)
+            if timeout_text is not None and requested is None:
+                raise Refused(400, "timeout is not a number of seconds")
+            timeout = grant_lease(requested)
+        else:
+            value = _status_of(item)
+            default, timeout = "offline", grant_lease(None)
+        view = self.presence.set_state(node, view_id, value, default, timeout)
+        return element(
+            "r:state",
+            element(
+                "r:leased-value",
+                element("r:value", (f"r:{view.value}", "")),
+                element("r:default-value", (f"r:{view.default}", "")),
+                text_element("d:timeout", str(int(view.timeout))),
+            ),
+            text_element("r:view-id", view.view_id),
+        )
+
+    # Presence fan-out to property subscriptions
+
+    def _presence_changed(self, node: str, published: str) -> None:
+        self._publishing[node] = self.home.rvp_presence_changed(node, published)
+        self.track(self.refresh_watchers(node))
+
+    def track(self, d: Deferred) -> None:
+        self._background.add(d)
+
+        def done(result):
+            self._background.discard(d)
+            if hasattr(result, "getTraceback"):
+                log.failure("RVP notification failed", result)
+
+        d.addBoth(done)
+
+    @inlineCallbacks
+    def refresh_watchers(self, node: str, other=_ASK):
+        """
+        Tell every property subscriber of C{node} whose view of its state
+        changed (presence or privacy): a propnotification to its Call-Back.
+        C{other}: C{node}'s state on the other front-ends, when known.
+        """
+        subscriptions = self.subscriptions.of_node(node, PROPCHANGE)
+        if not subscriptions:
+            return
+        privacy = yield self.home.privacy(node)
+        sends = []
+        for subscription in subscriptions:
+            state = yield self._state_of(node, self._viewer_of(subscription.subscriber), privacy, other)
+            if self._last_told.get(subscription.sub_id) == state:
+                continue
+            self._last_told[subscription.sub_id] = state
+            sends.append(self._notify_property(subscription, state))
+        if sends:
+            yield DeferredList(sends, consumeErrors=True)
+
+    def _propnotification(self, node: str, subscriber: str, state: str) -> bytes:
+        contact = lambda url: element("r:contact", text_element("d:href", url), element("r:description"))
+        update = element("d:propertyupdate", element("d:set", element("d:prop", element("r:state", (f"r:{state}", "")))))
+        return document(
+            element(
+                "r:notification",
+                element(
+                    "r:propnotification",
+                    element("r:notification-from", contact(self.principals.url_of(node))),
+                    element("r:notification-to", contact(subscriber)),
+                    update,
+                ),
+            )
+        )
+
+    def _notify_property(self, subscription: Subscription, state: str) -> Deferred:
+        body = self._propnotification(subscription.node, subscription.subscriber, state)
+        headers = {"RVP-From-Principal": self.principals.server_name, "Subscription-Id": subscription.sub_id}
+        local = self.principals.handle_of_url(subscription.callback)
+        if local is not None and self.principals.is_local_handle(local):
+            # One of ours watches: straight to its local nodes.
+            return self._to_local_nodes(local, body, headers, hop=3, ack="SingleHop")
+        hop = 2 if _is_principal_url(subscription.callback) else 3
+        return self._send_notify(subscription.callback, body, dict(headers, **{"RVP-Hop-Count": str(hop)}))
+
+    def _send_notify(self, url: str, body: bytes, headers: dict) -> Deferred:
+        d = self.outbound.request("NOTIFY", url, headers, body)
+
+        def failed(failure):
+            log.info("NOTIFY to {url} failed: {error}", url=url, error=failure.getErrorMessage())
+            return None
+
+        return d.addErrback(failed)
+
+    def _to_local_nodes(self, handle: str, body: bytes, headers: dict, hop: int, ack: str) -> Deferred:
+        """
+        NOTIFY C{body} to every local node (login subscription) of C{handle};
+        fires with the list of statuses (None for a failed connection).
+        """
+        logins = self.subscriptions.of_node(handle, LOGIN)
+        sends = []
+        for login in logins:
+            extra = {"RVP-Hop-Count": str(hop), "RVP-Ack-Type": ack}
+            d = self.outbound.request("NOTIFY", login.callback, dict(headers, **extra), body)
+            d.addCallbacks(lambda reply: reply.status, lambda failure: None)
+            sends.append(d)
+        if not sends:
+            return succeed([])
+        return DeferredList(sends).addCallback(lambda results: [value for _, value in results])
+
+    # What the home reports from the other front-ends
+
+    def contact_changed(self, handle: str, state: Optional[str]) -> None:
+        """
+        C{handle}'s presence changed elsewhere (an MSN user's CHG, FLN) to
+        C{state} (None: offline there).
+        """
+        if self.subscriptions.of_node(handle, PROPCHANGE):
+            self.track(self.refresh_watchers(handle, state))
+
+    def has_local_node(self, handle: str) -> bool:
+        return bool(self.subscriptions.of_node(handle, LOGIN))
+
+    def start(self):
+        return self.home.start()
+
+    def message_from_core(self, recipient: str, sender: str, sender_name: str, mime: str) -> None:
+        """
+        A message from another front-end's user: NOTIFYed to C{recipient}'s
+        local nodes as a message from C{sender}'s principal.
+        """
+        contact = lambda url, name: element("r:contact", text_element("d:href", url), text_element("r:description", name))
+        body = document(
+            element(
+                "r:notification",
+                element(
+                    "r:message",
+                    element("r:notification-from", contact(self.principals.url_of(sender), sender_name)),
+                    element("r:notification-to", contact(self.principals.url_of(recipient), "")),
+                    element("r:msgbody", ("r:mime-data", CData(mime))),
+                ),
+            )
+        )
+        headers = {"RVP-From-Principal": self.principals.url_of(sender)}
+        if not self.principals.is_local_handle(recipient):
+            # A user of a federated domain: server to server.
+            headers.update({"RVP-Hop-Count": "2", "RVP-Ack-Type": "DeepOr"})
+            self.track(self._send_notify(self.principals.url_of(recipient), body, headers))
+            return
+        self.track(self._to_local_nodes(recipient, body, headers, hop=3, ack="DeepOr"))
+
+    # NOTIFY
+
+    @inlineCallbacks
+    def do_NOTIFY(self, request: Request, caller: Caller, node: str, account):
+        hop_text = request.headers.get("RVP-Hop-Count")
+        hop = int(_number(hop_text)) if _number(hop_text) is not None else 1
+        if hop_text is not None and _number(hop_text) is None:
+            raise Refused(400, "RVP-Hop-Count is not a number")
+        if hop >= MAX_HOP_COUNT:
+            raise Refused(400, "hop count exceeded")
+        root = xmldoc.parse(request.body)
+        if root.name != "notification":
+            raise Refused(400, "expected a notification")
+        sender_principal = self._caller_principal(caller, request)
+        message = root.find("message")
+        if message is not None:
+            result = yield self._notify_message(request, caller, node, root, message, sender_principal, hop)
+            return result
+        update = root.find("propnotification")
+        if update is not None:
+            origin = update.path("notification-from", "contact", "href")
+            if origin is None or not self._may_speak_for(caller, origin.text.strip()):
+                raise Refused(403, "notification-from is not the sender")
+            headers = {"RVP-From-Principal": self.principals.server_name}
+            if request.headers.get("Subscription-Id"):
+                headers["Subscription-Id"] = request.headers.get("Subscription-Id")
+            body = document(xmldoc.to_node(root))
+            self.track(self._to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop"))
+            contact = self.principals.handle_of_url(origin.text.strip())
+            if caller.peer is not None and contact is not None:
+                self.home.presence_from_peer(node, contact, _state_in(update))
+            return response(200)
+        raise Refused(400, "notification holds neither message nor propnotification")
+
+    def _may_speak_for(self, caller: Caller, url: str) -> bool:
+        if caller.handle is not None:
+            return self.principals.handle_of_url(url) == caller.handle
+        return self._of_peer(caller, url)
+
+    @inlineCallbacks
+    def _notify_message(self, request, caller, node, root, message, sender_principal, hop):
+        origin = message.path("notification-from", "contact", "href")
+        if origin is None or not self._may_speak_for(caller, origin.text.strip()):
+            raise Refused(403, "notification-from is not the sender")
+        mime = message.path("msgbody", "mime-data")
+        if mime is None:
+            raise Refused(400, "message without msgbody/mime-data")
+        sender = self._viewer_of(origin.text.strip())
+        ack = (request.headers.get("RVP-Ack-Type") or "DeepOr").strip()
+        if ack.lower() not in ("singlehop", "deepor", "deepand"):
+            raise Refused(400, "unknown RVP-Ack-Type")
+        privacy = yield self.home.privacy(node)
+        if not privacy.allows(sender):
+            # Refused like an offline recipient: the sender learns nothing
+            # it could not see from presence.
+            raise Refused(412, "recipient not available")
+        recipients = tuple(
+            href.text.strip()
+            for to in message.find_all("notification-to")
+            for href in [to.path("contact", "href")]
+            if href is not None
+        )
+        instant = InstantMessage(origin.text.strip(), recipients, mime.text, _session_id(mime.text))
+        body = document(xmldoc.to_node(root))
+        headers = {"RVP-From-Principal": sender_principal}
+        deliveries = [self._to_local_nodes(node, body, headers, hop=hop + 1, ack=ack)]
+        deliveries.append(self.home.deliver_message(node, instant).addCallback(lambda ok: [200 if ok else None]))
+        if ack.lower() == "singlehop":
+            reachable = self.subscriptions.of_node(node, LOGIN)
+            other = yield self.home.other_presence(node)
+            if not reachable and other is None:
+                raise Refused(412, "recipient not logged in")
+            for d in deliveries:
+                self.track(d)
+            return response(200)
+        results = yield DeferredList(deliveries, consumeErrors=True)
+        statuses = [status for ok, values in results if ok for status in values]
+        delivered = [s for s in statuses if s is not None and 200 <= s < 300]
+        failed = [s for s in statuses if s is not None and not 200 <= s < 300]
+        if ack.lower() == "deepand":
+            if statuses and not failed and None not in statuses:
+                return response(200)
+        elif delivered:
+            return response(200)
+        if failed:
+            return _error(failed[0] if 400 <= failed[0] < 600 else 500, "not delivered")
+        return _error(412, "recipient not logged in")
+
+    # ACL
+
+    @inlineCallbacks
+    def do_ACL(self, request: Request, caller: Caller, node: str, account):
+        if caller.handle != node:
+            raise Refused(403, "only the principal reads or writes its ACL")
+        if request.body.strip():
+            root = xmldoc.parse(request.body)
+            if root.name != "rvpacl":
+                raise Refused(400, "expected an rvpacl")
+            privacy = self._privacy_from_acl(node, root)
+            yield self.home.set_privacy(node, privacy)
+            yield self.refresh_watchers(node)
+            return response(200)
+        privacy = yield self.home.privacy(node)
+        return response(200, self._acl_document(node, privacy), XML)
+
+    def _principal_text(self, handle: str) -> str:
+        domain = handle.partition("@")[2]
+        if domain == self.principals.domain or domain in self.principals.peers:
+            return self.principals.url_of(handle)
+        return "mailto:" + handle
+
+    def _handle_of_principal(self, text: str) -> Optional[str]:
+        text = text.strip()
+        if text.lower().startswith("mailto:"):
+            handle = text[7:].strip().lower()
+            return handle if re.fullmatch(r"[^@\s]{1,64}@[A-Za-z0-9.\-]{1,64}", handle) else None
+        return self.principals.handle_of_url(text)
+
+    def _acl_document(self, node: str, privacy: Privacy) -> bytes:
+        credentials = element("a:credentials", *[element(f"a:{c}") for c in CREDENTIALS])
+        rights = lambda names: [element(f"a:{n}") for n in names]
+        aces = []
+        for handle in sorted(privacy.blocked):
+            aces.append(element(
+                "a:ace",
+                element("a:principal", text_element("a:rvp-principal", self._principal_text(handle)), credentials),
+                element("a:grant"),
+                element("a:deny", *rights(("send-to", "presence"))),
+            ))
+        for handle in sorted(privacy.allowed - privacy.blocked):
+            aces.append(element(
+                "a:ace",
+                element("a:principal", text_element("a:rvp-principal", self._principal_text(handle)), credentials),
+                element("a:grant", *rights(("send-to", "presence"))),
+                element("a:deny"),
+            ))
+        if privacy.blp == "AL":
+            everyone = (rights(("list", "read", "send-to", "presence")), [])
+        else:
+            everyone = (rights(("list", "read")), rights(("send-to", "presence")))
+        aces.append(element(
+            "a:ace",
+            element("a:principal", element("a:allprincipals"), credentials),
+            element("a:grant", *everyone[0]),
+            element("a:deny", *everyone[1]),
+        ))
+        aces.append(element(
+            "a:ace",
+            element("a:principal", text_element("a:rvp-principal", self.principals.url_of(node)), element("a:credentials", element("a:assertion"))),
+            element("a:grant", *rights(RIGHTS)),
+            element("a:deny"),
+        ))
+        return document(element("a:rvpacl", element("a:acl", text_element("a:inheritance", "none"), *aces)))
+
+    def _privacy_from_acl(self, node: str, root) -> Privacy:
+        acl = root.find("acl")
+        if acl is None:
+            raise Refused(400, "rvpacl without acl")
+        blp = "AL"
+        allowed, blocked = set(), set()
+        for ace in acl.find_all("ace"):
+            principal = ace.find("principal")
+            if principal is None:
+                raise Refused(400, "ace without principal")
+            if principal.find("credentials") is None:
+                raise Refused(400, "credentials not specified")
+            grant = {c.name for c in (ace.find("grant") or xmldoc.Element("", "grant")).children}
+            deny = {c.name for c in (ace.find("deny") or xmldoc.Element("", "deny")).children}
+            denies = bool(deny & {"send-to", "presence", "all"})
+            grants = bool(grant & {"send-to", "presence", "all"})
+            if principal.find("allprincipals") is not None:
+                blp = "BL" if denies else "AL"
+                continue
+            named = principal.child_text("rvp-principal")
+            if named is None:
+                raise Refused(400, "ace principal names nobody")
+            handle = self._handle_of_principal(named)
+            if handle is None or handle == node:
+                continue  # not a user our lists can hold, or the owner
+            if denies:
+                blocked.add(handle)
+                allowed.discard(handle)
+            elif grants and handle not in blocked:
+                allowed.add(handle)
+        if len(allowed) > MAX_PRIVACY_ENTRIES or len(blocked) > MAX_PRIVACY_ENTRIES:
+            raise Refused(400, "too many principals in the ACL")
+        return Privacy(blp, frozenset(allowed), frozenset(blocked))
+
+
+FORWARDED_HEADERS = ("Notification-Type", "Call-Back", "Subscription-Lifetime", "Subscription-Id", "Depth", "RVP-Ack-Type", "Content-Type")
+RELAYED_HEADERS = ("Subscription-Id", "Subscription-Lifetime", "Content-Type")
+
+PROPERTY_NAMES = (("d", "displayname"), ("r", "state"), ("r", "email"), ("r", "mobile-state"), ("r", "mobile-description"))
+
+
+def _prefix_for(namespace: str) -> str:
+    for prefix, uri in xmldoc.NAMESPACES:
+        if namespace.lower().rstrip("/") == uri.lower().rstrip("/"):
+            return prefix
+    return ""
+
+
+def _status_of(container) -> str:
+    if container is None or container.first_child() is None:
+        raise Refused(400, "a state without a status element")
+    status = container.first_child().name
+    if status not in STATES:
+        raise Refused(400, f"unknown state {status}")
+    return status
+
+
+def _state_in(update) -> Optional[str]:
+    """
+    The status element a propnotification's property update carries.
+    """
+    for node in xmldoc.walk(update):
+        if node.name == "state":
+            first = node.first_child()
+            if first is not None and first.name == "leased-value":
+                value = first.find("value")
+                first = value.first_child() if value is not None else None
+            return first.name if first is not None and first.name in STATES else None
+    return None
+
+
+def _is_principal_url(url: str) -> bool:
+    target = split_target(url)
+    return target is not None and "/instmsg/" in target.path.lower()
+
+
+_SESSION_ID = re.compile(r"^Session-Id:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def _session_id(mime: str) -> Optional[str]:
+    head = mime.lstrip().replace("\r\n", "\n").split("\n\n", 1)[0]
+    match = _SESSION_ID.search(head)
+    return match.group(1) if match else None
