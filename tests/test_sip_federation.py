@@ -131,6 +131,18 @@ def test_msn_users_of_two_federated_servers_see_each_other_and_chat(two_servers)
     reply = yield sb_alice.next()
     assert reply.text.startswith("MSG bob@b.example bob@b.example ") and reply.payload.endswith(b"Sure!")
 
+    # bob blocks alice: his server ends her subscription and she sees him
+    # offline.  Unblocking prompts her server to subscribe again at once
+    # (not after its 300 s retry): she sees him online.
+    bob.send("REM 24 AL alice@a.example")
+    yield expect_eventually(bob, r"REM 24 AL \d+ alice@a\.example")
+    bob.send("ADD 25 BL alice@a.example Alice")
+    yield expect_eventually(bob, r"ADD 25 BL \d+ alice@a\.example Alice")
+    yield expect_eventually(alice, r"FLN bob@b\.example")
+    bob.send("REM 26 BL alice@a.example")
+    yield expect_eventually(bob, r"REM 26 BL \d+ alice@a\.example")
+    yield expect_eventually(alice, r"NLN NLN bob@b\.example bob@b\.example")
+
     # bob signs out: alice sees him go offline.
     yield sb_bob.disconnect()
     yield bob.disconnect()

@@ -4,8 +4,10 @@ federated contacts.  Each (local user, contact) pair has one subscription,
 refreshed before it expires; NOTIFYs become MSN states for the user
 (including a NOTIFY that overtakes the 2xx).  A 403, a rejection or a
 failure shows the contact offline, is logged, and is tried again later —
-at once when that contact subscribes to the user (which is how a newly
-authorised contact shows up without waiting).
+at once when that contact subscribes to the user or refreshes its
+subscription (which is how a newly authorised contact shows up without
+waiting), and, the other way round, a contact the user newly authorised
+is prompted by subscribing to it at once.
 """
 
 from __future__ import annotations
@@ -126,6 +128,26 @@ class PresenceWatcher:
             # Their SUBSCRIBE and the answer to ours travel on different
             # connections; if ours is refused, ask again at once.
             watch.contact_subscribed = True
+
+    def contact_authorised(self, owner: str, contact: str) -> None:
+        """
+        Local C{owner} now lets C{contact}, whose subscription was refused,
+        see them.  A 403 cannot be taken back, but C{contact}'s server
+        tries again at once when C{owner} subscribes to C{contact} (as
+        L{contact_subscribed} does here): so if C{owner} watches
+        C{contact}, subscribe now, refreshing an active subscription.  A
+        contact the owner does not watch retries on its own schedule.
+        """
+        watch = self.watches.get((owner, contact))
+        if watch is None or watch.stopped:
+            return
+        if watch.state == "refused":
+            watch.cancel_timer()
+            self._subscribe(watch)
+        elif watch.state == "active" and watch.dialog is not None:
+            watch.cancel_timer()
+            self._refresh(watch)
+        # Subscribing: the SUBSCRIBE on its way prompts them already.
 
     # Subscribing
 
