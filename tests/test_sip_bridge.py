@@ -278,7 +278,8 @@ def test_federated_contact_on_the_forward_list_is_watched(fed):
     alice.send("ADD 30 FL kim@partner.example Kim")
     yield alice.expect(r"ADD 30 FL \d+ kim@partner\.example Kim( 0)?")
     subscribe, dialog = yield fed.answer_subscribe("open", "Online")
-    assert subscribe.get("from").startswith(f"<sip:{ALICE}>")
+    # From alice, with her friendly name for kim's reverse list.
+    assert subscribe.get("from").startswith(f'"Alice" <sip:{ALICE}>;tag=')
     yield alice.expect_line("NLN NLN kim@partner.example kim@partner.example")
     answer = yield fed.notify(dialog, "open", "Busy")
     assert answer.status == 200

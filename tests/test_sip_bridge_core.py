@@ -352,6 +352,20 @@ def test_privacy_edits_of_local_contacts_leave_the_edge_alone(world):
     assert world.edge.calls == []
 
 
+def test_display_name_of_a_local_user(world):
+    """
+    What the edge puts in From: the friendly name shown while signed in,
+    the account's otherwise.
+    """
+    alice = world.sign_in(ALICE, statuses.ONLINE)
+    world.result(world.messenger.lists.set_friendly_name(alice.me, "Alice <A>"))
+    assert world.result(world.bridge.display_name(ALICE)) == "Alice <A>"
+    world.messenger.sign_out(alice.me)
+    assert world.result(world.bridge.display_name(ALICE)) == "Alice <A>"
+    assert world.result(world.bridge.display_name("bob@example.com")) == "Bob"
+    assert world.result(world.bridge.display_name("nobody@example.com")) == ""
+
+
 def test_contact_presence_is_a_record_only_its_watchers_see(world):
     alice = world.sign_in(ALICE, statuses.ONLINE)
     bob = world.sign_in("bob@example.com", statuses.ONLINE)

@@ -17,7 +17,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from msnp.sip.edge import SipService, SipSettings
-from msnp.sip.grammar import URI
+from msnp.sip.grammar import Address, URI
 from msnp.sip.link import ALLOWED, BLOCKED, FILTERED, DeliveryFailed, IMessengerLink, ISipFederation, Left, PresenceView, Text, Typing
 from msnp.sip.peers import Peer
 from sippeer import Dialog, SipPeer, contact_uri, random_token
@@ -37,6 +37,7 @@ class FakeMessenger:
         self.accounts = {ALICE, "bob@example.com"}
         self.access = {}  # (owner, watcher) -> access
         self.status = {ALICE: "NLN"}
+        self.names = {ALICE: 'Alice "A\\" \u00e9\r\n'}
         self.calls = []
         self.refuse_delivery = None
         self._waiters = []
@@ -47,6 +48,9 @@ class FakeMessenger:
     def presence_for(self, owner, watcher):
         access = self.access.get((owner, watcher), FILTERED)
         return defer.succeed(PresenceView(access, self.status.get(owner) if access == ALLOWED else None))
+
+    def display_name(self, handle):
+        return defer.succeed(self.names.get(handle, ""))
 
     def watcher_subscribed(self, owner, watcher, name):
         self._record(("watcher_subscribed", owner, watcher))
@@ -402,6 +406,9 @@ def test_watching_a_federated_contact(sip):
     subscribe = yield sip.peer.next_request("SUBSCRIBE")
     assert subscribe.uri == f"sip:{KIM}" and subscribe.get("event") == "presence"
     assert "application/pidf+xml" in subscribe.get("accept")
+    # alice's friendly name, quoted, for kim's side to show.
+    assert subscribe.get("from").startswith('"Alice \\"A\\\\\\" \u00e9" <sip:alice@example.com>;tag=')
+    assert Address.parse(subscribe.get("from")).display == 'Alice "A\\" \u00e9'
     tag = sip.peer.respond(subscribe, 200, headers=[("Expires", "600"), ("Contact", f"<sip:kim@127.0.0.1:{sip.peer.port}>")])
     dialog = Dialog(sip.peer, subscribe.get("call-id"), f"<sip:{KIM}>;tag={tag}", subscribe.get("from"), contact_uri(subscribe), cseq=0)
     pidf = (

@@ -487,6 +487,19 @@ class SipBridge:
             return PresenceView(FILTERED)
         return PresenceView(ALLOWED, MSN_STATE_OF_STATUS.get(status))
 
+    @defer.inlineCallbacks
+    def display_name(self, handle: str):
+        """
+        From the presence record while signed in (no store trip), else
+        the account.
+        """
+        found = yield self.directory.presence_of([handle])
+        record = found.get(handle)
+        if record is not None:
+            return record.name
+        account = yield self.store.get_account(handle)
+        return account.friendly_name if account is not None else ""
+
     def watcher_subscribed(self, owner: str, watcher: str, name: str):
         d = self.messenger.lists.federated_watcher_added(owner, watcher, name or watcher)
 

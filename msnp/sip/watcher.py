@@ -163,7 +163,11 @@ class PresenceWatcher:
             self._refused(watch, "no route to the peer")
             return
         watch.hop = hops[0]
-        request = agent.new_request("SUBSCRIBE", watch.owner, watch.contact, watch.hop)
+        # The contact's side shows this name on its reverse list entry.
+        name = yield self._display_name(watch.owner)
+        if watch.stopped:
+            return
+        request = agent.new_request("SUBSCRIBE", watch.owner, watch.contact, watch.hop, sender_name=name)
         request.headers.add("Contact", agent.contact(watch.owner.partition("@")[0], watch.hop))
         request.headers.add("Event", "presence")
         request.headers.add("Accept", ACCEPT)
@@ -179,6 +183,13 @@ class PresenceWatcher:
         if watch.stopped or watch.request is not request:
             return
         self._subscribe_answered(watch, request, response)
+
+    def _display_name(self, owner: str) -> defer.Deferred:
+        def unknown(failure):
+            log.failure("no display name for {owner}", failure, owner=owner)
+            return ""
+
+        return defer.maybeDeferred(self.link.display_name, owner).addErrback(unknown)
 
     def _forget_unanswered(self, watch: Watch) -> None:
         for key, value in list(self._unanswered.items()):
