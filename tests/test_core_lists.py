@@ -6,7 +6,7 @@ call, its confirmation, and the events that follow, in exact order.
 import pytest
 from twisted.python.failure import Failure
 
-from corefakes import World
+from corefakes import RecordingEndpoint, World
 from msnp.core import errors, events, status as statuses
 
 
@@ -160,3 +160,42 @@ def test_groups(world):
     assert world.result(lists.rename_group(alice.me, work, "x")).check(errors.NoSuchGroup)
     lists.max_groups = len(alice.me.user.groups)
     assert world.result(lists.add_group(alice.me, "More")).check(errors.TooManyGroups)
+
+
+def test_privacy_edits_reach_federated_handles_whatever_the_status(world):
+    """
+    Every allow/block edit of a federated contact, and a mode change to the
+    federated reverse-list entries, is told as L{events.PrivacyChanged}
+    even while alice is hidden or when the MSN view does not change (off
+    the allow list under BLP AL); local contacts get no such event.
+    """
+    got = []
+    world.messenger.lists.federated_domains.add("partner.example")
+    world.directory.route_domain("partner.example", lambda handle: RecordingEndpoint(handle, got))
+    kim, lee = "kim@partner.example", "lee@partner.example"
+    alice = world.sign_in("alice@example.com", statuses.HIDDEN)
+    lists = world.messenger.lists
+    for watcher in (kim, lee, "bob@example.com"):
+        alice.me.user.lists["RL"][watcher] = watcher
+    changed = events.PrivacyChanged("alice@example.com")
+    world.result(lists.add(alice.me, "AL", kim, kim))
+    assert got == [(kim, changed)]
+    world.result(lists.remove(alice.me, "AL", kim))
+    world.result(lists.add(alice.me, "BL", kim, kim))
+    world.result(lists.add(alice.me, "AL", "bob@example.com", "Bob"))
+    assert got == [(kim, changed)] * 3
+    got.clear()
+    world.result(lists.set_privacy(alice.me, "blp", "BL"))
+    assert sorted(who for who, _ in got) == [kim, lee]
+    got.clear()
+    world.result(lists.set_privacy(alice.me, "gtc", "N"))
+    world.result(lists.add(alice.me, "FL", lee, "Lee"))
+    assert all(not isinstance(event, events.PrivacyChanged) for _, event in got)
+    # Shown, off the allow list under BLP AL: no MSN watcher's view changes.
+    world.messenger.presence.set_status(alice.me, statuses.ONLINE)
+    world.result(lists.set_privacy(alice.me, "blp", "AL"))
+    world.result(lists.add(alice.me, "AL", lee, lee))
+    got.clear()
+    world.events()
+    world.result(lists.remove(alice.me, "AL", lee))
+    assert got == [(lee, changed)] and [e for e in world.events() if e[0] != "confirm"] == []

@@ -210,6 +210,45 @@ def test_sip_watcher_waits_for_consent_and_lands_on_the_reverse_list(fed):
 
 
 @pytest_twisted.inlineCallbacks
+def test_withdrawn_consent_ends_the_subscription_at_once(fed):
+    """
+    Taking kim off the allow list under BLP AL (no MSN watcher's view
+    changes) and, while alice is hidden, any privacy edit reach kim's
+    subscription at once: NOTIFY terminated;reason=rejected, not at the
+    next refresh.
+    """
+    alice = yield online(fed)
+    alice.send("ADD 20 AL kim@partner.example kim@partner.example")
+    yield alice.expect(r"ADD 20 AL \d+ kim@partner\.example kim@partner\.example")
+    response = yield fed.subscribe()
+    assert response.status == 200
+    yield next_notify(fed, "active")
+    yield alice.expect(r"ADD 0 RL \d+ kim@partner\.example Kim")
+    alice.send("REM 21 AL kim@partner.example")
+    yield alice.expect(r"REM 21 AL \d+ kim@partner\.example")
+    notify = yield next_notify(fed, "terminated;reason=rejected")
+    assert not notify.body and notify.get("call-id") == fed.call_id
+
+    alice.send("ADD 22 AL kim@partner.example kim@partner.example")
+    yield alice.expect(r"ADD 22 AL \d+ kim@partner\.example kim@partner\.example")
+    response = yield fed.subscribe()
+    assert response.status == 200
+    notify = yield next_notify(fed, "active")
+    assert "<basic>open</basic>" in notify.text
+    alice.send("CHG 23 HDN")
+    yield alice.expect_line("CHG 23 HDN")
+    notify = yield next_notify(fed, "active")
+    assert "<basic>closed</basic>" in notify.text
+    alice.send("REM 24 AL kim@partner.example")
+    yield alice.expect(r"REM 24 AL \d+ kim@partner\.example")
+    notify = yield next_notify(fed, "terminated;reason=rejected")
+    assert notify.get("call-id") == fed.call_id
+    response = yield fed.subscribe()
+    assert response.status == 403
+    yield alice.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
 def test_reverse_list_entry_is_committed_and_listed(fed):
     """
     kim is on alice's reverse list when she signs in later (the entry was
@@ -239,7 +278,8 @@ def test_federated_contact_on_the_forward_list_is_watched(fed):
     alice.send("ADD 30 FL kim@partner.example Kim")
     yield alice.expect(r"ADD 30 FL \d+ kim@partner\.example Kim( 0)?")
     subscribe, dialog = yield fed.answer_subscribe("open", "Online")
-    assert subscribe.get("from").startswith(f"<sip:{ALICE}>")
+    # From alice, with her friendly name for kim's reverse list.
+    assert subscribe.get("from").startswith(f'"Alice" <sip:{ALICE}>;tag=')
     yield alice.expect_line("NLN NLN kim@partner.example kim@partner.example")
     answer = yield fed.notify(dialog, "open", "Busy")
     assert answer.status == 200

@@ -298,6 +298,74 @@ def test_local_presence_change_reaches_the_edge_once(world):
     assert world.result(world.bridge.presence_for(ALICE, KIM)) == PresenceView(ALLOWED, None)
 
 
+@pytest.mark.parametrize(
+    "status, before, edit, after",
+    [
+        # Shown, BLP AL: off the allow list changes no MSN view, but consent.
+        (statuses.ONLINE, [("add", "AL", KIM)], ("remove", "AL", KIM), PresenceView(FILTERED)),
+        # Hidden: no presence event at all, whatever the edit.
+        (statuses.HIDDEN, [("add", "AL", KIM)], ("remove", "AL", KIM), PresenceView(FILTERED)),
+        (statuses.HIDDEN, [("add", "FL", KIM)], ("add", "BL", KIM), PresenceView(BLOCKED)),
+        (statuses.HIDDEN, [("add", "FL", KIM)], ("blp", "BL"), PresenceView(FILTERED)),
+        (statuses.HIDDEN, [], ("add", "AL", KIM), PresenceView(ALLOWED, None)),
+        (statuses.ONLINE, [("blp", "BL")], ("add", "AL", KIM), PresenceView(ALLOWED, "NLN")),
+    ],
+)
+def test_every_privacy_edit_reaches_the_edge_at_once(world, status, before, edit, after):
+    """
+    The edge re-reads alice's SIP subscriptions on every allow, block or
+    mode edit concerning a SIP watcher, shown or hidden, even when no MSN
+    watcher's view changed; what it then reads is the new answer.
+    """
+    alice = world.sign_in(ALICE, status)
+    lists = world.messenger.lists
+    world.result(world.bridge.watcher_subscribed(ALICE, KIM, "Kim"))
+    for handle, event in world.events():
+        if isinstance(event, events.ReverseListChanged) and handle == ALICE:
+            lists.apply_reverse_change(alice.me, event)
+
+    def apply(change):
+        if change[0] == "blp":
+            return lists.set_privacy(alice.me, "blp", change[1])
+        if change[0] == "remove":
+            return lists.remove(alice.me, change[1], change[2])
+        return lists.add(alice.me, change[1], change[2], change[2])
+
+    for change in before:
+        assert not isinstance(world.result(apply(change)), Failure)
+    world.clock.advance(0)
+    world.edge.calls.clear()
+    assert not isinstance(world.result(apply(edit)), Failure)
+    world.clock.advance(0)
+    assert world.edge.calls == [("presence_changed", ALICE)]
+    assert world.result(world.bridge.presence_for(ALICE, KIM)) == after
+
+
+def test_privacy_edits_of_local_contacts_leave_the_edge_alone(world):
+    alice = world.sign_in(ALICE, statuses.HIDDEN)
+    world.result(world.bridge.watcher_subscribed(ALICE, KIM, "Kim"))
+    world.clock.advance(0)
+    world.edge.calls.clear()
+    world.result(world.messenger.lists.add(alice.me, "AL", "bob@example.com", "Bob"))
+    world.result(world.messenger.lists.add(alice.me, "BL", "carol@example.com", "Carol"))
+    world.clock.advance(0)
+    assert world.edge.calls == []
+
+
+def test_display_name_of_a_local_user(world):
+    """
+    What the edge puts in From: the friendly name shown while signed in,
+    the account's otherwise.
+    """
+    alice = world.sign_in(ALICE, statuses.ONLINE)
+    world.result(world.messenger.lists.set_friendly_name(alice.me, "Alice <A>"))
+    assert world.result(world.bridge.display_name(ALICE)) == "Alice <A>"
+    world.messenger.sign_out(alice.me)
+    assert world.result(world.bridge.display_name(ALICE)) == "Alice <A>"
+    assert world.result(world.bridge.display_name("bob@example.com")) == "Bob"
+    assert world.result(world.bridge.display_name("nobody@example.com")) == ""
+
+
 def test_contact_presence_is_a_record_only_its_watchers_see(world):
     alice = world.sign_in(ALICE, statuses.ONLINE)
     bob = world.sign_in("bob@example.com", statuses.ONLINE)

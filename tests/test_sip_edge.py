@@ -17,7 +17,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from msnp.sip.edge import SipService, SipSettings
-from msnp.sip.grammar import URI
+from msnp.sip.grammar import Address, URI
 from msnp.sip.link import ALLOWED, BLOCKED, FILTERED, DeliveryFailed, IMessengerLink, ISipFederation, Left, PresenceView, Text, Typing
 from msnp.sip.peers import Peer
 from sippeer import Dialog, SipPeer, contact_uri, random_token
@@ -37,6 +37,7 @@ class FakeMessenger:
         self.accounts = {ALICE, "bob@example.com"}
         self.access = {}  # (owner, watcher) -> access
         self.status = {ALICE: "NLN"}
+        self.names = {ALICE: 'Alice "A\\" \u00e9\r\n'}
         self.calls = []
         self.refuse_delivery = None
         self._waiters = []
@@ -47,6 +48,9 @@ class FakeMessenger:
     def presence_for(self, owner, watcher):
         access = self.access.get((owner, watcher), FILTERED)
         return defer.succeed(PresenceView(access, self.status.get(owner) if access == ALLOWED else None))
+
+    def display_name(self, handle):
+        return defer.succeed(self.names.get(handle, ""))
 
     def watcher_subscribed(self, owner, watcher, name):
         self._record(("watcher_subscribed", owner, watcher))
@@ -402,6 +406,9 @@ def test_watching_a_federated_contact(sip):
     subscribe = yield sip.peer.next_request("SUBSCRIBE")
     assert subscribe.uri == f"sip:{KIM}" and subscribe.get("event") == "presence"
     assert "application/pidf+xml" in subscribe.get("accept")
+    # alice's friendly name, quoted, for kim's side to show.
+    assert subscribe.get("from").startswith('"Alice \\"A\\\\\\" \u00e9" <sip:alice@example.com>;tag=')
+    assert Address.parse(subscribe.get("from")).display == 'Alice "A\\" \u00e9'
     tag = sip.peer.respond(subscribe, 200, headers=[("Expires", "600"), ("Contact", f"<sip:kim@127.0.0.1:{sip.peer.port}>")])
     dialog = Dialog(sip.peer, subscribe.get("call-id"), f"<sip:{KIM}>;tag={tag}", subscribe.get("from"), contact_uri(subscribe), cseq=0)
     pidf = (
@@ -453,6 +460,146 @@ def test_refused_watch_shows_offline_and_retries_when_the_contact_subscribes(sip
     again = yield sip.peer.next_request("SUBSCRIBE")
     assert again.get("call-id") != subscribe.get("call-id")
     sip.peer.respond(again, 403, "Forbidden")
+    yield deferLater(0.1)
+
+
+def accept_watch(sip, subscribe):
+    """
+    The peer accepts the edge's SUBSCRIBE for kim; the peer's side of the
+    dialog.
+    """
+    tag = sip.peer.respond(subscribe, 200, headers=[("Expires", "600"), ("Contact", f"<sip:kim@127.0.0.1:{sip.peer.port}>")])
+    return Dialog(sip.peer, subscribe.get("call-id"), f"<sip:{KIM}>;tag={tag}", subscribe.get("from"), contact_uri(subscribe), cseq=0)
+
+
+@defer.inlineCallbacks
+def watch_refused(sip):
+    for _ in range(100):
+        if sip.edge.watcher.watches[(ALICE, KIM)].state == "refused":
+            return
+        yield deferLater(0.05)
+    raise AssertionError("alice's subscription to kim was not refused")
+
+
+@pytest_twisted.inlineCallbacks
+def test_allowing_a_refused_watcher_prompts_it_at_once(sip):
+    """
+    kim was refused (403, or terminated when blocked); once alice allows
+    kim, alice's own subscription to kim is refreshed at once, the
+    prompt on which kim's server subscribes again (as this edge does in
+    L{test_refused_watch_shows_offline_and_retries_when_the_contact_subscribes})
+    rather than after its retry interval.  Nothing is sent while kim is
+    still refused, nor once kim is in.
+    """
+    sip.edge.watch(ALICE, KIM)
+    subscribe = yield sip.peer.next_request("SUBSCRIBE")
+    dialog = accept_watch(sip, subscribe)
+    response = yield sip.subscribe()
+    assert response.status == 403
+    yield sip.edge.presence_changed(ALICE)
+    yield sip.peer.expect_no_request("SUBSCRIBE")
+
+    sip.link.access[(ALICE, KIM)] = ALLOWED
+    yield sip.edge.presence_changed(ALICE)
+    prompt = yield sip.peer.next_request("SUBSCRIBE")
+    assert prompt.get("call-id") == subscribe.get("call-id") and prompt.tag("from") == subscribe.tag("from")
+    assert prompt.tag("to") == dialog.local.rpartition("tag=")[2] and prompt.get("expires") != "0"
+    sip.peer.respond(prompt, 200, headers=[("Expires", "600")])
+    response = yield sip.subscribe()
+    assert response.status == 200
+    notify = yield sip.peer.next_request("NOTIFY")
+    sip.peer.respond(notify, 200)
+    yield sip.edge.presence_changed(ALICE)
+    yield sip.peer.expect_no_request("SUBSCRIBE")
+
+    # Blocked (the subscription ends), then unblocked: prompted again.
+    sip.link.access[(ALICE, KIM)] = BLOCKED
+    yield sip.edge.presence_changed(ALICE)
+    notify = yield sip.peer.next_request("NOTIFY")
+    assert notify.get("subscription-state") == "terminated;reason=rejected"
+    sip.peer.respond(notify, 200)
+    sip.link.access[(ALICE, KIM)] = ALLOWED
+    yield sip.edge.presence_changed(ALICE)
+    prompt = yield sip.peer.next_request("SUBSCRIBE")
+    assert prompt.get("call-id") == subscribe.get("call-id")
+    sip.peer.respond(prompt, 200, headers=[("Expires", "600")])
+    sip.edge.unwatch(ALICE, KIM)
+    unsubscribe = yield sip.peer.next_request("SUBSCRIBE")
+    sip.peer.respond(unsubscribe, 200)
+
+
+@pytest_twisted.inlineCallbacks
+def test_allowing_a_refused_watcher_retries_a_refused_watch_at_once(sip):
+    response = yield sip.subscribe()
+    assert response.status == 403
+    sip.edge.watch(ALICE, KIM)
+    subscribe = yield sip.peer.next_request("SUBSCRIBE")
+    sip.peer.respond(subscribe, 403, "Forbidden")
+    yield watch_refused(sip)
+    sip.link.access[(ALICE, KIM)] = ALLOWED
+    yield sip.edge.presence_changed(ALICE)
+    again = yield sip.peer.next_request("SUBSCRIBE")
+    assert again.get("call-id") != subscribe.get("call-id") and again.tag("to") is None
+    sip.peer.respond(again, 403, "Forbidden")
+    yield deferLater(0.1)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_block_while_a_subscribe_is_decided_still_ends_it(sip):
+    """
+    kim's SUBSCRIBE would be allowed on a view read just before alice
+    blocks kim: the view is read again before the answer, which is 403.
+    """
+    sip.link.access[(ALICE, KIM)] = ALLOWED
+    held = []
+    read_now = sip.link.presence_for
+
+    def read_later(owner, watcher):
+        d = defer.Deferred()
+        held.append((read_now(owner, watcher), d))
+        return d
+
+    sip.link.presence_for = read_later
+    answer = sip.subscribe()
+    for _ in range(100):
+        if held:
+            break
+        yield deferLater(0.05)
+    sip.link.presence_for = read_now
+    sip.link.access[(ALICE, KIM)] = BLOCKED
+    yield sip.edge.presence_changed(ALICE)
+    view, d = held[0]
+    view.addCallback(d.callback)
+    response = yield answer
+    assert response.status == 403
+    assert not sip.edge.notifier.subscriptions
+    yield sip.peer.expect_no_request("NOTIFY")
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_refresh_from_the_contact_retries_a_refused_watch(sip):
+    """
+    The other end of the prompt: kim's server refreshes kim's subscription
+    to alice, and alice's refused subscription to kim is tried again at
+    once.
+    """
+    sip.link.access[(ALICE, KIM)] = ALLOWED
+    response = yield sip.subscribe()
+    assert response.status == 200
+    notify = yield sip.peer.next_request("NOTIFY")
+    sip.peer.respond(notify, 200)
+    sip.edge.watch(ALICE, KIM)
+    subscribe = yield sip.peer.next_request("SUBSCRIBE")
+    sip.peer.respond(subscribe, 403, "Forbidden")
+    yield watch_refused(sip)
+    dialog = Dialog(sip.peer, sip.call_id, f"<sip:{KIM}>;tag={sip.from_tag}", f"<sip:{ALICE}>;tag={response.tag('to')}", contact_uri(response))
+    refresh = yield dialog.request("SUBSCRIBE", [("Event", "presence"), ("Expires", "600"), ("Contact", f"<sip:kim@127.0.0.1:{sip.peer.port}>")])
+    assert refresh.status == 200
+    again = yield sip.peer.next_request("SUBSCRIBE")
+    assert again.get("call-id") != subscribe.get("call-id")
+    sip.peer.respond(again, 403, "Forbidden")
+    notify = yield sip.peer.next_request("NOTIFY")
+    sip.peer.respond(notify, 200)
     yield deferLater(0.1)
 
 

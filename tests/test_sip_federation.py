@@ -93,14 +93,15 @@ def test_msn_users_of_two_federated_servers_see_each_other_and_chat(two_servers)
     # and bob's client hears that alice added him.
     alice.send("ADD 20 FL bob@b.example Bob")
     yield alice.expect(r"ADD 20 FL \d+ bob@b\.example Bob( 0)?")
-    yield bob.expect(r"ADD 0 RL \d+ alice@a\.example alice@a\.example")
+    # The reverse lists show friendly names (the SUBSCRIBE's From).
+    yield bob.expect(r"ADD 0 RL \d+ alice@a\.example Alice")
 
     # bob adds alice back: both subscriptions succeed.
     bob.send("ADD 21 AL alice@a.example Alice")
     yield bob.expect(r"ADD 21 AL \d+ alice@a\.example Alice")
     bob.send("ADD 22 FL alice@a.example Alice")
     yield bob.expect(r"ADD 22 FL \d+ alice@a\.example Alice( 0)?")
-    yield expect_eventually(alice, r"ADD 0 RL \d+ bob@b\.example bob@b\.example")
+    yield expect_eventually(alice, r"ADD 0 RL \d+ bob@b\.example Bob")
     yield expect_eventually(bob, r"NLN NLN alice@a\.example alice@a\.example")
     yield expect_eventually(alice, r"NLN NLN bob@b\.example bob@b\.example")
 
@@ -130,6 +131,18 @@ def test_msn_users_of_two_federated_servers_see_each_other_and_chat(two_servers)
     yield sb_bob.expect_line("ACK 3")
     reply = yield sb_alice.next()
     assert reply.text.startswith("MSG bob@b.example bob@b.example ") and reply.payload.endswith(b"Sure!")
+
+    # bob blocks alice: his server ends her subscription and she sees him
+    # offline.  Unblocking prompts her server to subscribe again at once
+    # (not after its 300 s retry): she sees him online.
+    bob.send("REM 24 AL alice@a.example")
+    yield expect_eventually(bob, r"REM 24 AL \d+ alice@a\.example")
+    bob.send("ADD 25 BL alice@a.example Alice")
+    yield expect_eventually(bob, r"ADD 25 BL \d+ alice@a\.example Alice")
+    yield expect_eventually(alice, r"FLN bob@b\.example")
+    bob.send("REM 26 BL alice@a.example")
+    yield expect_eventually(bob, r"REM 26 BL \d+ alice@a\.example")
+    yield expect_eventually(alice, r"NLN NLN bob@b\.example bob@b\.example")
 
     # bob signs out: alice sees him go offline.
     yield sb_bob.disconnect()

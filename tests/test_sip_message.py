@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from msnp.sip.grammar import Address, CSeq, GrammarError, URI, Via, split_list
+from msnp.sip.grammar import Address, CSeq, GrammarError, URI, Via, display_name_part, split_list
 from msnp.sip.message import Headers, ParseError, Request, Response, StreamParser, parse_datagram
 
 MESSAGE = (
@@ -252,3 +252,19 @@ def test_grammar_only_raises_grammar_errors(text):
             parse(text)
         except GrammarError:
             pass
+
+
+@given(st.text(max_size=60))
+def test_any_display_name_is_written_so_that_it_reads_back(name):
+    """
+    A friendly name of any characters (quotes, backslashes, angle
+    brackets, commas, control characters) as a From display name reads
+    back as itself, control characters as spaces and runs of white space
+    as one.
+    """
+    written = display_name_part(name) + "<sip:alice@example.com>;tag=t1"
+    address = Address.parse(written)
+    expected = " ".join("".join(" " if ord(c) < 0x20 or ord(c) == 0x7F else c for c in name).split())
+    assert address.display == (expected or None)
+    assert str(address.uri) == "sip:alice@example.com" and address.tag == "t1"
+    assert split_list(written + ", <sip:bob@example.com>")[0] == written

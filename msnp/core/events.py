@@ -73,6 +73,19 @@ class ReverseListChanged:
 
 
 @attrs.frozen
+class PrivacyChanged:
+    """
+    C{owner} edited their allow or block list or their privacy mode.  Told
+    to the federated handles the edit may concern (the contact edited; for
+    a mode change, every federated reverse-list entry) whatever the
+    owner's status, so that a front-end deciding a federated watcher's
+    view by its own rule learns of edits that change no MSN watcher's.
+    """
+
+    owner: str
+
+
+@attrs.frozen
 class Ring:
     """
     C{caller} invites C{callee} into conversation C{session_id}, held at

@@ -108,6 +108,7 @@ class ContactLists:
                     )
             else:
                 self._presence.privacy_changed(me, seen_before)
+                self._tell_federated(me, [contact])
             return edit
 
         return d.addCallbacks(stored, _unknown_account)
@@ -129,9 +130,21 @@ class ContactLists:
                 self._reverse_dropped(me, contact, change.reverse_version)
             else:
                 self._presence.privacy_changed(me, seen_before)
+                self._tell_federated(me, [contact])
             return edit
 
         return d.addCallback(removed)
+
+    def _tell_federated(self, me: SignedInUser, handles) -> None:
+        """
+        A privacy edit, told to the federated C{handles} among those it
+        may concern: their front-end applies its own consent rule besides
+        the MSN one, and presence events are only sent while the user is
+        shown and only when the MSN view changed.
+        """
+        federated = [handle for handle in handles if self.is_federated(handle)]
+        if federated:
+            self._directory.deliver(federated, events.PrivacyChanged(me.handle))
 
     def _reverse_dropped(self, me: SignedInUser, contact: str, reverse_version: Optional[int]) -> None:
         if reverse_version is None and self.is_federated(contact):
@@ -245,6 +258,7 @@ class ContactLists:
             edit = self._confirmed(me, version, confirm)
             if setting == "blp":
                 self._presence.privacy_changed(me, seen_before)
+                self._tell_federated(me, user.lists[REVERSE])
             return edit
 
         return d.addCallback(stored)

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.sip.dialog import DialogTable, new_call_id
-from msnp.sip.grammar import Address, GrammarError, URI
+from msnp.sip.grammar import Address, GrammarError, URI, display_name_part
 from msnp.sip.message import Headers, Request, Response
 from msnp.sip.peers import PeerTable
 from msnp.sip.transaction import Hop, ServerTransaction, Timers, TransactionLayer, new_tag, response_to
@@ -181,14 +181,17 @@ class SipAgent:
 
     # Outgoing requests
 
-    def new_request(self, method: str, sender: str, recipient: str, hop: Hop, call_id: Optional[str] = None) -> Request:
+    def new_request(
+        self, method: str, sender: str, recipient: str, hop: Hop, call_id: Optional[str] = None, sender_name: str = ""
+    ) -> Request:
         """
         An out-of-dialog request from local C{sender} to C{recipient}
-        (both C{user@domain}), with a new From tag and Call-ID.
+        (both C{user@domain}), with a new From tag and Call-ID, and
+        C{sender_name} as the From display name.
         """
         headers = Headers()
         headers.add("Max-Forwards", "70")
-        headers.add("From", f"<sip:{sender}>;tag={new_tag()}")
+        headers.add("From", f"{display_name_part(sender_name)}<sip:{sender}>;tag={new_tag()}")
         headers.add("To", f"<sip:{recipient}>")
         headers.add("Call-ID", call_id or new_call_id(self.sender.sent_by(hop)[0]))
         headers.add("CSeq", f"1 {method}")

@@ -7,7 +7,8 @@ calls on the edge (L{ISipFederation}).
 * Every handle of a peer domain is reachable in the directory through a
   domain route (L{FederatedUser} endpoints), so the core's events for
   federated users reach the edge: a local user's L{events.PresenceChanged}
-  for a SIP watcher becomes a NOTIFY, a forward-list edit
+  or L{events.PrivacyChanged} for a SIP watcher becomes a NOTIFY (or ends
+  the subscription), a forward-list edit
   (L{events.ReverseListChanged}) starts or ends the subscription to that
   contact, and a L{events.Ring} brings the contact into a switchboard
   conversation as a L{SipParticipant}.
@@ -358,6 +359,10 @@ class SipBridge:
         kind = type(event)
         if kind is events.PresenceChanged:
             self._presence_changed(event.handle)
+        elif kind is events.PrivacyChanged:
+            # Consent may have changed though no MSN watcher's view did
+            # (or the owner is hidden, when no presence event is sent).
+            self._presence_changed(event.owner)
         elif kind is events.ReverseListChanged:
             self._forward_changed(event.watcher, handle, event.added)
         elif kind is events.Ring:
@@ -481,6 +486,19 @@ class SipBridge:
         if not privacy.allows(watcher) or (watcher not in privacy.allowed and not on_forward):
             return PresenceView(FILTERED)
         return PresenceView(ALLOWED, MSN_STATE_OF_STATUS.get(status))
+
+    @defer.inlineCallbacks
+    def display_name(self, handle: str):
+        """
+        From the presence record while signed in (no store trip), else
+        the account.
+        """
+        found = yield self.directory.presence_of([handle])
+        record = found.get(handle)
+        if record is not None:
+            return record.name
+        account = yield self.store.get_account(handle)
+        return account.friendly_name if account is not None else ""
 
     def watcher_subscribed(self, owner: str, watcher: str, name: str):
         d = self.messenger.lists.federated_watcher_added(owner, watcher, name or watcher)

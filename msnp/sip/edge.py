@@ -74,6 +74,7 @@ class SipEdge:
         self.watcher = PresenceWatcher(self.agent, link, settings.subscribe_expires, settings.retry_interval)
         self.im = InstantMessaging(self.agent, link)
         self.notifier.on_subscribed = self.watcher.contact_subscribed
+        self.notifier.on_authorised = self.watcher.contact_authorised
 
     # ISipFederation
 

@@ -143,8 +143,35 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
+def _quoted_end(text: str) -> int:
+    """
+    Where the quoted string that C{text} starts with ends (the index after
+    its closing quote).
+    """
+    escaped = False
+    for index in range(1, len(text)):
+        char = text[index]
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return index + 1
+    raise GrammarError("unterminated quoted string")
+
+
 def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def display_name_part(name: str) -> str:
+    """
+    C{name} as the display name before a name-addr's C{<uri>}, with its
+    separating space ("" for no name): quoted, with control characters
+    (which no quoted-string may hold, escaped or not) as spaces.
+    """
+    name = " ".join("".join(" " if ord(c) < 0x20 or ord(c) == 0x7F else c for c in name).split())
+    return f"{quote(name)} " if name else ""
 
 
 def _valid_host(host: str) -> bool:
@@ -291,6 +318,16 @@ class Address:
         if text == "*":
             return cls(None)
         display = None
+        if text.startswith('"'):
+            # The display name may hold "<" (and anything else) quoted.
+            end = _quoted_end(text)
+            if not text[end:].lstrip().startswith("<"):
+                raise GrammarError("quoted display name without <URI>")
+            display = unquote(text[:end])
+            uri_text, close, params = text[end:].lstrip()[1:].partition(">")
+            if not close:
+                raise GrammarError("unterminated <URI>")
+            return cls(URI.parse(uri_text), display, parse_params(params))
         if "<" in text:
             head, _, rest = text.partition("<")
             head = head.strip()

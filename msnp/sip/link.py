@@ -87,6 +87,13 @@ class IMessengerLink(Interface):
         local user C{owner}.
         """
 
+    def display_name(handle):
+        """
+        Deferred: local user C{handle}'s friendly name ("" if none), shown
+        to federated users as the display name of what they receive from
+        them.
+        """
+
     def watcher_subscribed(owner, watcher, name):
         """
         Federated C{watcher} subscribed to C{owner}'s presence: put them on

@@ -5,7 +5,9 @@ change (at most one per C{min_interval} per subscription, the latest state
 winning), are refreshed or expire, and end with a ``terminated`` NOTIFY on
 unsubscribe, expiry, or when the user's privacy no longer lets the watcher
 see them.  Until the user authorises a watcher the answer is 403 with the
-OCS ``ms-diagnostics`` reason (presence filtered).
+OCS ``ms-diagnostics`` reason (presence filtered); a watcher refused lately
+that the user then allows is prompted to subscribe again (through
+C{on_authorised}).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ log = Logger()
 DEFAULT_EXPIRES = 3600  # RFC 3856 §6.4
 MIN_EXPIRES = 60
 MAX_EXPIRES = 3600
+# How long a refused watcher is remembered: when the user allows them
+# within this time, the edge asks them to try again (see
+# L{PresenceNotifier.on_authorised}).  One default subscription's length.
+REFUSAL_MEMORY = 3600.0
 # The answer OCS gives while a contact's presence is filtered (sip.md §9).
 FILTERED_DIAGNOSTICS = '1008;reason="SIPPROXY_E_EPROUTING_MSG_INT_GET_RICH_PRESENCE_FILTERED";HRESULT="C3E93D80"'
 
@@ -101,8 +107,19 @@ class PresenceNotifier:
         self.max_per_peer = max_per_peer
         self.subscriptions: dict[tuple, Subscription] = {}
         self.by_owner: dict[str, set[Subscription]] = {}
-        # Told (watcher, owner) on every SUBSCRIBE that reached a user.
+        # Told (watcher, owner) on every SUBSCRIBE that reached a user
+        # (new or refreshing).
         self.on_subscribed = None
+        # Told (owner, watcher) when a watcher refused lately is now
+        # allowed: a 403 cannot be taken back in SIP, so the edge prompts
+        # the watcher's side to subscribe again.
+        self.on_authorised = None
+        # owner -> {watcher refused lately: when that is forgotten}
+        self.refused: dict[str, dict[str, float]] = {}
+        self._refused_count = 0
+        # Counts re-reads (presence_changed), so that a SUBSCRIBE decided
+        # on a view read before one is read again.
+        self._changes = 0
         agent.handlers["SUBSCRIBE"] = self.subscribe_received
 
     def _per_peer(self, domain: str) -> int:
@@ -162,11 +179,16 @@ class PresenceNotifier:
         yield self.link.watcher_subscribed(owner, watcher, request.from_.display or "")
         if self.on_subscribed is not None:
             self.on_subscribed(watcher, owner)
-        view = yield self.link.presence_for(owner, watcher)
+        view, changes = yield self._current_view(owner, watcher)
         if view.access != ALLOWED:
             log.info("SIP SUBSCRIBE from {watcher} to {owner}: {access}", watcher=watcher, owner=owner, access=view.access)
             agent.respond(transaction, 403, headers=[("ms-diagnostics", FILTERED_DIAGNOSTICS)])
+            self._remember_refusal(owner, watcher)
+            if self._changes != changes:
+                # The user's privacy may have changed while this was decided.
+                self._recheck_refused(owner, watcher)
             return
+        self._forget_refusal(owner, watcher)
         tag = new_tag()
         dialog = Dialog.as_uas(request, tag, source)
         subscription = Subscription(self, dialog, owner, watcher, content_type, source)
@@ -181,6 +203,25 @@ class PresenceNotifier:
         self._add(subscription)
         subscription.set_expiry(expires)
         self._send_notify(subscription)
+        if self._changes != changes:
+            # Privacy or presence may have changed while this was decided: read
+            # again, as that change's re-read did not see this one.
+            self._reread(subscription)
+
+    @defer.inlineCallbacks
+    def _current_view(self, owner: str, watcher: str):
+        """
+        What C{watcher} may see of C{owner}, read again (a few times) when
+        a re-read of the user's watchers happened during the read, so
+        that no answer rests on privacy already changed; with the count
+        of re-reads it was taken at.
+        """
+        for _ in range(3):
+            changes = self._changes
+            view = yield self.link.presence_for(owner, watcher)
+            if self._changes == changes:
+                break
+        return view, changes
 
     def _add(self, subscription: Subscription) -> None:
         self.subscriptions[subscription.dialog.id] = subscription
@@ -217,14 +258,15 @@ class PresenceNotifier:
             self._remove(subscription)
             self._send_notify(subscription, terminated="timeout")
             return
+        if self.on_subscribed is not None:
+            self.on_subscribed(subscription.watcher, subscription.owner)
         view = yield self.link.presence_for(subscription.owner, subscription.watcher)
         if subscription.ended:
             agent.respond(transaction, 481)
             return
         if view.access != ALLOWED:
             agent.respond(transaction, 403, headers=[("ms-diagnostics", FILTERED_DIAGNOSTICS)])
-            self._remove(subscription)
-            self._send_notify(subscription, terminated="rejected")
+            self._reject(subscription)
             return
         subscription.content_type = content_type
         subscription.status = view.status
@@ -252,19 +294,84 @@ class PresenceNotifier:
     def presence_changed(self, owner: str):
         """
         Re-read what each watcher of C{owner} may see: NOTIFY the new
-        state, or end the subscription of a watcher no longer allowed.
+        state, or end the subscription of a watcher no longer allowed;
+        and prompt the watchers refused lately that are now allowed.
         """
+        self._changes += 1
         for subscription in list(self.by_owner.get(owner, ())):
-            view = yield self.link.presence_for(owner, subscription.watcher)
-            if subscription.ended:
-                continue
-            if view.access != ALLOWED:
-                log.info("SIP subscription of {watcher} to {owner} ended: {access}", watcher=subscription.watcher, owner=owner, access=view.access)
-                self._remove(subscription)
-                self._send_notify(subscription, terminated="rejected")
-                continue
-            subscription.status = view.status
-            self._schedule(subscription)
+            yield self._reread(subscription)
+        for watcher in list(self._refused_of(owner)):
+            yield self._recheck_refused(owner, watcher)
+
+    @defer.inlineCallbacks
+    def _reread(self, subscription: Subscription):
+        view = yield self.link.presence_for(subscription.owner, subscription.watcher)
+        if subscription.ended:
+            return
+        if view.access != ALLOWED:
+            log.info("SIP subscription of {watcher} to {owner} ended: {access}", watcher=subscription.watcher, owner=subscription.owner, access=view.access)
+            self._reject(subscription)
+            return
+        subscription.status = view.status
+        self._schedule(subscription)
+
+    def _reject(self, subscription: Subscription) -> None:
+        """
+        End a subscription the user's privacy no longer allows (RFC 6665
+        "rejected", no state), remembering the watcher as refused.
+        """
+        self._remove(subscription)
+        self._send_notify(subscription, terminated="rejected")
+        self._remember_refusal(subscription.owner, subscription.watcher)
+
+    # Watchers refused lately
+
+    def _refused_of(self, owner: str) -> dict[str, float]:
+        """
+        C{owner}'s watchers refused lately (forgetting the stale ones).
+        """
+        refused = self.refused.get(owner)
+        if not refused:
+            return {}
+        now = self.agent.clock.seconds()
+        for watcher in [w for w, until in refused.items() if until <= now]:
+            self._forget_refusal(owner, watcher)
+        return self.refused.get(owner, {})
+
+    def _remember_refusal(self, owner: str, watcher: str) -> None:
+        refused = self.refused.setdefault(owner, {})
+        if watcher not in refused:
+            # Bounded like the subscriptions: when full, stale entries are
+            # swept; if still full this one is not remembered (the watcher
+            # then retries on its own schedule).
+            if self._refused_count >= self.max_per_peer:
+                for other in list(self.refused):
+                    self._refused_of(other)
+                if self._refused_count >= self.max_per_peer:
+                    if not refused:
+                        del self.refused[owner]
+                    return
+            self._refused_count += 1
+        refused[watcher] = self.agent.clock.seconds() + REFUSAL_MEMORY
+
+    def _forget_refusal(self, owner: str, watcher: str) -> None:
+        refused = self.refused.get(owner)
+        if refused is None or watcher not in refused:
+            return
+        del refused[watcher]
+        self._refused_count -= 1
+        if not refused:
+            del self.refused[owner]
+
+    @defer.inlineCallbacks
+    def _recheck_refused(self, owner: str, watcher: str):
+        view = yield self.link.presence_for(owner, watcher)
+        if view.access != ALLOWED or watcher not in self.refused.get(owner, ()):
+            return
+        self._forget_refusal(owner, watcher)
+        log.info("SIP watcher {watcher} refused before is now allowed by {owner}", watcher=watcher, owner=owner)
+        if self.on_authorised is not None:
+            self.on_authorised(owner, watcher)
 
     def _schedule(self, subscription: Subscription) -> None:
         """
@@ -321,6 +428,8 @@ class PresenceNotifier:
         subscribe again later).
         """
         sent = []
+        self.refused.clear()
+        self._refused_count = 0
         for subscription in list(self.subscriptions.values()):
             self._remove(subscription)
             sent.append(self._send_notify(subscription, terminated="deactivated"))

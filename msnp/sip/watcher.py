@@ -4,8 +4,10 @@ federated contacts.  Each (local user, contact) pair has one subscription,
 refreshed before it expires; NOTIFYs become MSN states for the user
 (including a NOTIFY that overtakes the 2xx).  A 403, a rejection or a
 failure shows the contact offline, is logged, and is tried again later —
-at once when that contact subscribes to the user (which is how a newly
-authorised contact shows up without waiting).
+at once when that contact subscribes to the user or refreshes its
+subscription (which is how a newly authorised contact shows up without
+waiting), and, the other way round, a contact the user newly authorised
+is prompted by subscribing to it at once.
 """
 
 from __future__ import annotations
@@ -127,6 +129,26 @@ class PresenceWatcher:
             # connections; if ours is refused, ask again at once.
             watch.contact_subscribed = True
 
+    def contact_authorised(self, owner: str, contact: str) -> None:
+        """
+        Local C{owner} now lets C{contact}, whose subscription was refused,
+        see them.  A 403 cannot be taken back, but C{contact}'s server
+        tries again at once when C{owner} subscribes to C{contact} (as
+        L{contact_subscribed} does here): so if C{owner} watches
+        C{contact}, subscribe now, refreshing an active subscription.  A
+        contact the owner does not watch retries on its own schedule.
+        """
+        watch = self.watches.get((owner, contact))
+        if watch is None or watch.stopped:
+            return
+        if watch.state == "refused":
+            watch.cancel_timer()
+            self._subscribe(watch)
+        elif watch.state == "active" and watch.dialog is not None:
+            watch.cancel_timer()
+            self._refresh(watch)
+        # Subscribing: the SUBSCRIBE on its way prompts them already.
+
     # Subscribing
 
     @defer.inlineCallbacks
@@ -141,7 +163,11 @@ class PresenceWatcher:
             self._refused(watch, "no route to the peer")
             return
         watch.hop = hops[0]
-        request = agent.new_request("SUBSCRIBE", watch.owner, watch.contact, watch.hop)
+        # The contact's side shows this name on its reverse list entry.
+        name = yield self._display_name(watch.owner)
+        if watch.stopped:
+            return
+        request = agent.new_request("SUBSCRIBE", watch.owner, watch.contact, watch.hop, sender_name=name)
         request.headers.add("Contact", agent.contact(watch.owner.partition("@")[0], watch.hop))
         request.headers.add("Event", "presence")
         request.headers.add("Accept", ACCEPT)
@@ -157,6 +183,13 @@ class PresenceWatcher:
         if watch.stopped or watch.request is not request:
             return
         self._subscribe_answered(watch, request, response)
+
+    def _display_name(self, owner: str) -> defer.Deferred:
+        def unknown(failure):
+            log.failure("no display name for {owner}", failure, owner=owner)
+            return ""
+
+        return defer.maybeDeferred(self.link.display_name, owner).addErrback(unknown)
 
     def _forget_unanswered(self, watch: Watch) -> None:
         for key, value in list(self._unanswered.items()):
