@@ -542,8 +542,13 @@ class RedisDirectory:
         for connection in connections:
             if connection is not None:
                 yield connection.disconnect()
-        if self._reading is not None:
-            yield self._reading
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            # A read issued while Redis was away waits for a connection
+            # that will never come now: cancelled, it ends the loop.
+            reading.addErrback(lambda failure: failure.trap(CancelledError))
+            reading.cancel()
+            yield reading
 
     # Endpoints
 
