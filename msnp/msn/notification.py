@@ -444,7 +444,11 @@ class NotificationSession:
         pending, self._open_challenge = self._open_challenge, None
         self._cancel_challenge_timer()
         if pending is None or not challenge.answer_is_right(
-            self.dialect.uses_msnp11_challenge, pending, command.args[0], command.payload or b""
+            self.dialect.uses_msnp11_challenge,
+            pending,
+            command.args[0],
+            command.payload or b"",
+            challenge.products_for(self.dialect.version),
         ):
             raise CommandError(errors.CHALLENGE_FAILED, "wrong challenge answer", close=True)
         self.send(wire.format_line("QRY", command.trid))
