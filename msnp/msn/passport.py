@@ -428,6 +428,8 @@ class HeaderLoginResource(resource.Resource):
             request.setResponseCode(http.BAD_REQUEST)
             return b""
 
+        hangup = _Hangup(request)
+
         def answer(avatar_id):
             if avatar_id is None:
                 refuse_login(request, handle, "passport_header", refusals)
