@@ -23,7 +23,7 @@ from msnp.core.accounts import LoginThrottle, PasswordHashChecker, ThrottledChec
 from msnp.core.messenger import Messenger
 from msnp.core.reaped import announce_offline
 from msnp.directory.placement import choose_node
-from msnp.msn.auth import PassportTickets, make_portal
+from msnp.msn.auth import PassportTickets, ServiceTokens, make_portal
 from msnp.directory.local import LocalDirectory
 from msnp.msn.dispatch import DispatchServer
 from msnp.msn.notification import NotificationServer
@@ -156,6 +156,7 @@ class MessengerService(MultiService):
         self.login_throttle = LoginThrottle(config, reactor.seconds)
         # Passport tickets exist only when the Passport login runs.
         self.tickets = PassportTickets(config.passport_ticket_lifetime, reactor.seconds) if endpoints.get("passport") else None
+        self.service_tokens = ServiceTokens(config.service_token_lifetime, reactor.seconds)
         self.portal = make_portal(timed_store, self.messenger, self.tickets, config.md5_login)
         self.notification = NotificationServer(config, self.messenger, self.portal, reactor, self.login_throttle)
         self.dispatch = DispatchServer(config, reactor, self._placement())
@@ -168,7 +169,7 @@ class MessengerService(MultiService):
             # Guesses at the HTTPS login count with the account's failed
             # logins at the notification server.
             checker = ThrottledChecker(PasswordHashChecker(timed_store, reactor), self.login_throttle, reactor)
-            self.passport = make_site(config, checker, self.tickets)
+            self.passport = make_site(config, checker, self.tickets, self.service_tokens)
             self._add_listener("passport", endpoints["passport"], self.passport, "passport_port")
         self.admin = None
         self.admin_token = admin_token

@@ -30,7 +30,7 @@ LISTEN_BACKLOG = "4096"
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
-        "Run an MSN Messenger service (MSNP2-MSNP12): dispatch, notification and "
+        "Run an MSN Messenger service (MSNP2-MSNP18): dispatch, notification and "
         "switchboard servers over one SQLite store (or PostgreSQL with --postgres), and with --passport the HTTPS "
         "Passport login MSNP8+ clients need. ENDPOINT is a Twisted endpoint "
         "string (tcp:PORT:interface=ADDR, ssl:..., unix:PATH, systemd:...)."
@@ -489,7 +489,7 @@ def config_from_options(options) -> ServerConfig:
         passport_ticket_lifetime=options["ticket-lifetime"],
         challenge_deadline=options["challenge-deadline"],
         md5_login=not options["no-md5"],
-        supported_dialects=tuple(range(8, 13)) if options["no-md5"] else tuple(range(2, 13)),
+        supported_dialects=tuple(range(8, 19)) if options["no-md5"] else tuple(range(2, 19)),
         list_limits={lst: options["max-" + lst.lower()] for lst in ("FL", "AL", "BL")},
         **{field: options[option] for option, field, _, _ in Options.LIMITS if field},
     )

@@ -175,6 +175,20 @@ class Presence:
         me.status = None
         self._directory.withdraw_presence(me.handle, me.endpoint_id)
 
+    def endpoint_left(self, me: SignedInUser, remaining: SignedInUser) -> None:
+        """
+        One of several points of presence of a user signed out; the user
+        is shown as C{remaining} shows them, and watchers hear of the
+        difference only.
+        """
+        before = (me.status, me.client_caps, me.msn_object)
+        me.status = None
+        self._directory.withdraw_presence(me.handle, me.endpoint_id)
+        self._publish(remaining)
+        after = (remaining.status, remaining.client_caps, remaining.msn_object)
+        if after != before and (remaining.shown or statuses.is_shown(before[0])):
+            self._announce(remaining, remaining.status if remaining.shown else None)
+
     def set_personal_message(self, me: SignedInUser, payload: bytes) -> None:
         me.personal_message = payload
         self._publish(me)

@@ -115,6 +115,10 @@ def is_ns_command(name: str) -> bool:
 # client version is denied and nothing is blocked.
 SHIELDS_CONFIG = b'<?xml version="1.0" encoding="utf-8"?><config><shield></shield><block></block></config>'
 SHIELDS_FILE = "Shields.xml"
+# GCF 0 at MSNP13+ logins: the client's policies, with the same empty
+# shields (the official service also sent ABCH, error-table and P2P
+# policies; clients run with their defaults without them).
+LOGIN_POLICIES = b'<Policies><Policy type="SHIELDS"><config><shield></shield><block></block></config></Policy></Policies>'
 
 # SDC's parameters before the payload length: target (address or FND
 # index), LCID, library, client id, X, X, the sender's friendly name.
@@ -335,11 +339,12 @@ class Dialect:
         """
         return self.version >= 10
 
-    def config_file(self, trid: int, filename: str, payload: bytes) -> bytes:
+    def config_file(self, trid: int, filename: Optional[str], payload: bytes) -> bytes:
         """
-        The answer to C{GCF t filename}: the file as the payload.
+        The answer to C{GCF t filename}: the file as the payload; without a
+        file name, the policies sent at MSNP13+ logins (C{GCF 0 len}).
         """
-        return wire.format_payload("GCF", trid, (filename,), payload)
+        return wire.format_payload("GCF", trid, (filename,) if filename else (), payload)
 
     def versioned(self, version: int) -> tuple:
         """

@@ -28,7 +28,8 @@ from msnp.core.accounts import CHALLENGE_EXPIRED, MD5_OFF, IMessengerUser, Login
 from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import SignedInUser
 from msnp.msn import challenge, dialects, errors, negotiation, passport, phases, switchboard, wire
-from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, new_md5_challenge
+from msnp.msn import sso
+from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, SSOCredentials, new_md5_challenge
 from msnp.msn.errors import CloseConnection, CommandError, code_for
 from msnp.msn.phases import Phase
 from msnp.msn.protocol import CommandProtocol
@@ -113,6 +114,10 @@ class NotificationSession:
         # MSNP8+: the handle named in USR TWN I; MSNP6+: the open CHL and
         # the timer that hangs up on a client that never answers it.
         self._passport_handle: Optional[str] = None
+        # MSNP15+: the nonce sent with USR SSO S; MSNP16+: the machine
+        # GUID naming this endpoint among the account's others.
+        self._sso_nonce: Optional[str] = None
+        self.machine_guid = ""
         self._open_challenge: Optional[str] = None
         self._challenge_timer = None
         # GCF is only answered once the lists were synchronised.
@@ -134,7 +139,15 @@ class NotificationSession:
     def endpoint_record(self, handle: str, since: float) -> EndpointRecord:
         address = self.connection.address if self.connection is not None else ""
         return EndpointRecord(
-            self.endpoint_id, handle, self.messenger.directory.node, "msn", self.dialect.name, self.client_version, address, since
+            self.endpoint_id,
+            handle,
+            self.messenger.directory.node,
+            "msn",
+            self.dialect.name,
+            self.client_version,
+            address,
+            since,
+            self.machine_guid if self.dialect.has_multiple_points_of_presence else "",
         )
 
     # Dispatch
@@ -173,7 +186,11 @@ class NotificationSession:
 
     def do_USR(self, command):
         args = command.args
-        if len(args) != 3 or args[0] != self.dialect.auth_package or args[1] not in ("I", "S"):
+        if len(args) < 3 or args[0] != self.dialect.auth_package or args[1] not in ("I", "S"):
+            raise CommandError(errors.AUTHENTICATION_FAILED, "unsupported login", close=True)
+        if args[0] == "SSO":
+            return self._sso_login(command)
+        if len(args) != 3:
             raise CommandError(errors.AUTHENTICATION_FAILED, "unsupported login", close=True)
         if args[0] == "TWN":
             return self._passport_login(command)
@@ -209,12 +226,54 @@ class NotificationSession:
                 raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
             self._passport_handle = value
             self.phase = Phase.CHALLENGED
-            self.send(wire.format_line("USR", command.trid, "TWN", "S", passport.policy(self.server.clock.seconds())))
+            self.send(
+                self._login_policies()
+                + wire.format_line("USR", command.trid, "TWN", "S", passport.policy(self.server.clock.seconds()))
+            )
             return None
         if self._passport_handle is None:
             raise CommandError(errors.AUTHENTICATION_FAILED, "ticket without USR TWN I", close=True)
         handle, self._passport_handle = self._passport_handle, None
         return self._login(command, PassportTicketCredentials(handle, value))
+
+    def _login_policies(self) -> bytes:
+        """
+        MSNP13+: the policies (C{GCF 0}) sent before C{USR ... S}.
+        """
+        if not self.dialect.sends_login_policies:
+            return b""
+        return self.dialect.config_file(0, None, dialects.LOGIN_POLICIES)
+
+    def _sso_login(self, command):
+        """
+        MSNP15+: C{USR t SSO I handle} → C{USR t SSO S MBI_KEY_OLD nonce};
+        C{USR t SSO S ticket blob [machine-guid]} → logged in when the
+        ticket is a live messengerclear ticket of that handle and the blob
+        answers the nonce with the BinarySecret issued with it (the GUID is
+        required from MSNP16).
+        """
+        args = command.args
+        if args[1] == "I":
+            if len(args) != 3 or not wire.is_valid_handle(args[2]):
+                raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
+            self._passport_handle = args[2]
+            self._sso_nonce = sso.new_nonce()
+            self.phase = Phase.CHALLENGED
+            self.send(self._login_policies() + wire.format_line("USR", command.trid, "SSO", "S", sso.POLICY, self._sso_nonce))
+            return None
+        handle, nonce = self._passport_handle, self._sso_nonce
+        self._passport_handle = self._sso_nonce = None
+        if handle is None or nonce is None:
+            raise CommandError(errors.AUTHENTICATION_FAILED, "ticket without USR SSO I", close=True)
+        wanted = 5 if self.dialect.requires_machine_guid else 4
+        if len(args) != wanted:
+            raise CommandError(errors.AUTHENTICATION_FAILED, "USR SSO S without the proof or machine GUID", close=True)
+        if wanted == 5:
+            guid = sso.machine_guid(args[4])
+            if guid is None:
+                raise CommandError(errors.AUTHENTICATION_FAILED, "malformed machine GUID", close=True)
+            self.machine_guid = guid
+        return self._login(command, SSOCredentials(handle, args[2], nonce, args[3]))
 
     def _login(self, command, credentials, expired: bool = False) -> Deferred:
         self.phase = Phase.CHECKING
@@ -242,6 +301,9 @@ class NotificationSession:
                     self.dialect, int(self.server.clock.seconds()), getattr(peer, "host", ""), getattr(peer, "port", 0)
                 )
             )
+            if self.dialect.echoes_own_presence:
+                # MSNP16+: the user's own (still empty) extended presence.
+                lines.append(self.dialect.ubx(me.handle, b""))
             self.send(b"".join(lines))
             log.info("{handle} logged in with {dialect}", handle=me.handle, dialect=self.dialect.name)
 
