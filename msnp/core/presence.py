@@ -36,6 +36,7 @@ class PresenceRecord:
     personal_message: bytes = b""
     accepts_invitations: bool = True
     privacy: PrivacyView = PrivacyView()
+    client_caps_ex: int = 0
 
     def visible_to(self, watcher: str) -> bool:
         return statuses.is_shown(self.status) and self.privacy.allows(watcher)
@@ -69,6 +70,7 @@ class SignedInUser:
         self.endpoint_id = endpoint_id
         self.status: Optional[str] = None
         self.client_caps = 0
+        self.client_caps_ex = 0
         self.msn_object = ""
         self.personal_message = b""
         self.accepts_invitations = True
@@ -109,6 +111,7 @@ class SignedInUser:
             self.personal_message,
             self.accepts_invitations,
             self.privacy(),
+            self.client_caps_ex,
         )
 
 
@@ -133,10 +136,12 @@ class Presence:
     def _announce(self, me: SignedInUser, status: Optional[str], details_only: bool = False) -> None:
         watchers = self._watchers(me)
         if watchers:
-            event = events.PresenceChanged(me.handle, status, me.name, me.client_caps, me.msn_object, details_only)
+            event = events.PresenceChanged(
+                me.handle, status, me.name, me.client_caps, me.msn_object, details_only, client_caps_ex=me.client_caps_ex
+            )
             self._directory.deliver(watchers, event)
 
-    def set_status(self, me: SignedInUser, status: str, client_caps: int = 0, msn_object: str = "") -> bool:
+    def set_status(self, me: SignedInUser, status: str, client_caps: int = 0, msn_object: str = "", client_caps_ex: int = 0) -> bool:
         """
         Show C{status} (one of L{statuses.SETTABLE}) with the client's
         capabilities and MSN object; tells the watchers what changed.
@@ -144,9 +149,9 @@ class Presence:
         """
         first = me.status is None
         previous = me.status
-        details_changed = (client_caps, msn_object) != (me.client_caps, me.msn_object)
+        details_changed = (client_caps, msn_object, client_caps_ex) != (me.client_caps, me.msn_object, me.client_caps_ex)
         me.status = status
-        me.client_caps, me.msn_object = client_caps, msn_object
+        me.client_caps, me.msn_object, me.client_caps_ex = client_caps, msn_object, client_caps_ex
         self._publish(me)
         was_shown, shown = statuses.is_shown(previous), statuses.is_shown(status)
         if (status != previous or details_changed) and (shown or was_shown):
@@ -240,7 +245,8 @@ class Presence:
                 (shown_to if visible else hidden_from).append(watcher)
         if shown_to:
             self._directory.deliver(
-                shown_to, events.PresenceChanged(me.handle, me.status, me.name, me.client_caps, me.msn_object)
+                shown_to,
+                events.PresenceChanged(me.handle, me.status, me.name, me.client_caps, me.msn_object, client_caps_ex=me.client_caps_ex),
             )
         if hidden_from:
             self._directory.deliver(hidden_from, events.PresenceChanged(me.handle, None, me.name))

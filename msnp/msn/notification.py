@@ -28,7 +28,7 @@ from msnp.core.accounts import CHALLENGE_EXPIRED, MD5_OFF, IMessengerUser, Login
 from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import SignedInUser
 from msnp.msn import challenge, dialects, errors, negotiation, passport, phases, switchboard, wire
-from msnp.msn import sso
+from msnp.msn import membership, safexml, sso
 from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, SSOCredentials, new_md5_challenge
 from msnp.msn.errors import CloseConnection, CommandError, code_for
 from msnp.msn.phases import Phase
@@ -122,6 +122,8 @@ class NotificationSession:
         self._challenge_timer = None
         # GCF is only answered once the lists were synchronised.
         self.synced = False
+        # MSNP16+: what the client said of this endpoint in UUX.
+        self.endpoint_data: dict[str, bytes] = {}
 
     @property
     def handle(self) -> Optional[str]:
@@ -391,10 +393,14 @@ class NotificationSession:
                 self.send(line)
         elif kind is events.ReverseListChanged:
             self.messenger.lists.apply_reverse_change(me, event)
-            if event.added:
+            if self.dialect.lists_in_address_book:
+                self.send(self._reverse_list_notice(event))
+            elif event.added:
                 self.send(self.dialect.reverse_list_added(me.user.version, event.watcher, wire.url_encode(event.name)))
             else:
                 self.send(self.dialect.reverse_list_removed(me.user.version, event.watcher))
+        elif kind is events.UserNotification:
+            self._user_notification(event)
         elif kind is events.Ring:
             self._ring(event)
         elif kind is events.Kicked:
@@ -406,6 +412,30 @@ class NotificationSession:
             if line is None:
                 line = event.rendered["msn"] = dialects.maintenance_notice(event.minutes)
             self.send(line)
+
+    def _reverse_list_notice(self, event: events.ReverseListChanged) -> bytes:
+        """
+        MSNP13+: C{ADL 0} (someone added this user, with their name) or
+        C{RML 0} (took them off) with the reverse-list bit.
+        """
+        entry = membership.ListEntry(event.watcher, membership.RL)
+        if event.added:
+            return wire.format_payload("ADL", 0, (), membership.render([entry], names={event.watcher: event.name}))
+        return wire.format_payload("RML", 0, (), membership.render([entry]))
+
+    def _user_notification(self, event: events.UserNotification) -> None:
+        """
+        C{UBN sender type len} (MSNP13+) for a notification relayed to this
+        endpoint (or to all of the user's, when it names none).
+        """
+        if not self.dialect.lists_in_address_book:
+            return
+        if event.instance and event.instance.lower() != self.machine_guid.lower():
+            return
+        sender = event.sender
+        if event.sender_instance and self.dialect.has_multiple_points_of_presence:
+            sender = f"{sender};{{{event.sender_instance}}}"
+        self.send(wire.format_payload("UBN", None, (sender, event.kind), event.payload))
 
     def _presence_line(self, event: events.PresenceChanged) -> bytes:
         dialect = self.dialect
@@ -420,6 +450,7 @@ class NotificationSession:
                     wire.url_encode(event.name),
                     event.client_caps,
                     event.msn_object,
+                    event.client_caps_ex,
                 )
             event.rendered[dialect] = line
         return line
@@ -471,7 +502,7 @@ class NotificationSession:
         caller_name = wire.url_encode(event.caller_name)
 
         def stored(_):
-            self.send(wire.format_line("RNG", None, event.session_id, event.address, "CKI", cookie, event.caller, caller_name))
+            self.send(self.dialect.rng(event.session_id, event.address, cookie, event.caller, caller_name))
 
         self.messenger.directory.add_cookie(cookie, ticket, now).addCallback(stored)
 
@@ -591,6 +622,7 @@ class NotificationSession:
                         wire.url_encode(record.name),
                         record.client_caps,
                         record.msn_object,
+                        record.client_caps_ex,
                     )
                 )
                 if dialect.has_personal_messages and record.personal_message:
@@ -936,11 +968,11 @@ class NotificationSession:
         status = dialects.STATUS_OF_CODE.get(code)
         if status is None:
             raise CloseConnection(f"unknown status {code!r}")
-        caps, msnobj = self._client_details(command.args[1:])
-        first = self.messenger.presence.set_status(self.me, status, caps, msnobj)
+        caps, msnobj, caps_ex = self._client_details(command.args[1:])
+        first = self.messenger.presence.set_status(self.me, status, caps, msnobj, caps_ex)
         self.phase = Phase.ONLINE
         # Everything this client is sent goes out in one write, in order.
-        reply = self.dialect.chg(command.trid, code, caps, msnobj, command.args[1:])
+        reply = self.dialect.chg(command.trid, code, caps, msnobj, command.args[1:], caps_ex)
         if not first:
             self.send(reply)
             return None
@@ -954,23 +986,31 @@ class NotificationSession:
 
         return d.addCallback(initial)
 
-    def _client_details(self, extra) -> tuple[int, str]:
+    def _client_details(self, extra) -> tuple[int, str, int]:
         """
-        The client capabilities (MSNP8+) and URL-encoded MSN object (MSNP9+,
-        only after capabilities) given with CHG.
+        The client capabilities (MSNP8+; C{caps:capsex} from MSNP16) and
+        URL-encoded MSN object (MSNP9+, only after capabilities; C{0} for
+        none from MSNP13) given with CHG.
         """
         details = self.dialect.chg_details
         if not details or not extra:
             # Before MSNP8 anything after the state is ignored, not refused:
             # a client that sent capabilities anyway would be left offline.
-            return 0, ""
+            return 0, "", 0
         if len(extra) > details:
             raise CommandError(errors.INVALID_PARAMETER, "too many CHG parameters")
+        caps_text, _, ex_text = extra[0].partition(":")
+        if ex_text and not self.dialect.has_capabilities_ex:
+            raise CommandError(errors.INVALID_PARAMETER, "capabilities are not a number")
         try:
-            caps = wire.parse_trid(extra[0])
+            caps = wire.parse_trid(caps_text)
+            caps_ex = wire.parse_trid(ex_text) if ex_text else 0
         except ValueError:
             raise CommandError(errors.INVALID_PARAMETER, "capabilities are not a number")
-        return caps, extra[1] if len(extra) == 2 else ""
+        msnobj = extra[1] if len(extra) == 2 else ""
+        if msnobj == "0" and self.dialect.lists_in_address_book:
+            msnobj = ""
+        return caps, msnobj, caps_ex
 
     def do_UUX(self, command):
         """
@@ -983,6 +1023,21 @@ class NotificationSession:
             payload.decode("utf-8")
         except UnicodeDecodeError:
             raise CommandError(errors.INVALID_PARAMETER, "UUX payload is not UTF-8")
+        if self.dialect.lists_in_address_book and payload:
+            # MSNP13+: a Data document is the personal message; MSNP16+
+            # clients also describe their endpoint (EndpointData,
+            # PrivateEndpointData), which is kept with the endpoint.
+            try:
+                root = safexml.parse_xml(payload)
+            except safexml.MalformedXML:
+                raise CommandError(errors.INVALID_PARAMETER, "UUX payload is not XML")
+            kind = safexml.local(root.tag)
+            if kind in ("EndpointData", "PrivateEndpointData"):
+                self.endpoint_data[kind] = payload
+                self.send(wire.format_line("UUX", command.trid, 0))
+                return
+            if kind != "Data":
+                raise CommandError(errors.INVALID_PARAMETER, f"UUX {kind} document")
         self.send(wire.format_line("UUX", command.trid, 0))
         self.messenger.presence.set_personal_message(self.me, payload)
 
@@ -1074,12 +1129,151 @@ class NotificationSession:
         if not self.me.shown:
             raise CommandError(errors.NOT_ALLOWED_WHEN_OFFLINE)
         d = switchboard.grant_switchboard(self.messenger.directory, self.server.clock, self.config, self)
-        d.addCallback(
-            lambda cookie: self.send(
-                wire.format_line("XFR", command.trid, "SB", self.config.switchboard_address, "CKI", cookie)
-            )
-        )
+        d.addCallback(lambda cookie: self.send(self.dialect.xfr_sb(command.trid, self.config.switchboard_address, cookie)))
         return d
+
+    # Lists in the address book (MSNP13+)
+
+    def _list_payload(self, command, with_bits: bool = True):
+        try:
+            return membership.parse(command.payload or b"", with_bits)
+        except membership.ListPayloadError as e:
+            raise CommandError(e.code, str(e), close=e.close)
+
+    def do_ADL(self, command):
+        """
+        C{ADL t len} + C{<ml>}: the initial dump (C{l="1"}) is the client's
+        copy of the lists it read over SOAP and changes nothing; a later
+        ADL puts the contacts on the lists its bits name.  C{ADL t OK}
+        once every edit is stored.
+        """
+        initial, entries = self._list_payload(command)
+        if initial:
+            self.synced = True
+            self.send(wire.format_line("ADL", command.trid, "OK"))
+            return None
+        user = self.me.user
+        lists = self.messenger.lists
+        added_to_forward = []
+        edits = []
+        for entry in entries:
+            for lst, bit in membership.LIST_BITS.items():
+                if entry.bits & bit and entry.handle not in user.lists[lst]:
+                    edits.append((lst, entry.handle))
+
+        def next_edit(_=None):
+            if not edits:
+                self.send(wire.format_line("ADL", command.trid, "OK"))
+                if added_to_forward:
+                    return self._show_initial_presence(command.trid, added_to_forward)
+                return None
+            lst, contact = edits.pop(0)
+            group_id = 0 if lst == "FL" and 0 in user.groups else None
+            if lst == "FL":
+                added_to_forward.append(contact)
+            if contact in user.lists[lst]:
+                return next_edit()
+            return lists.add(self.me, lst, contact, contact, group_id).addCallback(next_edit)
+
+        return _refused_in_list_command(next_edit())
+
+    def do_RML(self, command):
+        """
+        C{RML t len} + C{<ml>}: take the contacts off the lists their bits
+        name (a list they are not on is left as it is); C{RML t OK}.
+        """
+        initial, entries = self._list_payload(command)
+        user = self.me.user
+        lists = self.messenger.lists
+        edits = [
+            (lst, entry.handle)
+            for entry in entries
+            for lst, bit in membership.LIST_BITS.items()
+            if entry.bits & bit and entry.handle in user.lists[lst]
+        ]
+
+        def next_edit(_=None):
+            while edits:
+                lst, contact = edits.pop(0)
+                if contact in user.lists[lst]:
+                    return lists.remove(self.me, lst, contact).addCallback(next_edit)
+            self.send(wire.format_line("RML", command.trid, "OK"))
+            return None
+
+        return _refused_in_list_command(next_edit())
+
+    def do_FQY(self, command):
+        """
+        C{FQY t len} + C{<ml><d n><c n/></d></ml>} (MSNP14+): the network of
+        each contact; every address here is on Windows Live (1).
+        """
+        _, entries = self._list_payload(command, with_bits=False)
+        if not entries:
+            raise CommandError(errors.INVALID_XML, "FQY names no contact", close=True)
+        answer = [membership.ListEntry(entry.handle, 0, membership.WINDOWS_LIVE) for entry in entries]
+        self.send(wire.format_payload("FQY", command.trid, (), membership.render(answer, with_bits=False)))
+
+    # Notifications and messages between users (MSNP13+)
+
+    def do_UUN(self, command):
+        """
+        C{UUN t handle[;{guid}] type len} + payload → C{UUN t OK}, and
+        C{UBN} to the target's endpoints (only that point of presence when
+        named); 217 when the target cannot be reached by this user.
+        """
+        if len(command.args) != 2 or not command.args[1].isdigit():
+            raise CommandError(errors.INVALID_PARAMETER)
+        target_text, _, guid_text = command.args[0].partition(";")
+        if not wire.is_valid_handle(target_text):
+            raise CommandError(errors.INVALID_PARAMETER)
+        instance = ""
+        if guid_text:
+            instance = sso.machine_guid(guid_text) or ""
+            if not instance:
+                raise CommandError(errors.INVALID_PARAMETER)
+        target = canonical_handle(target_text)
+        me = self.me
+        kind, payload = command.args[1], command.payload or b""
+
+        def found(records):
+            record = records.get(target)
+            if target != me.handle and (record is None or not record.reachable_by(me.handle)):
+                raise CommandError(errors.USER_OFFLINE)
+            self.send(wire.format_line("UUN", command.trid, "OK"))
+            sender_instance = self.machine_guid if self.dialect.has_multiple_points_of_presence else ""
+            self.messenger.directory.deliver(
+                [target], events.UserNotification(me.handle, target, kind, payload, instance, sender_instance)
+            )
+
+        return self.messenger.directory.presence_of([target]).addCallback(found)
+
+    def do_UUM(self, command):
+        # Messages to other networks (Yahoo) and MSNP18 offline messages
+        # through the notification server are not offered.
+        raise CommandError(errors.COMMAND_DISABLED)
+
+    def do_PUT(self, command):
+        # MSNP18 circles (group chats) are not offered.
+        raise CommandError(errors.COMMAND_DISABLED)
+
+    def do_SDG(self, command):
+        raise CommandError(errors.COMMAND_DISABLED)
+
+
+def _refused_in_list_command(result):
+    """
+    ADL/RML edits: the core's refusals answered with their error numbers,
+    an unknown account with 208.
+    """
+    if not isinstance(result, Deferred):
+        return result
+
+    def refused(failure):
+        if failure.check(core_errors.NoSuchUser):
+            raise CommandError(errors.INVALID_USERNAME, str(failure.value))
+        return _refused(failure)
+
+    return result.addErrback(refused)
 
 
 def _refused(failure):

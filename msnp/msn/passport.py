@@ -46,8 +46,6 @@ import secrets
 import time
 from typing import Optional
 from urllib.parse import unquote
-from xml.etree.ElementTree import TreeBuilder
-from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
 from twisted.cred.error import UnauthorizedLogin
@@ -56,7 +54,7 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from msnp import metrics
-from msnp.msn import sso, wire
+from msnp.msn import safexml, sso, wire
 from msnp.core.accounts import MALFORMED, AddressedUsernamePassword, LoginRefused, refusal_of
 
 log = Logger()
@@ -509,44 +507,11 @@ def parse_xml(data: bytes):
     The element tree of C{data}.  Any DOCTYPE is refused, so no entity can
     be declared and none expanded; raises L{MalformedEnvelope}.
     """
-
-    def refuse(*args):
-        raise MalformedEnvelope("DOCTYPE refused")
-
-    builder = TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse
-    # Expat gives "uri}local"; ElementTree spells it "{uri}local".
-    parser.StartElementHandler = lambda name, attrs: builder.start(_clark(name), {_clark(k): v for k, v in attrs.items()})
-    parser.EndElementHandler = lambda name: builder.end(_clark(name))
-    parser.CharacterDataHandler = builder.data
-    try:
-        parser.Parse(data, True)
-        return builder.close()
-    except (expat.ExpatError, AssertionError) as e:
-        raise MalformedEnvelope(str(e)) from None
+    return safexml.parse_xml(data, MalformedEnvelope)
 
 
-def _clark(name: str) -> str:
-    return "{" + name if "}" in name else name
-
-
-def _local(tag) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
-
-
-def _child(element, name: str):
-    # Matched by local name: clients spell the same elements with default
-    # namespaces or prefixes, and the 2003 and OASIS secext namespaces.
-    if element is None:
-        return None
-    for child in element:
-        if _local(child.tag) == name:
-            return child
-    return None
+_local = safexml.local
+_child = safexml.child
 
 
 def _path(element, *names):

@@ -57,6 +57,9 @@ class SwitchboardTicket:
     expires: float
     session_id: Optional[str] = None
     name: str = ""
+    caps_ex: int = 0
+    # MSNP16+: the machine GUID of the endpoint the cookie was issued to.
+    instance: str = ""
 
     @property
     def dialect(self) -> dialects.Dialect:
@@ -84,6 +87,8 @@ def ticket_for(ns_session, expires: float, session_id: Optional[str] = None) -> 
         expires=expires,
         session_id=session_id,
         name=me.name,
+        caps_ex=me.client_caps_ex,
+        instance=getattr(ns_session, "machine_guid", ""),
     )
 
 
@@ -136,6 +141,10 @@ class SwitchboardSession:
         return self.ticket.caps
 
     @property
+    def caps_ex(self) -> int:
+        return self.ticket.caps_ex
+
+    @property
     def dialect(self) -> dialects.Dialect:
         return self.ticket.dialect
 
@@ -156,7 +165,9 @@ class SwitchboardSession:
     # As a participant
 
     def joined(self, newcomer) -> None:
-        self.deliver(self.dialect.joi(newcomer.handle, _encoded_name_of(newcomer), getattr(newcomer, "caps", 0)))
+        self.deliver(
+            self.dialect.joi(newcomer.handle, _encoded_name_of(newcomer), getattr(newcomer, "caps", 0), getattr(newcomer, "caps_ex", 0))
+        )
 
     def left(self, leaver, idle: bool) -> None:
         self.deliver(wire.format_line("BYE", None, leaver.handle, 1 if idle else None))
@@ -219,7 +230,9 @@ class SwitchboardSession:
             present = conversation.join(self)
             total = len(present)
             lines = [
-                self.dialect.iro(command.trid, index, total, other.handle, _encoded_name_of(other), getattr(other, "caps", 0))
+                self.dialect.iro(
+                    command.trid, index, total, other.handle, _encoded_name_of(other), getattr(other, "caps", 0), getattr(other, "caps_ex", 0)
+                )
                 for index, other in enumerate(present, 1)
             ]
             lines.append(wire.format_line("ANS", command.trid, "OK"))
@@ -237,9 +250,14 @@ class SwitchboardSession:
         self.phase = Phase.ADMITTING
         d = self.server.directory.redeem_cookie(cookie, self.server.clock.seconds())
 
+        # MSNP16+ clients name their endpoint: handle;{machine-guid}.
+        handle, _, instance = handle.partition(";")
+
         def redeemed(ticket):
             if self.connection is None:
                 return None
+            if instance and (ticket is None or instance.strip("{}").lower() != ticket.instance.lower()):
+                ticket = None
             if ticket is None or ticket.handle != canonical_handle(handle):
                 log.info("switchboard login refused for {handle}", handle=handle[: wire.MAX_HANDLE_BYTES])
                 raise CommandError(errors.AUTHENTICATION_FAILED, "bad switchboard cookie", close=True)
@@ -270,6 +288,11 @@ class SwitchboardSession:
         callee = canonical_handle(token)
         conversation = self.conversation
         now = self.server.clock.seconds()
+        if callee == self.handle and self.dialect.has_multiple_points_of_presence:
+            # WLM 2009 calls itself to bring the chat to its other points
+            # of presence; with none of them invited here, it just rings.
+            self.send(wire.format_line("CAL", command.trid, "RINGING", conversation.session_id))
+            return None
         if callee == self.handle or callee in conversation.participants or conversation.is_ringing(callee, now):
             raise CommandError(errors.ALREADY_THERE)
         limit = self.config.max_sb_participants

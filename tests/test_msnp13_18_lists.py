@@ -1,0 +1,329 @@
+"""
+MSNP13-MSNP18 contact lists and presence over real sockets: ADL/RML/FQY
+with their errors, the reverse-list notices, presence in each dialect's
+shape, UUX/UBX and UUN/UBN; MSNP2, MSNP7, MSNP12 and MSNP18 users on one
+server seeing each other, and contacts added in one dialect appearing in
+every other.
+"""
+
+import pytest_twisted
+from twisted.internet import defer
+
+import sso
+import twn
+from msnclient import answer_ring, connect, login
+from ns_steps import expect_lines
+from twn import pp_server  # noqa: F401 (fixture)
+
+
+def ml(*contacts, initial=False):
+    """
+    An ADL/RML payload for (handle, bits) pairs.
+    """
+    head = '<ml l="1">' if initial else "<ml>"
+    body = "".join(f'<d n="{h.split("@")[1]}"><c n="{h.split("@")[0]}" l="{bits}" t="1"/></d>' for h, bits in contacts)
+    return (head + body + "</ml>").encode()
+
+
+@defer.inlineCallbacks
+def online(server, handle, dialect="MSNP18", status="NLN", caps="2788999212:48"):
+    """
+    Sign in over SSO, send the initial ADL and the first CHG; returns the
+    client with the presence lines after the CHG echo unread.
+    """
+    client, tokens = yield sso.sso_login(server, handle, sso_password(handle), dialect)
+    client.send_payload("ADL 5", ml(initial=True))
+    yield client.expect_line("ADL 5 OK")
+    if int(dialect[4:]) < 16:
+        caps = caps.split(":")[0]
+    client.send(f"CHG 6 {status} {caps} 0")
+    yield client.expect_line(f"CHG 6 {status} {caps}")
+    client.tokens = tokens
+    client.handle = handle
+    return client
+
+
+@defer.inlineCallbacks
+def befriend(first, first_sees, second, second_sees):
+    """
+    Each adds the other (FL|AL) in turn; C{first_sees} and C{second_sees}
+    are the presence lines each then gets of the other.
+    """
+    pairs = ((first, second, first_sees), (second, first, second_sees))
+    for adder, added, seen in pairs:
+        adder.send_payload("ADL 70", ml(((added.handle), 3)))
+        yield adder.expect_line("ADL 70 OK")
+        yield adder.expect_line(seen)
+        notice = yield added.next()
+        assert notice.text.startswith("ADL 0 ") and b'l="8"' in notice.payload, notice
+
+
+def sso_password(handle):
+    from conftest import ACCOUNTS
+
+    return ACCOUNTS[handle][0]
+
+
+@pytest_twisted.inlineCallbacks
+def test_adl_adds_and_both_see_each_other_at_msnp18(pp_server):
+    """
+    Alice adds Bob (FL|AL): ADL OK, Bob gets ADL 0 with the reverse-list
+    bit and Alice's name; once Bob adds Alice, each sees the other online
+    as MSNP18 writes it (1:handle, caps:capsex), and FLN on sign-out.
+    """
+    alice = yield online(pp_server, "alice@example.com")
+    bob = yield online(pp_server, "bob@example.com", caps="1:2")
+    alice.send_payload("ADL 7", ml(("bob@example.com", 3)))
+    yield alice.expect_line("ADL 7 OK")
+    notice = yield bob.next()
+    assert notice.text.startswith("ADL 0 ")
+    assert notice.payload == b'<ml><d n="example.com"><c n="alice" l="8" t="1" f="Alice"/></d></ml>'
+    # Bob is online but Alice is not on his lists yet: ILN-style NLN for him.
+    yield alice.expect_line("NLN NLN 1:bob@example.com Bob 1:2")
+    bob.send_payload("ADL 8", ml(("alice@example.com", 3)))
+    yield bob.expect_line("ADL 8 OK")
+    yield bob.expect_line("NLN NLN 1:alice@example.com Alice 2788999212:48")
+    notice = yield alice.next()
+    assert notice.payload == b'<ml><d n="example.com"><c n="bob" l="8" t="1" f="Bob"/></d></ml>'
+    alice.send("CHG 9 BSY 2788999212:48 0")
+    yield alice.expect_line("CHG 9 BSY 2788999212:48")
+    yield bob.expect_line("NLN BSY 1:alice@example.com Alice 2788999212:48")
+    yield alice.disconnect()
+    yield bob.expect_line("FLN 1:alice@example.com 0:0")
+    yield bob.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_rml_removes_and_tells_the_contact(pp_server):
+    alice = yield online(pp_server, "alice@example.com")
+    bob = yield online(pp_server, "bob@example.com")
+    alice.send_payload("ADL 7", ml(("bob@example.com", 1)))
+    yield alice.expect_line("ADL 7 OK")
+    yield alice.expect_line("NLN NLN 1:bob@example.com Bob 2788999212:48")
+    yield bob.next()  # ADL 0 (reverse list)
+    alice.send_payload("RML 8", ml(("bob@example.com", 1)))
+    yield alice.expect_line("RML 8 OK")
+    notice = yield bob.next()
+    assert notice.text.startswith("RML 0 ") and b'l="8"' in notice.payload
+    # Not on the list any more: taking it off again is still OK.
+    alice.send_payload("RML 9", ml(("bob@example.com", 1)))
+    yield alice.expect_line("RML 9 OK")
+    yield alice.disconnect()
+    yield bob.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_adl_errors(pp_server):
+    """
+    An unknown account: 208.  An unknown network: 204.  A domain without a
+    contact: 240 and a close.  Reverse-list bits from a client, or XML that
+    is not XML: 241 and a close.
+    """
+    alice = yield online(pp_server, "alice@example.com")
+    alice.send_payload("ADL 7", ml(("nobody@example.com", 1)))
+    yield alice.expect_line("208 7")
+    alice.send_payload("ADL 8", b'<ml><d n="yahoo.com"><c n="x" l="1" t="99"/></d></ml>')
+    yield alice.expect_line("204 8")
+    alice.send_payload("ADL 9", b'<ml><d n="example.com"></d></ml>')
+    yield alice.expect_line("240 9")
+    yield alice.expect_close()
+    for payload in (ml(("bob@example.com", 8)), b"<ml><d", b'<!DOCTYPE ml [<!ENTITY x "y">]><ml/>'):
+        bob = yield online(pp_server, "bob@example.com")
+        bob.send_payload("ADL 7", payload)
+        yield bob.expect_line("241 7")
+        yield bob.expect_close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_fqy_answers_windows_live(pp_server):
+    alice = yield online(pp_server, "alice@example.com")
+    alice.send_payload("FQY 7", b'<ml l="2"><d n="example.com"><c n="bob"/></d></ml>')
+    answer = yield alice.next()
+    assert answer.text == f"FQY 7 {len(answer.payload)}"
+    assert answer.payload == b'<ml><d n="example.com"><c n="bob" t="1"/></d></ml>'
+    yield alice.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_gone_commands(pp_server):
+    """
+    SYN is answered 502 from MSNP13, ADC is unknown (200), GTC closes.
+    """
+    alice = yield online(pp_server, "alice@example.com")
+    alice.send("SYN 7 0 0")
+    yield alice.expect_line("502 7")
+    alice.send("ADC 8 FL N=bob@example.com F=Bob")
+    yield alice.expect_line("200 8")
+    alice.send("GTC 9 A")
+    yield alice.expect_close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_uux_and_ubx_across_dialects(pp_server):
+    """
+    An MSNP18 user's personal message reaches an MSNP12 watcher as
+    UBX handle len and an MSNP18 one as UBX 1:handle len; an EndpointData
+    document is kept with the endpoint and changes no personal message.
+    """
+    alice = yield online(pp_server, "alice@example.com")
+    bob = yield online(pp_server, "bob@example.com")
+    dave = yield twn.twn_login(pp_server, "dave@example.com", "pw-dave", "MSNP12")
+    for watcher, trid in ((bob, 7), (dave, 7)):
+        if watcher is bob:
+            watcher.send_payload(f"ADL {trid}", ml(("alice@example.com", 3)))
+            yield watcher.expect_line(f"ADL {trid} OK")
+        else:
+            watcher.send("ADC 7 FL N=alice@example.com F=Alice")
+            yield watcher.expect("ADC 7 FL N=alice@example.com F=Alice C=\\S+")
+            watcher.send("CHG 8 NLN 0")
+            yield watcher.expect_line("CHG 8 NLN 0")
+    yield bob.expect_line("NLN NLN 1:alice@example.com Alice 2788999212:48")
+    yield dave.expect_line("ILN 8 NLN alice@example.com Alice 2788999212")
+    yield alice.next()  # ADL 0 from bob
+    yield alice.next()  # ADD/ADL 0 from dave
+    data = b"<Data><PSM>hello</PSM><CurrentMedia></CurrentMedia><MachineGuid>{A80DD24A-1B2C-4D5E-8F90-112233445566}</MachineGuid></Data>"
+    alice.send_payload("UUX 10", data)
+    yield alice.expect_line("UUX 10 0")
+    ubx = yield bob.next()
+    assert ubx.text == f"UBX 1:alice@example.com {len(data)}" and ubx.payload == data
+    ubx = yield dave.next()
+    assert ubx.text == f"UBX alice@example.com {len(data)}" and ubx.payload == data
+    alice.send_payload("UUX 11", b"<EndpointData><Capabilities>2788999212:48</Capabilities></EndpointData>")
+    yield alice.expect_line("UUX 11 0")
+    alice.send_payload("UUX 12", b"<Data><PSM>")
+    yield alice.expect_line("201 12")
+    yield bob.expect_silence()
+    for client in (alice, bob, dave):
+        yield client.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_contacts_added_in_one_dialect_appear_in_every_other(pp_server):
+    """
+    MSNP18 Alice adds MSNP7 Carol: Carol gets ADD 0 RL; Carol adds Alice
+    back with ADD: Alice gets ADL 0 RL.  MSNP2 Dave sees Alice's presence
+    (NLN without capabilities) once he lists her; Alice sees both of them
+    in her own shape.
+    """
+    alice = yield online(pp_server, "alice@example.com")
+    carol = yield login(pp_server.notification_port, "carol@example.com", "pw-carol", "MSNP7")
+    carol.send("SYN 1 0")
+    while True:
+        line = yield carol.next()
+        if line.text.startswith("LST 1 RL"):
+            break
+    carol.send("CHG 2 NLN")
+    yield carol.expect_line("CHG 2 NLN")
+    alice.send_payload("ADL 7", ml(("carol@example.com", 3)))
+    yield alice.expect_line("ADL 7 OK")
+    yield alice.expect_line("NLN NLN 1:carol@example.com Carol 0:0")
+    yield carol.expect(r"ADD 0 RL \d+ alice@example.com Alice")
+    carol.send("ADD 3 FL alice@example.com Alice 0")
+    yield carol.expect(r"ADD 3 FL \d+ alice@example.com Alice 0")
+    yield carol.expect_line("ILN 3 NLN alice@example.com Alice")
+    notice = yield alice.next()
+    assert notice.text.startswith("ADL 0 ") and b'<c n="carol" l="8" t="1" f="Carol"/>' in notice.payload
+    dave = yield login(pp_server.notification_port, "dave@example.com", "pw-dave", "MSNP2")
+    dave.send("CHG 1 NLN")
+    yield dave.expect_line("CHG 1 NLN")
+    dave.send("ADD 2 FL alice@example.com Alice")
+    yield dave.expect(r"ADD 2 FL \d+ alice@example.com Alice")
+    yield dave.expect_line("ILN 2 NLN alice@example.com Alice")
+    notice = yield alice.next()
+    assert b'<c n="dave" l="8" t="1" f="Dave"/>' in notice.payload
+    alice.send_payload("ADL 8", ml(("dave@example.com", 3)))
+    yield alice.expect_line("ADL 8 OK")
+    yield alice.expect_line("NLN NLN 1:dave@example.com Dave 0:0")
+    yield dave.expect(r"ADD 0 RL \d+ alice@example.com Alice")
+    alice.send("CHG 9 AWY 2788999212:48 0")
+    yield alice.expect_line("CHG 9 AWY 2788999212:48")
+    yield carol.expect_line("NLN AWY alice@example.com Alice")
+    yield dave.expect_line("NLN AWY alice@example.com Alice")
+    yield carol.disconnect()
+    yield alice.expect_line("FLN 1:carol@example.com 0:0")
+    for client in (alice, dave):
+        yield client.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_msnp15_presence_shape(pp_server):
+    """
+    MSNP15 (WLM 8.5) writes the network id after the handle and plain
+    capabilities.
+    """
+    alice = yield online(pp_server, "alice@example.com", "MSNP15")
+    bob = yield online(pp_server, "bob@example.com", "MSNP18", caps="5:6")
+    yield befriend(alice, "ILN 70 NLN bob@example.com 1 Bob 5", bob, "NLN NLN 1:alice@example.com Alice 2788999212:0")
+    yield bob.disconnect()
+    yield alice.expect_line("FLN bob@example.com 1 0")
+    yield alice.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_uun_relays_ubn(pp_server):
+    """
+    UUN to a contact who may see the sender: UUN OK, and UBN with the
+    sender named with its machine GUID at MSNP18; to someone offline, 217.
+    """
+    alice = yield online(pp_server, "alice@example.com")
+    bob = yield online(pp_server, "bob@example.com")
+    yield befriend(
+        alice, "NLN NLN 1:bob@example.com Bob 2788999212:48", bob, "NLN NLN 1:alice@example.com Alice 2788999212:48"
+    )
+    payload = b"<State>1</State>"
+    alice.send_payload("UUN 8 bob@example.com 5", payload)
+    yield alice.expect_line("UUN 8 OK")
+    line = yield bob.next()
+    assert line.text == f"UBN alice@example.com;{{A80DD24A-1B2C-4D5E-8F90-112233445566}} 5 {len(payload)}"
+    assert line.payload == payload
+    alice.send_payload("UUN 9 carol@example.com 5", payload)
+    yield alice.expect_line("217 9")
+    yield alice.disconnect()
+    yield bob.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_switchboard_at_msnp18(pp_server):
+    """
+    XFR SB and RNG carry MSNP14's extra fields; USR and ANS name the
+    endpoint (handle;{guid}); JOI and IRO carry caps:capsex; messages
+    relay; a self CAL rings.
+    """
+    alice = yield online(pp_server, "alice@example.com")
+    bob = yield online(pp_server, "bob@example.com", caps="5:6")
+    yield befriend(alice, "NLN NLN 1:bob@example.com Bob 5:6", bob, "NLN NLN 1:alice@example.com Alice 2788999212:48")
+    alice.send("XFR 10 SB")
+    match = yield alice.expect(r"XFR 10 SB 127\.0\.0\.1:(\d+) CKI (\S+) U messenger\.msn\.com 1")
+    sb = yield connect(int(match.group(1)), "sb-alice")
+    sb.send(f"USR 1 alice@example.com;{sso.GUIDS['alice@example.com']} {match.group(2)}")
+    yield sb.expect_line("USR 1 OK alice@example.com Alice")
+    sb.send("CAL 2 alice@example.com")
+    yield sb.expect(r"CAL 2 RINGING \d+")
+    sb.send("CAL 3 bob@example.com")
+    yield sb.expect(r"CAL 3 RINGING \d+")
+    ring = yield bob.expect(r"RNG (\d+) 127\.0\.0\.1:(\d+) CKI (\S+) alice@example\.com Alice U messenger\.hotmail\.com 1")
+    bob_sb = yield connect(int(ring.group(2)), "sb-bob")
+    bob_sb.send(f"ANS 1 bob@example.com;{sso.GUIDS['bob@example.com']} {ring.group(3)} {ring.group(1)}")
+    yield expect_lines(bob_sb, ["IRO 1 1 1 alice@example.com Alice 2788999212:48", "ANS 1 OK"])
+    yield sb.expect_line("JOI bob@example.com Bob 5:6")
+    message = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nhi"
+    sb.send_payload("MSG 4 A", message)
+    yield sb.expect_line("ACK 4")
+    relayed = yield bob_sb.next()
+    assert relayed.text == f"MSG alice@example.com Alice {len(message)}" and relayed.payload == message
+    yield bob_sb.disconnect()
+    yield sb.expect_line("BYE bob@example.com")
+    for client in (sb, alice, bob):
+        yield client.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_ans_with_another_endpoints_guid_is_refused(pp_server):
+    alice = yield online(pp_server, "alice@example.com")
+    alice.send("XFR 10 SB")
+    match = yield alice.expect(r"XFR 10 SB 127\.0\.0\.1:(\d+) CKI (\S+) U messenger\.msn\.com 1")
+    sb = yield connect(int(match.group(1)), "sb-alice")
+    sb.send(f"USR 1 alice@example.com;{{00000000-1B2C-4D5E-8F90-112233445566}} {match.group(2)}")
+    yield sb.expect_line("911 1")
+    yield sb.expect_close()
+    yield alice.disconnect()
