@@ -23,6 +23,7 @@ from msnp.core.accounts import LoginThrottle, PasswordHashChecker, ThrottledChec
 from msnp.core.messenger import Messenger
 from msnp.core.reaped import announce_offline
 from msnp.directory.placement import choose_node
+from msnp.msn.abservice import AddressBookService, SharingService
 from msnp.msn.auth import PassportTickets, ServiceTokens, make_portal
 from msnp.directory.local import LocalDirectory
 from msnp.msn.dispatch import DispatchServer
@@ -169,7 +170,7 @@ class MessengerService(MultiService):
             # Guesses at the HTTPS login count with the account's failed
             # logins at the notification server.
             checker = ThrottledChecker(PasswordHashChecker(timed_store, reactor), self.login_throttle, reactor)
-            self.passport = make_site(config, checker, self.tickets, self.service_tokens)
+            self.passport = make_site(config, checker, self.tickets, self.service_tokens, self._web_services())
             self._add_listener("passport", endpoints["passport"], self.passport, "passport_port")
         self.admin = None
         self.admin_token = admin_token
@@ -213,6 +214,16 @@ class MessengerService(MultiService):
         self.directory.on_reaped = lambda records: announce_offline(self.store, self.directory, records)
         config = self.config
         return hold_lease(lambda: config.notification_address).addCallback(lambda ignored: _)
+
+    def _web_services(self) -> list:
+        """
+        The MSNP13+ web services at the paths clients have built in.
+        """
+        args = (self.service_tokens, self.reactor, self.messenger, self.config)
+        return [
+            (b"/abservice/SharingService.asmx", SharingService(*args)),
+            (b"/abservice/abservice.asmx", AddressBookService(*args)),
+        ]
 
     def _add_listener(self, role: str, description: Optional[str], factory, port_setting: Optional[str]) -> None:
         if not description:

@@ -60,3 +60,55 @@ def test_entities_and_depth_refused():
             pass
         else:
             raise AssertionError(data)
+
+
+from msnp.msn import soap  # noqa: E402
+
+SOAP_PIECES = st.sampled_from(
+    [
+        "<soap:Envelope xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'>",
+        "</soap:Envelope>",
+        "<soap:Body>",
+        "</soap:Body>",
+        "<soap:Header><TicketToken>t=a&amp;p=b</TicketToken></soap:Header>",
+        "<ABFindAll xmlns='http://www.msn.com/webservices/AddressBook'>",
+        "</ABFindAll>",
+        "<PassportCookie><t>x</t><p>y</p></PassportCookie>",
+        "<!DOCTYPE x>",
+        "&lt;",
+        "&x;",
+        "text",
+    ]
+)
+
+
+@given(st.lists(SOAP_PIECES, max_size=12).map("".join))
+def test_soap_requests_are_read_or_refused(document):
+    """
+    Whatever a client posts, the request reader gives the operation and
+    the token, or refuses with its own error.
+    """
+    try:
+        operation, root = soap.parse_request(document.encode())
+    except soap.BadRequest:
+        return
+    assert safexml.local(operation.tag)
+    token = soap.ticket_of(root)
+    assert token is None or isinstance(token, str)
+
+
+@given(st.binary(max_size=300))
+def test_soap_bytes_never_raise(data):
+    try:
+        soap.parse_request(data)
+    except soap.BadRequest:
+        pass
+
+
+def test_soap_size_limit():
+    try:
+        soap.parse_request(b"<a>" + b"x" * (soap.MAX_REQUEST + 1) + b"</a>")
+    except soap.BadRequest as e:
+        assert "too large" in str(e)
+    else:
+        raise AssertionError("accepted")

@@ -5,7 +5,7 @@ one store and one directory.
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from msnp.core import events
 from msnp.core.conversations import Conversations
@@ -94,6 +94,18 @@ class Messenger:
         The user's endpoints signed in through this process.
         """
         return list(self._signed_in.get(handle, {}).values())
+
+    def service_user(self, handle: str) -> Deferred:
+        """
+        The user for a request from outside a session (a web service):
+        the lists of their endpoints here when signed in, so that an edit
+        reaches those endpoints at once; else loaded from the store, not
+        signed in.  Fires with None for an unknown account.
+        """
+        live = self.signed_in(handle)
+        if live:
+            return succeed(live[0])
+        return self.store.load_user(handle).addCallback(lambda user: None if user is None else SignedInUser(user, ""))
 
     @staticmethod
     def _presence_holder(held: dict) -> SignedInUser:
