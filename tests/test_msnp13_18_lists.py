@@ -254,6 +254,11 @@ def test_msnp15_presence_shape(pp_server):
     alice = yield online(pp_server, "alice@example.com", "MSNP15")
     bob = yield online(pp_server, "bob@example.com", "MSNP18", caps="5:6")
     yield befriend(alice, "ILN 70 NLN bob@example.com 1 Bob 5", bob, "NLN NLN 1:alice@example.com Alice 2788999212:0")
+    # papyon writes caps:capsex at MSNP15 as well: taken, shown as MSNP18
+    # shows it, echoed in MSNP15's form.
+    alice.send("CHG 8 BSY 2754609152:48 0")
+    yield alice.expect_line("CHG 8 BSY 2754609152")
+    yield bob.expect_line("NLN BSY 1:alice@example.com Alice 2754609152:48")
     yield bob.disconnect()
     yield alice.expect_line("FLN bob@example.com 1 0")
     yield alice.disconnect()
@@ -299,12 +304,21 @@ def test_switchboard_at_msnp18(pp_server):
     yield sb.expect_line("USR 1 OK alice@example.com Alice")
     sb.send("CAL 2 alice@example.com")
     yield sb.expect(r"CAL 2 RINGING \d+")
+    yield sb.expect_line("JOI alice@example.com Alice 2788999212:48")
     sb.send("CAL 3 bob@example.com")
     yield sb.expect(r"CAL 3 RINGING \d+")
     ring = yield bob.expect(r"RNG (\d+) 127\.0\.0\.1:(\d+) CKI (\S+) alice@example\.com Alice U messenger\.hotmail\.com 1")
     bob_sb = yield connect(int(ring.group(2)), "sb-bob")
     bob_sb.send(f"ANS 1 bob@example.com;{sso.GUIDS['bob@example.com']} {ring.group(3)} {ring.group(1)}")
-    yield expect_lines(bob_sb, ["IRO 1 1 1 alice@example.com Alice 2788999212:48", "ANS 1 OK"])
+    yield expect_lines(
+        bob_sb,
+        [
+            "IRO 1 1 2 alice@example.com;{A80DD24A-1B2C-4D5E-8F90-112233445566} Alice 2788999212:48",
+            "IRO 1 2 2 alice@example.com Alice 2788999212:48",
+            "ANS 1 OK",
+        ],
+    )
+    yield sb.expect_line("JOI bob@example.com;{B80DD24A-1B2C-4D5E-8F90-112233445566} Bob 5:6")
     yield sb.expect_line("JOI bob@example.com Bob 5:6")
     message = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nhi"
     sb.send_payload("MSG 4 A", message)

@@ -1000,7 +1000,9 @@ class NotificationSession:
         if len(extra) > details:
             raise CommandError(errors.INVALID_PARAMETER, "too many CHG parameters")
         caps_text, _, ex_text = extra[0].partition(":")
-        if ex_text and not self.dialect.has_capabilities_ex:
+        # papyon sends caps:capsex at MSNP15 too: taken from MSNP13 on, and
+        # shown to each watcher in its own dialect's form.
+        if ex_text and not self.dialect.lists_in_address_book:
             raise CommandError(errors.INVALID_PARAMETER, "capabilities are not a number")
         try:
             caps = wire.parse_trid(caps_text)

@@ -145,6 +145,10 @@ class SwitchboardSession:
         return self.ticket.caps_ex
 
     @property
+    def instance(self) -> str:
+        return self.ticket.instance
+
+    @property
     def dialect(self) -> dialects.Dialect:
         return self.ticket.dialect
 
@@ -165,9 +169,8 @@ class SwitchboardSession:
     # As a participant
 
     def joined(self, newcomer) -> None:
-        self.deliver(
-            self.dialect.joi(newcomer.handle, _encoded_name_of(newcomer), getattr(newcomer, "caps", 0), getattr(newcomer, "caps_ex", 0))
-        )
+        name, caps, caps_ex = _encoded_name_of(newcomer), getattr(newcomer, "caps", 0), getattr(newcomer, "caps_ex", 0)
+        self.deliver(b"".join(self.dialect.joi(who, name, caps, caps_ex) for who in _names_of(self.dialect, newcomer)))
 
     def left(self, leaver, idle: bool) -> None:
         self.deliver(wire.format_line("BYE", None, leaver.handle, 1 if idle else None))
@@ -228,12 +231,15 @@ class SwitchboardSession:
                 raise CommandError(errors.AUTHENTICATION_FAILED, "already in the session", close=True)
             self._enter(ticket, conversation)
             present = conversation.join(self)
-            total = len(present)
+            # MSNP16+: a participant with a point of presence is listed as
+            # handle;{guid} and again as the bare handle.
+            entries = [(who, other) for other in present for who in _names_of(self.dialect, other)]
+            total = len(entries)
             lines = [
                 self.dialect.iro(
-                    command.trid, index, total, other.handle, _encoded_name_of(other), getattr(other, "caps", 0), getattr(other, "caps_ex", 0)
+                    command.trid, index, total, who, _encoded_name_of(other), getattr(other, "caps", 0), getattr(other, "caps_ex", 0)
                 )
-                for index, other in enumerate(present, 1)
+                for index, (who, other) in enumerate(entries, 1)
             ]
             lines.append(wire.format_line("ANS", command.trid, "OK"))
             self.send(b"".join(lines))
@@ -290,8 +296,12 @@ class SwitchboardSession:
         now = self.server.clock.seconds()
         if callee == self.handle and self.dialect.has_multiple_points_of_presence:
             # WLM 2009 calls itself to bring the chat to its other points
-            # of presence; with none of them invited here, it just rings.
-            self.send(wire.format_line("CAL", command.trid, "RINGING", conversation.session_id))
+            # of presence, and waits for its own JOI before it sends; its
+            # other points of presence are not rung into the session yet.
+            self.send(
+                wire.format_line("CAL", command.trid, "RINGING", conversation.session_id)
+                + self.dialect.joi(self.handle, self.encoded_name, self.caps, self.caps_ex)
+            )
             return None
         if callee == self.handle or callee in conversation.participants or conversation.is_ringing(callee, now):
             raise CommandError(errors.ALREADY_THERE)
@@ -361,6 +371,18 @@ class SwitchboardSession:
 
 def _relay_prefix(handle: str, encoded_name: str) -> bytes:
     return ("MSG %s %s " % (handle, encoded_name)).encode("utf-8")
+
+
+def _names_of(dialect: dialects.Dialect, participant) -> list[str]:
+    """
+    How C{participant} is named in JOI/IRO to a client of C{dialect}:
+    from MSNP16, C{handle;{guid}} and then the bare handle when it has a
+    point of presence.
+    """
+    instance = getattr(participant, "instance", "")
+    if instance and dialect.has_multiple_points_of_presence:
+        return [f"{participant.handle};{{{instance}}}", participant.handle]
+    return [participant.handle]
 
 
 def _encoded_name_of(participant) -> str:
