@@ -135,6 +135,22 @@ def test_adl_errors(pp_server):
 
 
 @pytest_twisted.inlineCallbacks
+def test_blp_is_echoed_at_every_login(pp_server):
+    """
+    MSNP13+ clients send BLP at each login: the current value is echoed
+    (not 218), a new one stored.
+    """
+    alice = yield online(pp_server, "alice@example.com")
+    alice.send("BLP 7 AL")
+    yield alice.expect_line("BLP 7 AL")
+    alice.send("BLP 8 BL")
+    yield alice.expect_line("BLP 8 BL")
+    alice.send("BLP 9 BL")
+    yield alice.expect_line("BLP 9 BL")
+    yield alice.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
 def test_fqy_answers_windows_live(pp_server):
     alice = yield online(pp_server, "alice@example.com")
     alice.send_payload("FQY 7", b'<ml l="2"><d n="example.com"><c n="bob"/></d></ml>')

@@ -844,6 +844,11 @@ class NotificationSession:
         if len(command.args) != 1 or command.args[0] not in allowed:
             raise CloseConnection(f"bad {setting.upper()} argument")
         value = command.args[0]
+        if self.dialect.lists_in_address_book and getattr(self.me.user, setting) == value:
+            # MSNP13+ clients send BLP at every login, whatever the address
+            # book already says: the setting is echoed, not refused (218).
+            self.send(wire.format_line(command.name, command.trid, value))
+            return None
 
         def stored(edit):
             self.send(wire.format_line(command.name, command.trid, *self.dialect.versioned(edit.version), value))
