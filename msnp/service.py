@@ -24,6 +24,7 @@ from msnp.core.messenger import Messenger
 from msnp.core.reaped import announce_offline
 from msnp.directory.placement import choose_node
 from msnp.msn.abservice import AddressBookService, SharingService
+from msnp.msn.storage import StorageService
 from msnp.msn.auth import PassportTickets, ServiceTokens, make_portal
 from msnp.directory.local import LocalDirectory
 from msnp.msn.dispatch import DispatchServer
@@ -223,6 +224,7 @@ class MessengerService(MultiService):
         return [
             (b"/abservice/SharingService.asmx", SharingService(*args)),
             (b"/abservice/abservice.asmx", AddressBookService(*args)),
+            (b"/storageservice/SchematizedStore.asmx", StorageService(*args)),
         ]
 
     def _add_listener(self, role: str, description: Optional[str], factory, port_setting: Optional[str]) -> None:

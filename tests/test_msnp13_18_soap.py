@@ -292,3 +292,48 @@ def test_msnp18_user_with_soap_and_adl_seen_by_msnp7(pp_server):
     yield carol.expect_line("ILN 7 NLN alice@example.com Alice")
     yield alice.disconnect()
     yield carol.disconnect()
+
+
+def storage_envelope(action: str, inner: str, token: str, ns: str = "http://www.msn.com/webservices/storage/2008") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">'
+        f'<soap:Header><StorageApplicationHeader xmlns="{ns}"><ApplicationID>Messenger Client 9.0</ApplicationID>'
+        f'<Scenario>Initial</Scenario></StorageApplicationHeader><StorageUserHeader xmlns="{ns}"><Puid>0</Puid>'
+        f"<TicketToken>{escape(token)}</TicketToken></StorageUserHeader></soap:Header>"
+        f'<soap:Body><{action} xmlns="{ns}">{inner}</{action}></soap:Body></soap:Envelope>'
+    ).encode("utf-8")
+
+
+@pytest_twisted.inlineCallbacks
+def test_storage_profile(pp_server):
+    """
+    GetProfile gives the friendly name and the personal message shown now,
+    in the namespace asked; UpdateProfile's display name renames the user
+    (an MSNP7 watcher sees the new name).
+    """
+    alice, tokens = yield sso.sso_login(pp_server, "alice@example.com", "pw-alice")
+    token = tokens["storage.live.com"]["token"]
+    alice.send_payload("UUX 5", b"<Data><PSM>out &amp; about</PSM><CurrentMedia></CurrentMedia></Data>")
+    yield alice.expect_line("UUX 5 0")
+    inner = "<profileHandle><Alias><Name>0</Name><NameSpace>MyCidStuff</NameSpace></Alias><RelationshipName>MyProfile</RelationshipName></profileHandle>"
+    response, data = yield sso.post(pp_server, "/storageservice/SchematizedStore.asmx", storage_envelope("GetProfile", inner, token, "http://www.msn.com/webservices/storage/w10"))
+    assert response.code == 200
+    root = ET.fromstring(data)
+    W10 = "{http://www.msn.com/webservices/storage/w10}"
+    assert root.find(f".//{W10}ExpressionProfile/{W10}DisplayName").text == "Alice"
+    assert root.find(f".//{W10}ExpressionProfile/{W10}PersonalStatus").text == "out & about"
+    carol = yield sign_in(pp_server, "carol@example.com", "MSNP7", "NLN")
+    carol.send("ADD 5 FL alice@example.com Alice")
+    yield carol.expect(r"ADD 5 FL \d+ alice@example.com Alice 0")
+    yield alice.next()  # ADL 0 (carol added alice)
+    update = "<profile><ResourceID>0!118</ResourceID><ExpressionProfile><FreeText>Update</FreeText><DisplayName>Alice in Storage</DisplayName><Flags>0</Flags></ExpressionProfile></profile>"
+    response, data = yield sso.post(pp_server, "/storageservice/SchematizedStore.asmx", storage_envelope("UpdateProfile", update, token))
+    assert response.code == 200 and b"UpdateProfileResponse" in data
+    alice.send("CHG 6 NLN 0:0 0")
+    yield alice.expect_line("CHG 6 NLN 0:0")
+    yield carol.expect_line("NLN NLN alice@example.com Alice%20in%20Storage")
+    response, data = yield sso.post(pp_server, "/storageservice/SchematizedStore.asmx", storage_envelope("FindDocuments", "", token))
+    assert response.code == 500 and b"NotSupported" in data
+    yield alice.disconnect()
+    yield carol.disconnect()
