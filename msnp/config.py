@@ -31,6 +31,10 @@ class ServerConfig:
     # seconds a web-service token (address book, storage, offline messages)
     # stays good: clients keep them for the session and cannot renew them
     service_token_lifetime: float = 24 * 3600.0
+    # offline messages kept per account (MSNP13+), and their size
+    max_offline_messages: int = 100
+    max_offline_bytes: int = 256 * 1024
+    max_offline_message_bytes: int = 8192
     md5_login: bool = True  # False refuses MD5 logins (MSNP2-MSNP7)
     challenge_deadline: float = 50.0  # seconds a client has to answer CHL with QRY
     ping_interval: int = 60  # seconds told to MSNP9+ clients in QNG

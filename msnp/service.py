@@ -24,6 +24,7 @@ from msnp.core.messenger import Messenger
 from msnp.core.reaped import announce_offline
 from msnp.directory.placement import choose_node
 from msnp.msn.abservice import AddressBookService, SharingService
+from msnp.msn.oim import OIMReadService, OIMStoreService
 from msnp.msn.storage import StorageService
 from msnp.msn.auth import PassportTickets, ServiceTokens, make_portal
 from msnp.directory.local import LocalDirectory
@@ -154,7 +155,14 @@ class MessengerService(MultiService):
         # timed for /metrics.
         timed_store = TimedStore(self.store)
         self.directory = directory if directory is not None else LocalDirectory()
-        self.messenger = Messenger(timed_store, self.directory, reactor, config.list_limits, config.max_groups)
+        self.messenger = Messenger(
+            timed_store,
+            self.directory,
+            reactor,
+            config.list_limits,
+            config.max_groups,
+            (config.max_offline_messages, config.max_offline_bytes, config.max_offline_message_bytes),
+        )
         self.login_throttle = LoginThrottle(config, reactor.seconds)
         # Passport tickets exist only when the Passport login runs.
         self.tickets = PassportTickets(config.passport_ticket_lifetime, reactor.seconds) if endpoints.get("passport") else None
@@ -225,6 +233,8 @@ class MessengerService(MultiService):
             (b"/abservice/SharingService.asmx", SharingService(*args)),
             (b"/abservice/abservice.asmx", AddressBookService(*args)),
             (b"/storageservice/SchematizedStore.asmx", StorageService(*args)),
+            (b"/OimWS/oim.asmx", OIMStoreService(*args)),
+            (b"/rsi/rsi.asmx", OIMReadService(*args)),
         ]
 
     def _add_listener(self, role: str, description: Optional[str], factory, port_setting: Optional[str]) -> None:

@@ -38,6 +38,7 @@ def online(server, handle, dialect="MSNP18", status="NLN", caps="2788999212:48")
         caps = caps.split(":")[0]
     client.send(f"CHG 6 {status} {caps} 0")
     yield client.expect_line(f"CHG 6 {status} {caps}")
+    yield expect_mail_data(client)
     client.tokens = tokens
     client.handle = handle
     return client
@@ -56,6 +57,18 @@ def befriend(first, first_sees, second, second_sees):
         yield adder.expect_line(seen)
         notice = yield added.next()
         assert notice.text.startswith("ADL 0 ") and b'l="8"' in notice.payload, notice
+
+
+@defer.inlineCallbacks
+def expect_mail_data(client, count=0):
+    """
+    The Mail-Data notice after the first CHG, listing C{count} messages.
+    """
+    notice = yield client.next()
+    assert notice.text.startswith("MSG Hotmail Hotmail "), notice
+    assert b"Content-Type: text/x-msmsgsinitialmdatanotification" in notice.payload
+    assert notice.payload.count(b"<M>") == count
+    return notice
 
 
 def sso_password(handle):

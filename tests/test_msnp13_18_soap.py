@@ -16,6 +16,7 @@ import sso
 import twn
 from msnclient import login
 from ns_steps import sign_in
+from test_msnp13_18_lists import expect_mail_data
 from twn import pp_server  # noqa: F401 (fixture)
 
 AB = "{http://www.msn.com/webservices/AddressBook}"
@@ -287,6 +288,7 @@ def test_msnp18_user_with_soap_and_adl_seen_by_msnp7(pp_server):
     alice.send("CHG 6 NLN 2788999212:48 0")
     yield alice.expect_line("CHG 6 NLN 2788999212:48")
     yield alice.expect_line("NLN NLN 1:carol@example.com Carol 0:0")
+    yield expect_mail_data(alice)
     carol.send("ADD 7 FL alice@example.com Alice")
     yield carol.expect(r"ADD 7 FL \d+ alice@example.com Alice 0")
     yield carol.expect_line("ILN 7 NLN alice@example.com Alice")
@@ -332,6 +334,7 @@ def test_storage_profile(pp_server):
     assert response.code == 200 and b"UpdateProfileResponse" in data
     alice.send("CHG 6 NLN 0:0 0")
     yield alice.expect_line("CHG 6 NLN 0:0")
+    yield expect_mail_data(alice)
     yield carol.expect_line("NLN NLN alice@example.com Alice%20in%20Storage")
     response, data = yield sso.post(pp_server, "/storageservice/SchematizedStore.asmx", storage_envelope("FindDocuments", "", token))
     assert response.code == 500 and b"NotSupported" in data

@@ -153,3 +153,24 @@ class ListsChanged:
     """
 
     owner: str
+
+
+@attrs.frozen
+class OfflineMessageArrived:
+    """
+    A message (an L{msnp.store.records.OfflineMessage}) was kept for
+    C{owner}.
+    """
+
+    owner: str
+    message: object
+
+
+@attrs.frozen
+class OfflineMessagesDeleted:
+    """
+    C{count} of C{owner}'s offline messages were read and deleted.
+    """
+
+    owner: str
+    count: int

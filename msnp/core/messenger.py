@@ -11,6 +11,7 @@ from msnp.core import events
 from msnp.core.conversations import Conversations
 from msnp.core.endpoints import EndpointIds
 from msnp.core.lists import ContactLists
+from msnp.core.offline import OfflineMessages
 from msnp.core.presence import Presence, SignedInUser
 
 
@@ -20,7 +21,7 @@ class Messenger:
     and out, and ending sessions, are here.
     """
 
-    def __init__(self, store, directory, clock, list_limits: dict, max_groups: int):
+    def __init__(self, store, directory, clock, list_limits: dict, max_groups: int, offline_limits: tuple = (100, 256 * 1024, 8192)):
         self.store = store
         self.directory = directory
         self.clock = clock
@@ -30,6 +31,8 @@ class Messenger:
         self.endpoint_ids = EndpointIds(directory.node)
         # handle -> {endpoint id: SignedInUser} of the endpoints here
         self._signed_in: dict[str, dict[str, SignedInUser]] = {}
+        # (messages, bytes of text) per recipient, bytes per message
+        self.offline = OfflineMessages(store, directory, clock, self.service_user, *offline_limits)
 
     def sign_in(self, endpoint, user) -> Deferred:
         """

@@ -28,7 +28,7 @@ from msnp.core.accounts import CHALLENGE_EXPIRED, MD5_OFF, IMessengerUser, Login
 from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import SignedInUser
 from msnp.msn import challenge, dialects, errors, negotiation, passport, phases, switchboard, wire
-from msnp.msn import membership, safexml, sso
+from msnp.msn import membership, oim, safexml, sso
 from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, SSOCredentials, new_md5_challenge
 from msnp.msn.errors import CloseConnection, CommandError, code_for
 from msnp.msn.phases import Phase
@@ -401,6 +401,12 @@ class NotificationSession:
                 self.send(self.dialect.reverse_list_removed(me.user.version, event.watcher))
         elif kind is events.UserNotification:
             self._user_notification(event)
+        elif kind is events.OfflineMessageArrived:
+            if self.dialect.lists_in_address_book:
+                self.send(oim.arrival_notice(event.message, me.handle))
+        elif kind is events.OfflineMessagesDeleted:
+            if self.dialect.lists_in_address_book:
+                self.send(oim.deletion_notice(event.count))
         elif kind is events.Ring:
             self._ring(event)
         elif kind is events.Kicked:
@@ -982,6 +988,9 @@ class NotificationSession:
             self.send(reply)
             return None
         d = self._initial_presence_lines(command.trid, list(self.me.user.lists["FL"]))
+        if self.dialect.lists_in_address_book:
+            # MSNP13+: the offline messages waiting, as a Mail-Data notice.
+            d.addCallback(self._with_mail_data)
 
         def initial(lines):
             lines.insert(0, reply)
@@ -990,6 +999,15 @@ class NotificationSession:
             self.send(b"".join(lines))
 
         return d.addCallback(initial)
+
+    def _with_mail_data(self, lines: list) -> Deferred:
+        handle = self.me.handle
+
+        def add(messages):
+            lines.append(oim.initial_notice(messages, handle))
+            return lines
+
+        return self.messenger.offline.messages(handle).addCallback(add)
 
     def _client_details(self, extra) -> tuple[int, str, int]:
         """
@@ -1255,9 +1273,32 @@ class NotificationSession:
         return self.messenger.directory.presence_of([target]).addCallback(found)
 
     def do_UUM(self, command):
-        # Messages to other networks (Yahoo) and MSNP18 offline messages
-        # through the notification server are not offered.
-        raise CommandError(errors.COMMAND_DISABLED)
+        """
+        C{UUM t handle network type len} + MIME message.  At MSNP18 a text
+        message (type 1) to a Windows Live user is kept as an offline
+        message: C{UUM t OK} once stored.  Other networks are not served
+        (204); typing and nudges cannot be kept (217).
+        """
+        args = command.args
+        if len(args) != 3 or not args[1].isdigit() or not args[2].isdigit() or not wire.is_valid_handle(args[0]):
+            raise CommandError(errors.INVALID_PARAMETER)
+        if int(args[1]) != membership.WINDOWS_LIVE or not self.dialect.prefixed_handles:
+            raise CommandError(errors.INVALID_NETWORK, "no other network is served")
+        if args[2] != "1":
+            raise CommandError(errors.USER_OFFLINE, "only text can be kept for later")
+        try:
+            headers, text = oim.parse_mime_text(command.payload or b"", base64_body=False)
+        except oim.BadMessage as e:
+            raise CommandError(errors.INVALID_PARAMETER, str(e))
+        me = self.me
+        d = self.messenger.offline.leave(me.handle, me.name, canonical_handle(args[0]), text, oim.new_run_id(), 1)
+
+        def refused(failure):
+            if failure.check(core_errors.MessengerError):
+                raise CommandError(errors.USER_OFFLINE, str(failure.value))
+            return failure
+
+        return d.addCallbacks(lambda _: self.send(wire.format_line("UUM", command.trid, "OK")), refused)
 
     def do_PUT(self, command):
         # MSNP18 circles (group chats) are not offered.

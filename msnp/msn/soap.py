@@ -90,6 +90,16 @@ def parse_request(data: bytes):
     return body[0], root
 
 
+def _action_header(value: Optional[bytes]) -> str:
+    """
+    The operation a C{SOAPAction} header names (its last path segment).
+    """
+    if not value:
+        return ""
+    text = value.decode("latin-1").strip().strip('"')
+    return text.rstrip("/").rpartition("/")[2]
+
+
 def ticket_of(root) -> Optional[str]:
     """
     The Passport token a request carries: C{TicketToken} wherever the
@@ -128,6 +138,15 @@ class SOAPService(resource.Resource):
         """
         return ""
 
+    def token_of(self, root) -> Optional[str]:
+        """
+        The Passport token a request of this service carries.
+        """
+        return ticket_of(root)
+
+    def fault_envelope(self, fault: SOAPFault, action: str) -> bytes:
+        return fault_envelope(fault, action, self.namespace)
+
     def render_GET(self, request):
         request.setResponseCode(http.NOT_ALLOWED)
         request.setHeader(b"Allow", b"POST")
@@ -140,10 +159,19 @@ class SOAPService(resource.Resource):
         try:
             operation, root = parse_request(data)
             action = safexml.local(operation.tag)
+            named = _action_header(request.getHeader(b"soapaction"))
+            if named and named != action:
+                # The OIM store's body holds MessageType and Content: the
+                # header names the operation, the body is its element.
+                body = safexml.child(root, "Body")
+                action = named
+                operation = safexml.child(body, named)
+                if operation is None:
+                    operation = body
             handler = getattr(self, "op_" + action, None)
             if handler is None:
                 raise SOAPFault("NotSupported", f"{action} is not offered", "soap:Server")
-            token = ticket_of(root)
+            token = self.token_of(root)
             handle = self._tokens.owner(token) if token else None
             if handle is None:
                 raise SOAPFault("BadContextToken", "Invalid or expired ticket")
@@ -153,7 +181,9 @@ class SOAPService(resource.Resource):
             return self._fault(request, fault, action)
         finished = []
         request.notifyFinish().addBoth(finished.append)
-        d = maybeDeferred(handler, handle, operation)
+        # Handlers that read the request's header take the whole envelope.
+        extra = (root,) if getattr(handler, "wants_envelope", False) else ()
+        d = maybeDeferred(handler, handle, operation, *extra)
 
         def answered(body):
             self._write(request, finished, 200, envelope(body, self.header()))
@@ -164,7 +194,7 @@ class SOAPService(resource.Resource):
             else:
                 log.failure("{service} failed on {action}", failure, service=type(self).__name__, action=action)
                 fault = SOAPFault("InternalError", "Internal error", "soap:Server")
-            self._write(request, finished, 500, fault_envelope(fault, action, self.namespace))
+            self._write(request, finished, 500, self.fault_envelope(fault, action))
 
         d.addCallbacks(answered, failed)
         return server.NOT_DONE_YET
@@ -172,7 +202,7 @@ class SOAPService(resource.Resource):
     def _fault(self, request, fault: SOAPFault, action: str) -> bytes:
         request.setResponseCode(500)
         request.refusal = f"SOAP fault {fault.errorcode} ({action})"
-        return fault_envelope(fault, action, self.namespace)
+        return self.fault_envelope(fault, action)
 
     @staticmethod
     def _write(request, finished, code: int, body: bytes) -> None:
@@ -182,6 +212,15 @@ class SOAPService(resource.Resource):
         request.setHeader(b"Content-Length", b"%d" % len(body))
         request.write(body)
         request.finish()
+
+
+def with_envelope(handler):
+    """
+    Mark an operation handler that takes the request's envelope as a
+    third argument.
+    """
+    handler.wants_envelope = True
+    return handler
 
 
 def new_cache_key() -> str:
