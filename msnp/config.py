@@ -31,6 +31,11 @@ class ServerConfig:
     # seconds a web-service token (address book, storage, offline messages)
     # stays good: clients keep them for the session and cannot renew them
     service_token_lifetime: float = 24 * 3600.0
+    # the HTTP gateway (gateway.dll)
+    gateway_port: int = 0
+    max_gateway_sessions: int = 2000
+    max_gateway_buffer: int = 256 * 1024  # bytes waiting for one session's client
+    gateway_session_timeout: float = 60.0  # seconds without a request before a session is dropped
     # offline messages kept per account (MSNP13+), and their size
     max_offline_messages: int = 100
     max_offline_bytes: int = 256 * 1024

@@ -24,6 +24,8 @@ from msnp.core.messenger import Messenger
 from msnp.core.reaped import announce_offline
 from msnp.directory.placement import choose_node
 from msnp.msn.abservice import AddressBookService, SharingService
+from msnp.msn.gateway import Gateway
+from msnp.msn.gateway import make_site as make_gateway_site
 from msnp.msn.oim import OIMReadService, OIMStoreService
 from msnp.msn.storage import StorageService
 from msnp.msn.auth import PassportTickets, ServiceTokens, make_portal
@@ -181,6 +183,10 @@ class MessengerService(MultiService):
             checker = ThrottledChecker(PasswordHashChecker(timed_store, reactor), self.login_throttle, reactor)
             self.passport = make_site(config, checker, self.tickets, self.service_tokens, self._web_services())
             self._add_listener("passport", endpoints["passport"], self.passport, "passport_port")
+        self.gateway = None
+        if endpoints.get("gateway"):
+            self.gateway = Gateway(config, {"NS": self.notification, "SB": self.switchboard}, reactor)
+            self._add_listener("gateway", endpoints["gateway"], make_gateway_site(self.gateway), "gateway_port")
         self.admin = None
         self.admin_token = admin_token
         if endpoints.get("admin"):
@@ -378,6 +384,9 @@ class MessengerService(MultiService):
             yield DeferredList(closed)
             if timeout.active():
                 timeout.cancel()
+        if self.gateway is not None:
+            # Their connections have ended; their expiry timers go too.
+            self.gateway.close_all()
         stop_directory = getattr(self.directory, "stop", None)
         if stop_directory is not None:
             yield stop_directory()

@@ -100,6 +100,14 @@ class Options(usage.Options):
         ],
         ["ticket-lifetime", None, 300.0, "Seconds a Passport ticket may be used to log in.", float],
         [
+            "gateway",
+            None,
+            None,
+            "ENDPOINT of the HTTP gateway (/gateway/gateway.dll) for clients that cannot reach the MSNP ports, "
+            "e.g. tcp:80 (off when not given).",
+            str,
+        ],
+        [
             "admin",
             None,
             DEFAULT_ADMIN,
@@ -253,6 +261,7 @@ def check_options(options) -> list[str]:
         _check_database(options["db"])
     endpoints = {role: options[role] if role in roles else None for role in ROLES}
     endpoints["passport"] = options["passport"]
+    endpoints["gateway"] = options["gateway"]
     endpoints["admin"] = admin_endpoint(options)
     for role, description in endpoints.items():
         if description:
@@ -487,6 +496,7 @@ def config_from_options(options) -> ServerConfig:
         sb_idle_timeout=options["sb-idle-timeout"],
         passport_port=_port_from_endpoint(options["passport"], 0) if options["passport"] else 0,
         passport_ticket_lifetime=options["ticket-lifetime"],
+        gateway_port=_port_from_endpoint(options["gateway"], 0) if options["gateway"] else 0,
         challenge_deadline=options["challenge-deadline"],
         md5_login=not options["no-md5"],
         supported_dialects=tuple(range(8, 19)) if options["no-md5"] else tuple(range(2, 19)),
@@ -586,6 +596,7 @@ def makeService(options):
     roles = _roles(options)
     endpoints = {role: options[role] if role in roles else None for role in ROLES}
     endpoints["passport"] = options["passport"]
+    endpoints["gateway"] = options["gateway"]
     endpoints["admin"] = admin_endpoint(options)
     config = config_from_options(options)
     store = directory = None
