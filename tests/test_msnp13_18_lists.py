@@ -39,6 +39,8 @@ def online(server, handle, dialect="MSNP18", status="NLN", caps="2788999212:48")
     client.send(f"CHG 6 {status} {caps} 0")
     yield client.expect_line(f"CHG 6 {status} {caps}")
     yield expect_mail_data(client)
+    if int(dialect[4:]) >= 16:
+        yield expect_own_ubx(client, handle)
     client.tokens = tokens
     client.handle = handle
     return client
@@ -69,6 +71,17 @@ def expect_mail_data(client, count=0):
     assert b"Content-Type: text/x-msmsgsinitialmdatanotification" in notice.payload
     assert notice.payload.count(b"<M>") == count
     return notice
+
+
+@defer.inlineCallbacks
+def expect_own_ubx(client, handle):
+    """
+    MSNP16+: the user's own extended presence, echoed after a change.
+    """
+    line = yield client.next()
+    assert line.name == "UBX" and line.args[1] in (handle, f"1:{handle}"), line
+    assert b"<EndpointData id=" in line.payload and b"<PrivateEndpointData id=" in line.payload, line.payload
+    return line
 
 
 def sso_password(handle):
@@ -213,12 +226,21 @@ def test_uux_and_ubx_across_dialects(pp_server):
     data = b"<Data><PSM>hello</PSM><CurrentMedia></CurrentMedia><MachineGuid>{A80DD24A-1B2C-4D5E-8F90-112233445566}</MachineGuid></Data>"
     alice.send_payload("UUX 10", data)
     yield alice.expect_line("UUX 10 0")
+    # MSNP18 watchers get the document with Alice's point of presence;
+    # MSNP12 ones get it as sent; Alice hears her own, with private data.
+    endpoint = b'<EndpointData id="{A80DD24A-1B2C-4D5E-8F90-112233445566}"><Capabilities>2788999212:48</Capabilities></EndpointData>'
     ubx = yield bob.next()
-    assert ubx.text == f"UBX 1:alice@example.com {len(data)}" and ubx.payload == data
+    assert ubx.text == f"UBX 1:alice@example.com {len(ubx.payload)}"
+    assert ubx.payload == data[: -len(b"</Data>")] + endpoint + b"</Data>"
     ubx = yield dave.next()
     assert ubx.text == f"UBX alice@example.com {len(data)}" and ubx.payload == data
-    alice.send_payload("UUX 11", b"<EndpointData><Capabilities>2788999212:48</Capabilities></EndpointData>")
+    own = yield expect_own_ubx(alice, "alice@example.com")
+    assert own.payload.startswith(data[: -len(b"</Data>")] + endpoint + b'<PrivateEndpointData id="{A80DD24A')
+    private = b"<PrivateEndpointData><EpName>laptop</EpName><Idle>false</Idle><ClientType>1</ClientType><State>NLN</State></PrivateEndpointData>"
+    alice.send_payload("UUX 11", private)
     yield alice.expect_line("UUX 11 0")
+    own = yield expect_own_ubx(alice, "alice@example.com")
+    assert b"<EpName>laptop</EpName>" in own.payload
     alice.send_payload("UUX 12", b"<Data><PSM>")
     yield alice.expect_line("201 12")
     yield bob.expect_silence()
@@ -266,6 +288,7 @@ def test_contacts_added_in_one_dialect_appear_in_every_other(pp_server):
     yield dave.expect(r"ADD 0 RL \d+ alice@example.com Alice")
     alice.send("CHG 9 AWY 2788999212:48 0")
     yield alice.expect_line("CHG 9 AWY 2788999212:48")
+    yield expect_own_ubx(alice, "alice@example.com")
     yield carol.expect_line("NLN AWY alice@example.com Alice")
     yield dave.expect_line("NLN AWY alice@example.com Alice")
     yield carol.disconnect()
@@ -370,3 +393,44 @@ def test_ans_with_another_endpoints_guid_is_refused(pp_server):
     yield sb.expect_line("911 1")
     yield sb.expect_close()
     yield alice.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_points_of_presence_share_lists_and_presence(pp_server):
+    """
+    Alice signed in twice (two machine GUIDs): each endpoint's own UBX
+    names both; her watcher Bob sees her once, with both endpoints in UBX;
+    a contact added on one endpoint is on the other's lists; when one
+    endpoint leaves, Bob sees no FLN (the other still shows her online),
+    and FLN only when the last one goes.
+    """
+    bob = yield online(pp_server, "bob@example.com")
+    first = yield online(pp_server, "alice@example.com")
+    yield befriend(first, "NLN NLN 1:bob@example.com Bob 2788999212:48", bob, "NLN NLN 1:alice@example.com Alice 2788999212:48")
+    other_guid = "{0000AAAA-1B2C-4D5E-8F90-112233445566}"
+    second, _ = yield sso.sso_login(pp_server, "alice@example.com", "pw-alice", guid=other_guid)
+    second.send_payload("ADL 5", ml(initial=True))
+    yield second.expect_line("ADL 5 OK")
+    second.send("CHG 6 BSY 1:2 0")
+    yield second.expect_line("CHG 6 BSY 1:2")
+    yield second.expect_line("NLN NLN 1:bob@example.com Bob 2788999212:48")
+    yield expect_mail_data(second)
+    for client in (first, second):
+        own = yield expect_own_ubx(client, "alice@example.com")
+        assert own.payload.count(b"<EndpointData id=") == 2 and b"0000AAAA" in own.payload
+    yield bob.expect_line("NLN BSY 1:alice@example.com Alice 1:2")
+    # Carol added through the second endpoint is on the first one's lists.
+    second.send_payload("ADL 7", ml(("carol@example.com", 3)))
+    yield second.expect_line("ADL 7 OK")
+    stored = yield pp_server.store.load_user("alice@example.com")
+    assert "carol@example.com" in stored.lists["FL"]
+    first.send_payload("RML 8", ml(("carol@example.com", 1)))
+    yield first.expect_line("RML 8 OK")
+    # Taken off through the first endpoint: it knew of the second's edit.
+    stored = yield pp_server.store.load_user("alice@example.com")
+    assert "carol@example.com" not in stored.lists["FL"]
+    yield second.disconnect()
+    yield bob.expect_line("NLN NLN 1:alice@example.com Alice 2788999212:48")
+    yield first.disconnect()
+    yield bob.expect_line("FLN 1:alice@example.com 0:0")
+    yield bob.disconnect()

@@ -48,6 +48,7 @@ class Messenger:
             live = self._signed_in.get(user.handle)
             shared = next(iter(live.values())).user if live else user
             me = SignedInUser(shared, record.endpoint_id)
+            me.instance = record.instance
             self._signed_in.setdefault(user.handle, {})[record.endpoint_id] = me
             return me
 

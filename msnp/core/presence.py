@@ -75,6 +75,10 @@ class SignedInUser:
         self.personal_message = b""
         self.accepts_invitations = True
         self._privacy: Optional[PrivacyView] = None
+        # The endpoint's point-of-presence instance (MSNP16+ machine GUID)
+        # and what its front-end says of it (opaque here).
+        self.instance = ""
+        self.endpoint_details: dict = {}
 
     @property
     def handle(self) -> str:

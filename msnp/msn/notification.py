@@ -304,7 +304,8 @@ class NotificationSession:
                 )
             )
             if self.dialect.echoes_own_presence:
-                # MSNP16+: the user's own (still empty) extended presence.
+                # MSNP16+: the user's own extended presence, empty until the
+                # first CHG (then it names the points of presence).
                 lines.append(self.dialect.ubx(me.handle, b""))
             self.send(b"".join(lines))
             log.info("{handle} logged in with {dialect}", handle=me.handle, dialect=self.dialect.name)
@@ -382,10 +383,16 @@ class NotificationSession:
             self.send(self._presence_line(event))
         elif kind is events.PersonalMessageChanged:
             if me.status is not None and self.dialect.has_personal_messages:
+                metrics.PRESENCE_PERSONAL_MESSAGE.inc()
+                if event.handle == me.handle:
+                    # About oneself (MSNP16+ points of presence): with the
+                    # private data of each endpoint, so not shared.
+                    self.send(self.dialect.ubx(event.handle, self._extended_presence(event.handle, event.payload)))
+                    return
                 line = event.rendered.get(self.dialect)
                 if line is None:
-                    line = event.rendered[self.dialect] = self.dialect.ubx(event.handle, event.payload)
-                metrics.PRESENCE_PERSONAL_MESSAGE.inc()
+                    payload = self._extended_presence(event.handle, event.payload)
+                    line = event.rendered[self.dialect] = self.dialect.ubx(event.handle, payload)
                 self.send(line)
         elif kind is events.PropertyChanged:
             line = self.dialect.bpr_update(me.user.version, event.handle, event.key, wire.url_encode(event.value))
@@ -418,6 +425,39 @@ class NotificationSession:
             if line is None:
                 line = event.rendered["msn"] = dialects.maintenance_notice(event.minutes)
             self.send(line)
+
+    def _extended_presence(self, handle: str, payload: bytes) -> bytes:
+        """
+        MSNP16+: the UBX document of C{handle} with one C{EndpointData} per
+        point of presence signed in here (and, about this user, each one's
+        C{PrivateEndpointData}); earlier dialects get C{payload} as it is.
+        """
+        if not self.dialect.has_multiple_points_of_presence:
+            return payload
+        endpoints = [me for me in self.messenger.signed_in(handle) if me.instance]
+        if not endpoints:
+            return payload
+        extra = []
+        for me in endpoints:
+            caps = self.dialect.capabilities(me.client_caps, me.client_caps_ex)
+            extra.append(f'<EndpointData id="{{{me.instance}}}"><Capabilities>{caps}</Capabilities></EndpointData>'.encode())
+        if handle == self.handle:
+            for me in endpoints:
+                private = _inner_xml(me.endpoint_details.get("PrivateEndpointData", b""))
+                extra.append(b'<PrivateEndpointData id="{%s}">%s</PrivateEndpointData>' % (me.instance.encode(), private))
+        if b"</Data>" in payload:
+            head, _, tail = payload.rpartition(b"</Data>")
+            return head + b"".join(extra) + b"</Data>" + tail
+        return b"<Data><PSM></PSM><CurrentMedia></CurrentMedia>" + b"".join(extra) + b"</Data>"
+
+    def _echo_own_presence(self) -> None:
+        """
+        MSNP16+: the user's endpoints hear their own extended presence
+        (which endpoints are signed in, with what) after a change.
+        """
+        if self.dialect.has_multiple_points_of_presence:
+            me = self.me
+            self.messenger.directory.deliver([me.handle], events.PersonalMessageChanged(me.handle, me.personal_message))
 
     def _reverse_list_notice(self, event: events.ReverseListChanged) -> bytes:
         """
@@ -632,7 +672,7 @@ class NotificationSession:
                     )
                 )
                 if dialect.has_personal_messages and record.personal_message:
-                    lines.append(dialect.ubx(record.handle, record.personal_message))
+                    lines.append(dialect.ubx(record.handle, self._extended_presence(record.handle, record.personal_message)))
             return lines
 
         return self.messenger.presence.visible_contacts(self.me, contacts).addCallback(render)
@@ -986,6 +1026,7 @@ class NotificationSession:
         reply = self.dialect.chg(command.trid, code, caps, msnobj, command.args[1:], caps_ex)
         if not first:
             self.send(reply)
+            self._echo_own_presence()
             return None
         d = self._initial_presence_lines(command.trid, list(self.me.user.lists["FL"]))
         if self.dialect.lists_in_address_book:
@@ -997,6 +1038,7 @@ class NotificationSession:
             if self.dialect.has_challenges:
                 lines.append(self._open_new_challenge())
             self.send(b"".join(lines))
+            self._echo_own_presence()
 
         return d.addCallback(initial)
 
@@ -1059,12 +1101,15 @@ class NotificationSession:
             kind = safexml.local(root.tag)
             if kind in ("EndpointData", "PrivateEndpointData"):
                 self.endpoint_data[kind] = payload
+                self.me.endpoint_details[kind] = payload
                 self.send(wire.format_line("UUX", command.trid, 0))
+                self._echo_own_presence()
                 return
             if kind != "Data":
                 raise CommandError(errors.INVALID_PARAMETER, f"UUX {kind} document")
         self.send(wire.format_line("UUX", command.trid, 0))
         self.messenger.presence.set_personal_message(self.me, payload)
+        self._echo_own_presence()
 
     # Other services
 
@@ -1306,6 +1351,18 @@ class NotificationSession:
 
     def do_SDG(self, command):
         raise CommandError(errors.COMMAND_DISABLED)
+
+
+def _inner_xml(document: bytes) -> bytes:
+    """
+    What is inside a document's root element (a client's
+    C{<PrivateEndpointData>…</PrivateEndpointData>}), as it was sent.
+    """
+    start = document.find(b">")
+    end = document.rfind(b"</")
+    if start < 0 or end <= start or document[start - 1 : start] == b"/":
+        return b""
+    return document[start + 1 : end]
 
 
 def _refused_in_list_command(result):
