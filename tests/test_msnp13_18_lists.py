@@ -84,6 +84,21 @@ def expect_own_ubx(client, handle):
     return line
 
 
+@defer.inlineCallbacks
+def until(client, pattern):
+    """
+    Read past other lines (own UBX echoes, presence) to the one matching
+    C{pattern}.
+    """
+    import re
+
+    while True:
+        line = yield client.next()
+        match = re.fullmatch(pattern, line.text)
+        if match:
+            return match
+
+
 def sso_password(handle):
     from conftest import ACCOUNTS
 
@@ -378,6 +393,7 @@ def test_switchboard_at_msnp18(pp_server):
     relayed = yield bob_sb.next()
     assert relayed.text == f"MSG alice@example.com Alice {len(message)}" and relayed.payload == message
     yield bob_sb.disconnect()
+    yield sb.expect_line("BYE bob@example.com;{B80DD24A-1B2C-4D5E-8F90-112233445566}")
     yield sb.expect_line("BYE bob@example.com")
     for client in (sb, alice, bob):
         yield client.disconnect()
@@ -434,3 +450,77 @@ def test_points_of_presence_share_lists_and_presence(pp_server):
     yield first.disconnect()
     yield bob.expect_line("FLN 1:alice@example.com 0:0")
     yield bob.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_switchboard_per_point_of_presence(pp_server):
+    """
+    Alice at two endpoints: her self CAL rings her other endpoint (not the
+    calling one), which joins as its own participant: MSNP18 Bob sees it
+    as alice;{guid}, MSNP7 Carol is not told twice; messages reach every
+    endpoint; when one of Alice's endpoints leaves, Bob gets BYE for it
+    alone, and the bare BYE (and Carol's BYE) only when the last leaves.
+    """
+    first = yield online(pp_server, "alice@example.com")
+    bob = yield online(pp_server, "bob@example.com", caps="5:6")
+    yield befriend(first, "NLN NLN 1:bob@example.com Bob 5:6", bob, "NLN NLN 1:alice@example.com Alice 2788999212:48")
+    other_guid = "0000AAAA-1B2C-4D5E-8F90-112233445566"
+    second, _ = yield sso.sso_login(pp_server, "alice@example.com", "pw-alice", guid="{" + other_guid + "}")
+    second.send_payload("ADL 5", ml(initial=True))
+    yield second.expect_line("ADL 5 OK")
+    second.send("CHG 6 NLN 7:8 0")
+    yield second.expect_line("CHG 6 NLN 7:8")
+    first.send("XFR 10 SB")
+    match = yield until(first, r"XFR 10 SB 127\.0\.0\.1:(\d+) CKI (\S+) U messenger\.msn\.com 1")
+    sb = yield connect(int(match.group(1)), "sb-alice")
+    sb.send(f"USR 1 alice@example.com;{sso.GUIDS['alice@example.com']} {match.group(2)}")
+    yield sb.expect_line("USR 1 OK alice@example.com Alice")
+    sb.send("CAL 2 alice@example.com")
+    yield sb.expect(r"CAL 2 RINGING \d+")
+    yield sb.expect_line("JOI alice@example.com Alice 2788999212:48")
+    ring = None
+    while ring is None:
+        line = yield second.next()
+        if line.name == "RNG":
+            ring = line
+    session_id, address, cookie = ring.args[1], ring.args[2], ring.args[4]
+    sb2 = yield connect(int(address.split(":")[1]), "sb-alice2")
+    sb2.send(f"ANS 1 alice@example.com;{{{other_guid}}} {cookie} {session_id}")
+    yield expect_lines(
+        sb2,
+        [
+            "IRO 1 1 2 alice@example.com;{A80DD24A-1B2C-4D5E-8F90-112233445566} Alice 2788999212:48",
+            "IRO 1 2 2 alice@example.com Alice 2788999212:48",
+            "ANS 1 OK",
+        ],
+    )
+    yield sb.expect_line(f"JOI alice@example.com;{{{other_guid}}} Alice 7:8")
+    sb.send("CAL 3 bob@example.com")
+    yield sb.expect(r"CAL 3 RINGING \d+")
+    bob_ring = yield until(bob, r"RNG (\d+) 127\.0\.0\.1:(\d+) CKI (\S+) alice@example\.com Alice U messenger\.hotmail\.com 1")
+    bob_sb = yield connect(int(bob_ring.group(2)), "sb-bob")
+    bob_sb.send(f"ANS 1 bob@example.com;{sso.GUIDS['bob@example.com']} {bob_ring.group(3)} {bob_ring.group(1)}")
+    roster = []
+    while True:
+        line = yield bob_sb.next()
+        if line.text == "ANS 1 OK":
+            break
+        roster.append(line.text.split(" ")[4])
+    assert roster == [f"alice@example.com;{{{sso.GUIDS['alice@example.com'][1:-1]}}}", "alice@example.com", f"alice@example.com;{{{other_guid}}}"]
+    message = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nhi all"
+    bob_sb.send_payload("MSG 2 A", message)
+    yield bob_sb.expect_line("ACK 2")
+    for client in (sb, sb2):
+        while True:
+            line = yield client.next()
+            if line.name == "MSG":
+                assert line.payload == message
+                break
+    yield sb2.disconnect()
+    yield bob_sb.expect_line(f"BYE alice@example.com;{{{other_guid}}}")
+    yield bob_sb.expect_silence()
+    yield sb.disconnect()
+    yield bob_sb.expect_line(f"BYE alice@example.com;{sso.GUIDS['alice@example.com']}")
+    yield bob_sb.expect_line("BYE alice@example.com")
+    for client in (bob_sb, first, second, bob):
+        yield client.disconnect()

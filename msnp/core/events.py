@@ -115,6 +115,8 @@ class Ring:
     address: str
     caller: str
     caller_name: str
+    # The callee's point of presence not to ring (the caller's own).
+    except_instance: str = ""
 
 
 @attrs.frozen

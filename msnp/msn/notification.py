@@ -541,6 +541,8 @@ class NotificationSession:
         me = self.me
         if not (me.shown and me.accepts_invitations):
             return
+        if event.except_instance and event.except_instance.lower() == self.machine_guid.lower():
+            return
         clock = self.server.clock
         now = clock.seconds()
         ticket = switchboard.ticket_for(self, now + self.config.cookie_lifetime, event.session_id)
