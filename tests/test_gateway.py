@@ -259,3 +259,35 @@ def test_any_request_is_answered(parts, body):
         assert any(f"SessionID={s}" in header for s in gateway.sessions)
     gateway.close_all()
     clock.advance(0)
+
+
+@pytest_twisted.inlineCallbacks
+def test_session_header_is_written_in_its_exact_case(gw_server):
+    """
+    papyon looks the X-MSN-Messenger header up by its exact name: the
+    gateway writes it so, not in Twisted's canonical X-Msn-Messenger.
+    """
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    port = gw_server.service.listeners["gateway"].port.getHost().port
+
+    class Raw(Protocol):
+        def __init__(self):
+            self.data = b""
+            self.done = defer.Deferred()
+
+        def dataReceived(self, data):
+            self.data += data
+
+        def connectionLost(self, reason=None):
+            self.done.callback(self.data)
+
+    raw = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Raw())
+    body = b"VER 1 MSNP7\r\nOUT\r\n"
+    raw.transport.write(
+        b"POST http://127.0.0.1/gateway/gateway.dll?Action=open&Server=NS&IP=127.0.0.1 HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    data = yield raw.done
+    assert b"\r\nX-MSN-Messenger: SessionID=" in data and b"Session=close" in data
+    assert data.endswith(b"\r\n\r\nVER 1 MSNP7\r\nOUT\r\n")

@@ -60,7 +60,8 @@ from msnp.core.accounts import MALFORMED, AddressedUsernamePassword, LoginRefuse
 log = Logger()
 
 # Header names whose exact case the official client depends on.
-_EXACT_CASE = {name.lower(): name for name in (b"PassportURLs",)}
+# papyon reads the gateway's X-MSN-Messenger header by its exact name too.
+_EXACT_CASE = {name.lower(): name for name in (b"PassportURLs", b"X-MSN-Messenger")}
 
 _FAILED = (
     "Passport1.4 da-status=failed,srealm=Passport.NET,ts=-3,prompt,"
