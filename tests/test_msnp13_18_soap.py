@@ -340,3 +340,28 @@ def test_storage_profile(pp_server):
     assert response.code == 500 and b"NotSupported" in data
     yield alice.disconnect()
     yield carol.disconnect()
+
+
+
+@pytest_twisted.inlineCallbacks
+def test_adl_after_contact_add_shows_presence(pp_server):
+    """
+    WLM's order: ABContactAdd (the contact is on the forward list at
+    once), then ADL FL: the contact's presence follows the ADL OK although
+    the ADL added nothing (papyon saw no presence without this).
+    """
+    bob = yield sign_in(pp_server, "bob@example.com", "MSNP7", "NLN")
+    alice, tokens = yield sso.sso_login(pp_server, "alice@example.com", "pw-alice")
+    alice.send_payload("ADL 5", b'<ml l="1"></ml>')
+    yield alice.expect_line("ADL 5 OK")
+    alice.send("CHG 6 NLN 2788999212:48 0")
+    yield alice.expect_line("CHG 6 NLN 2788999212:48")
+    yield expect_mail_data(alice)
+    yield alice.next()  # her own UBX
+    code, _ = yield call(pp_server, "ab", "ABContactAdd", contact_add("bob@example.com"), tokens["contacts.msn.com"]["token"])
+    assert code == 200
+    alice.send_payload("ADL 7", b'<ml><d n="example.com"><c n="bob" l="3" t="1"/></d></ml>')
+    yield alice.expect_line("ADL 7 OK")
+    yield alice.expect_line("NLN NLN 1:bob@example.com Bob 0:0")
+    yield alice.disconnect()
+    yield bob.disconnect()

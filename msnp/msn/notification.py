@@ -1226,7 +1226,10 @@ class NotificationSession:
             return None
         user = self.me.user
         lists = self.messenger.lists
-        added_to_forward = []
+        # An ADL with the FL bit is also the client asking for the
+        # contact's presence: the contact may be on the list already (put
+        # there through the address book service), and is shown all the same.
+        watched = [entry.handle for entry in entries if entry.bits & membership.FL]
         edits = []
         for entry in entries:
             for lst, bit in membership.LIST_BITS.items():
@@ -1236,13 +1239,12 @@ class NotificationSession:
         def next_edit(_=None):
             if not edits:
                 self.send(wire.format_line("ADL", command.trid, "OK"))
-                if added_to_forward:
-                    return self._show_initial_presence(command.trid, added_to_forward)
+                shown = [contact for contact in watched if contact in user.lists["FL"]]
+                if shown:
+                    return self._show_initial_presence(command.trid, shown)
                 return None
             lst, contact = edits.pop(0)
             group_id = 0 if lst == "FL" and 0 in user.groups else None
-            if lst == "FL":
-                added_to_forward.append(contact)
             if contact in user.lists[lst]:
                 return next_edit()
             return lists.add(self.me, lst, contact, contact, group_id).addCallback(next_edit)
