@@ -59,10 +59,13 @@ class SignedInUser:
         "endpoint_id",
         "status",
         "client_caps",
+        "client_caps_ex",
         "msn_object",
         "personal_message",
         "accepts_invitations",
         "_privacy",
+        "instance",
+        "endpoint_details",
     )
 
     def __init__(self, user: UserState, endpoint_id: str):
