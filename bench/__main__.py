@@ -22,6 +22,8 @@ SCENARIOS = {
     "capacity": "bench.capacity",
     "sip": "bench.sip",
     "rvp": "bench.rvp",
+    "sso": "bench.sso",
+    "addressbook": "bench.addressbook",
 }
 DESCRIPTIONS = {
     "login": "MD5 logins through the dispatch server: sustained rate, latency, a burst",
@@ -32,8 +34,10 @@ DESCRIPTIONS = {
     "capacity": "many logged-in idle clients: server memory per connection, idle CPU",
     "sip": "SIP federation edge: MSN CHG to SIP NOTIFY, SIP MESSAGE to MSN MSG, latency at a steady rate",
     "rvp": "presence across the RVP bridge: RVP PROPPATCH to MSN NLN and MSN CHG to RVP NOTIFY latency",
+    "sso": "MSNP18 single sign-on logins: RST2.srf over TLS, USR SSO S with the MBI proof, ADL, CHG",
+    "addressbook": "ABFindAll of a 600-contact address book over TLS: latency, size, server CPU per request",
 }
-ALL = ("login", "passport", "presence", "conversations", "capacity", "sip", "rvp")
+ALL = ("login", "passport", "sso", "addressbook", "presence", "conversations", "capacity", "sip", "rvp")
 
 # Sizes small enough for a CI smoke run of every scenario in a few seconds.
 SMOKE = {
@@ -45,6 +49,8 @@ SMOKE = {
     "capacity": ["--clients", "60", "--contacts", "4", "--idle-window", "0.2", "--settle", "0.1"],
     "sip": ["--users", "10", "--rate", "10", "--duration", "0.5"],
     "rvp": ["--users", "3", "--rates", "20", "--duration", "0.3"],
+    "sso": ["--users", "6", "--contacts", "4", "--concurrency", "2", "--rounds", "1", "--hashes", "1"],
+    "addressbook": ["--contacts", "20", "--requests", "3", "--concurrency", "2"],
 }
 
 

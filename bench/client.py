@@ -34,7 +34,10 @@ MSNP11_PRODUCT_KEY = "YMM8C_H7KCQ2S_KL"
 
 # Server-to-client commands followed by a payload whose length is their last
 # parameter.
-PAYLOAD_COMMANDS = frozenset({b"MSG", b"NOT", b"IPG", b"GCF", b"UBX"})
+PAYLOAD_COMMANDS = frozenset({b"MSG", b"NOT", b"IPG", b"GCF", b"UBX", b"ADL", b"RML", b"FQY", b"UBN", b"UBM"})
+# What WLM 2009 answers CHL with (MSNP13+).
+MSNP13_PRODUCT_ID = "PROD0120PW!CCV9@"
+MSNP13_PRODUCT_KEY = "C1BX{V4W}Q3*10SM"
 
 STEP_TIMEOUT = 60.0
 
@@ -74,7 +77,7 @@ class Connection(asyncio.Protocol):
             if end < 0:
                 break
             parts = buffer[position:end].split(b" ")
-            if parts[0] in PAYLOAD_COMMANDS:
+            if parts[0] in PAYLOAD_COMMANDS and parts[-1].isdigit():
                 stop = end + 2 + int(parts[-1])
                 if stop > size:
                     break
@@ -102,7 +105,10 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     def _answer_challenge(self, parts: list) -> None:
-        if self.dialect >= 11:
+        if self.dialect >= 13:
+            answer = msnp11_answer(parts[2].decode(), MSNP13_PRODUCT_ID, MSNP13_PRODUCT_KEY).encode()
+            product = MSNP13_PRODUCT_ID.encode()
+        elif self.dialect >= 11:
             answer = msnp11_answer(parts[2].decode(), MSNP11_PRODUCT_ID, MSNP11_PRODUCT_KEY).encode()
             product = MSNP11_PRODUCT_ID.encode()
         else:
@@ -392,3 +398,147 @@ async def _synchronise_merged(ns: Connection, dialect: int) -> None:
         parts, _ = await ns.next_line()
         if parts[0] == b"LST":
             contacts -= 1
+
+
+# Single sign-on (MSNP15+), as WLM 2009 logs in.
+
+_COMPACT = re.compile(rb'<wsse:BinarySecurityToken Id="Compact(\d+)">([^<]*)</wsse:BinarySecurityToken>')
+_SECRET = re.compile(rb"<wst:BinarySecret>([^<]*)</wst:BinarySecret>")
+SSO_ADDRESSES = ("http://Passport.NET/tb", "messengerclear.live.com", "contacts.msn.com")
+
+
+async def https_post(address: tuple[str, int], path: str, body: bytes, tls: ssl.SSLContext, headers: bytes = b"") -> bytes:
+    """
+    The body of the answer to C{POST path} over a fresh TLS connection.
+    """
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(address[0], address[1], ssl=tls, server_hostname=address[0]), STEP_TIMEOUT
+    )
+    try:
+        writer.write(
+            b"POST %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Type: text/xml; charset=utf-8\r\n"
+            b"Content-Length: %d\r\n%s\r\n%s" % (path.encode(), address[0].encode(), len(body), headers, body)
+        )
+        response = await asyncio.wait_for(reader.read(), STEP_TIMEOUT)
+    finally:
+        writer.close()
+    head, _, content = response.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise ProtocolError(f"POST {path}: {head.splitlines()[0] if head else b'no answer'!r}")
+    return content
+
+
+def rst_envelope(handle: str, password: str, addresses=SSO_ADDRESSES) -> bytes:
+    from xml.sax.saxutils import escape
+
+    requests = "".join(
+        f'<wst:RequestSecurityToken Id="RST{i}"><wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue'
+        f"</wst:RequestType><wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{address}</wsa:Address>"
+        "</wsa:EndpointReference></wsp:AppliesTo></wst:RequestSecurityToken>"
+        for i, address in enumerate(addresses)
+    )
+    return (
+        '<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext" '
+        'xmlns:wsp="http://schemas.xmlsoap.org/ws/2002/12/policy" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/03/addressing" '
+        'xmlns:wst="http://schemas.xmlsoap.org/ws/2004/04/trust"><Header><wsse:Security><wsse:UsernameToken>'
+        f"<wsse:Username>{escape(handle)}</wsse:Username><wsse:Password>{escape(password)}</wsse:Password>"
+        '</wsse:UsernameToken></wsse:Security></Header><Body><ps:RequestMultipleSecurityTokens '
+        f'xmlns:ps="http://schemas.microsoft.com/Passport/SoapServices/PPCRL">{requests}</ps:RequestMultipleSecurityTokens></Body></Envelope>'
+    ).encode()
+
+
+async def sso_tokens(passport: tuple[str, int], handle: str, password: str, tls: ssl.SSLContext) -> dict:
+    """
+    RST2.srf: the messengerclear ticket with its BinarySecret, and the
+    contacts token.
+    """
+    import base64
+
+    body = await https_post(passport, "/RST2.srf", rst_envelope(handle, password), tls)
+    tokens = {int(index): value.replace(b"&amp;", b"&").decode() for index, value in _COMPACT.findall(body)}
+    secrets_found = _SECRET.findall(body)
+    if 1 not in tokens or 2 not in tokens or len(secrets_found) < 2:
+        raise ProtocolError("RST2.srf gave no messengerclear ticket")
+    # The tb token's secret comes first, messengerclear's second.
+    return {"ticket": tokens[1], "secret": base64.b64decode(secrets_found[1]), "contacts": tokens[2]}
+
+
+async def sso_login(
+    dispatch: tuple[str, int],
+    passport: tuple[str, int],
+    tls: ssl.SSLContext,
+    handle: str,
+    password: str,
+    dialect: int = 18,
+    status: bytes = b"NLN",
+    times: Optional[LoginTimes] = None,
+) -> Connection:
+    """
+    Log C{handle} in as WLM 2009 does: dispatch VER/CVR/USR SSO I → XFR,
+    notification VER/CVR/USR SSO I (the nonce), RST2.srf, USR SSO S with
+    the MBI proof and a machine GUID, the initial ADL, the first CHG.
+    """
+    import uuid
+
+    from msnp.msn import sso
+
+    started = now()
+    versions = b"MSNP%d CVR0" % dialect
+    handle_bytes = handle.encode()
+    cvr = b"CVR %d 0x0409 winnt 5.1 i386 MSNMSGR 14.0.8117.0416 msmsgs " + handle_bytes
+    notification = await _referral(dispatch, versions, (cvr, b"CVR"), b"USR %d SSO I " + handle_bytes, started, times=times)
+    ns = await connect(notification)
+    ns.dialect = dialect
+    try:
+        ns.trid = 3
+        await ns.request(b"VER %d " + versions, b"VER")
+        if times is not None:
+            times.ns_greeted = now() - started
+        await ns.request(cvr, b"CVR")
+        challenge = await ns.request(b"USR %d SSO I " + handle_bytes, b"USR")
+        tokens = await sso_tokens(passport, handle, password, tls)
+        if times is not None:
+            times.ticketed = now() - started
+        blob = sso.mbi_blob(tokens["secret"], challenge[5].decode()).encode()
+        guid = b"{%s}" % str(uuid.uuid4()).upper().encode()
+        await ns.request(b"USR %d SSO S " + tokens["ticket"].encode() + b" " + blob + b" " + guid, b"USR")
+        if times is not None:
+            times.authenticated = now() - started
+        trid = ns.next_trid()
+        initial = b'<ml l="1"></ml>'
+        ns.send(b"ADL %d %d\r\n%s" % (trid, len(initial), initial))
+        await asyncio.wait_for(ns.expect(b"ADL", trid), STEP_TIMEOUT)
+        if times is not None:
+            times.synced = now() - started
+        await ns.request(b"CHG %d " + status + b" 2788999212:48 0", b"CHG")
+        if times is not None:
+            times.online = now() - started
+        ns.contacts_token = tokens["contacts"]
+    except BaseException:
+        ns.abort()
+        raise
+    return ns
+
+
+AB_FIND_ALL = (
+    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>'
+    '<ABApplicationHeader xmlns="http://www.msn.com/webservices/AddressBook"><ApplicationId>CFE80F9D-180F-4399-82AB-413F33A1FA11'
+    "</ApplicationId><IsMigration>false</IsMigration><PartnerScenario>Initial</PartnerScenario></ABApplicationHeader>"
+    '<ABAuthHeader xmlns="http://www.msn.com/webservices/AddressBook"><ManagedGroupRequest>false</ManagedGroupRequest>'
+    "<TicketToken>%s</TicketToken></ABAuthHeader></soap:Header><soap:Body>"
+    '<ABFindAll xmlns="http://www.msn.com/webservices/AddressBook"><abId>00000000-0000-0000-0000-000000000000</abId>'
+    "<abView>Full</abView><deltasOnly>false</deltasOnly></ABFindAll></soap:Body></soap:Envelope>"
+)
+
+
+async def ab_find_all(passport: tuple[str, int], token: str, tls: ssl.SSLContext) -> int:
+    """
+    One ABFindAll over a fresh TLS connection; the size of the answer.
+    """
+    from xml.sax.saxutils import escape
+
+    body = (AB_FIND_ALL % escape(token)).encode()
+    answer = await https_post(passport, "/abservice/abservice.asmx", body, tls, b"SOAPAction: http://www.msn.com/webservices/AddressBook/ABFindAll\r\n")
+    if b"<ABFindAllResult>" not in answer:
+        raise ProtocolError("ABFindAll gave no result")
+    return len(answer)

@@ -192,6 +192,16 @@ class ClientWorker:
         failures: list[str] = []
 
         def login(user: int, record: client.LoginTimes):
+            if self.passport and self.passport.get("sso"):
+                return client.sso_login(
+                    self.dispatch,
+                    tuple(self.passport["address"]),
+                    self._tls,
+                    handle_of(user),
+                    PASSWORD,
+                    dialect=self.passport["dialect"],
+                    times=record,
+                )
             if self.passport:
                 return client.passport_login(
                     self.dispatch,
@@ -235,6 +245,34 @@ class ClientWorker:
         while any(not c.is_closed for c in connections) and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
         return len(connections)
+
+    async def find_all(self, requests: int, concurrency: int) -> dict:
+        """
+        ABFindAll for this worker's first account, C{requests} times with at
+        most C{concurrency} in flight (each over a fresh TLS connection, as
+        the clients open them): each one's latency and the answer's size.
+        """
+        from bench.population import PASSWORD, handle_of
+
+        user = self.users[0]
+        tokens = await client.sso_tokens(tuple(self.passport["address"]), handle_of(user), PASSWORD, self._tls)
+        gate = asyncio.Semaphore(max(1, concurrency))
+        latencies: list[float] = []
+        sizes: list[int] = []
+        failures: list[str] = []
+
+        async def one() -> None:
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    sizes.append(await client.ab_find_all(tuple(self.passport["address"]), tokens["contacts"], self._tls))
+                except Exception as error:
+                    failures.append(f"{type(error).__name__}: {error}")
+                    return
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(one() for _ in range(requests)))
+        return {"latencies": latencies, "sizes": sizes, "failures": failures}
 
     def close(self) -> None:
         for connection in self.connections.values():

@@ -17,7 +17,7 @@ class ServerConfig:
     dispatch_port: int = 1863
     notification_port: int = 1864
     switchboard_port: int = 1865
-    supported_dialects: tuple[int, ...] = tuple(range(2, 13))
+    supported_dialects: tuple[int, ...] = tuple(range(2, 19))
     max_line_length: int = wire.DEFAULT_MAX_LINE
     max_payload_length: int = 8192
     list_limits: dict = attrs.Factory(lambda: {"FL": 600, "AL": 1000, "BL": 1000})
@@ -28,6 +28,18 @@ class ServerConfig:
     # Passport and MSNP6+ challenges (see protocol-notes/passport.md)
     passport_port: int = 0  # where the HTTPS Passport login listens; 0: not running
     passport_ticket_lifetime: float = 300.0  # seconds a Passport ticket may be redeemed
+    # seconds a web-service token (address book, storage, offline messages)
+    # stays good: clients keep them for the session and cannot renew them
+    service_token_lifetime: float = 24 * 3600.0
+    # the HTTP gateway (gateway.dll)
+    gateway_port: int = 0
+    max_gateway_sessions: int = 2000
+    max_gateway_buffer: int = 256 * 1024  # bytes waiting for one session's client
+    gateway_session_timeout: float = 60.0  # seconds without a request before a session is dropped
+    # offline messages kept per account (MSNP13+), and their size
+    max_offline_messages: int = 100
+    max_offline_bytes: int = 256 * 1024
+    max_offline_message_bytes: int = 8192
     md5_login: bool = True  # False refuses MD5 logins (MSNP2-MSNP7)
     challenge_deadline: float = 50.0  # seconds a client has to answer CHL with QRY
     ping_interval: int = 60  # seconds told to MSNP9+ clients in QNG

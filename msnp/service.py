@@ -23,7 +23,12 @@ from msnp.core.accounts import LoginThrottle, PasswordHashChecker, ThrottledChec
 from msnp.core.messenger import Messenger
 from msnp.core.reaped import announce_offline
 from msnp.directory.placement import choose_node
-from msnp.msn.auth import PassportTickets, make_portal
+from msnp.msn.abservice import AddressBookService, SharingService
+from msnp.msn.gateway import Gateway
+from msnp.msn.gateway import make_site as make_gateway_site
+from msnp.msn.oim import OIMReadService, OIMStoreService
+from msnp.msn.storage import StorageService
+from msnp.msn.auth import PassportTickets, ServiceTokens, make_portal
 from msnp.directory.local import LocalDirectory
 from msnp.msn.dispatch import DispatchServer
 from msnp.msn.notification import NotificationServer
@@ -152,10 +157,18 @@ class MessengerService(MultiService):
         # timed for /metrics.
         timed_store = TimedStore(self.store)
         self.directory = directory if directory is not None else LocalDirectory()
-        self.messenger = Messenger(timed_store, self.directory, reactor, config.list_limits, config.max_groups)
+        self.messenger = Messenger(
+            timed_store,
+            self.directory,
+            reactor,
+            config.list_limits,
+            config.max_groups,
+            (config.max_offline_messages, config.max_offline_bytes, config.max_offline_message_bytes),
+        )
         self.login_throttle = LoginThrottle(config, reactor.seconds)
         # Passport tickets exist only when the Passport login runs.
         self.tickets = PassportTickets(config.passport_ticket_lifetime, reactor.seconds) if endpoints.get("passport") else None
+        self.service_tokens = ServiceTokens(config.service_token_lifetime, reactor.seconds)
         self.portal = make_portal(timed_store, self.messenger, self.tickets, config.md5_login)
         self.notification = NotificationServer(config, self.messenger, self.portal, reactor, self.login_throttle)
         self.dispatch = DispatchServer(config, reactor, self._placement())
@@ -168,8 +181,12 @@ class MessengerService(MultiService):
             # Guesses at the HTTPS login count with the account's failed
             # logins at the notification server.
             checker = ThrottledChecker(PasswordHashChecker(timed_store, reactor), self.login_throttle, reactor)
-            self.passport = make_site(config, checker, self.tickets)
+            self.passport = make_site(config, checker, self.tickets, self.service_tokens, self._web_services())
             self._add_listener("passport", endpoints["passport"], self.passport, "passport_port")
+        self.gateway = None
+        if endpoints.get("gateway"):
+            self.gateway = Gateway(config, {"NS": self.notification, "SB": self.switchboard}, reactor)
+            self._add_listener("gateway", endpoints["gateway"], make_gateway_site(self.gateway), "gateway_port")
         self.admin = None
         self.admin_token = admin_token
         if endpoints.get("admin"):
@@ -212,6 +229,19 @@ class MessengerService(MultiService):
         self.directory.on_reaped = lambda records: announce_offline(self.store, self.directory, records)
         config = self.config
         return hold_lease(lambda: config.notification_address).addCallback(lambda ignored: _)
+
+    def _web_services(self) -> list:
+        """
+        The MSNP13+ web services at the paths clients have built in.
+        """
+        args = (self.service_tokens, self.reactor, self.messenger, self.config)
+        return [
+            (b"/abservice/SharingService.asmx", SharingService(*args)),
+            (b"/abservice/abservice.asmx", AddressBookService(*args)),
+            (b"/storageservice/SchematizedStore.asmx", StorageService(*args)),
+            (b"/OimWS/oim.asmx", OIMStoreService(*args)),
+            (b"/rsi/rsi.asmx", OIMReadService(*args)),
+        ]
 
     def _add_listener(self, role: str, description: Optional[str], factory, port_setting: Optional[str]) -> None:
         if not description:
@@ -354,6 +384,9 @@ class MessengerService(MultiService):
             yield DeferredList(closed)
             if timeout.active():
                 timeout.cancel()
+        if self.gateway is not None:
+            # Their connections have ended; their expiry timers go too.
+            self.gateway.close_all()
         stop_directory = getattr(self.directory, "stop", None)
         if stop_directory is not None:
             yield stop_directory()

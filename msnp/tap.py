@@ -30,7 +30,7 @@ LISTEN_BACKLOG = "4096"
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
-        "Run an MSN Messenger service (MSNP2-MSNP12): dispatch, notification and "
+        "Run an MSN Messenger service (MSNP2-MSNP18): dispatch, notification and "
         "switchboard servers over one SQLite store (or PostgreSQL with --postgres), and with --passport the HTTPS "
         "Passport login MSNP8+ clients need. ENDPOINT is a Twisted endpoint "
         "string (tcp:PORT:interface=ADDR, ssl:..., unix:PATH, systemd:...)."
@@ -99,6 +99,14 @@ class Options(usage.Options):
             str,
         ],
         ["ticket-lifetime", None, 300.0, "Seconds a Passport ticket may be used to log in.", float],
+        [
+            "gateway",
+            None,
+            None,
+            "ENDPOINT of the HTTP gateway (/gateway/gateway.dll) for clients that cannot reach the MSNP ports, "
+            "e.g. tcp:80 (off when not given).",
+            str,
+        ],
         [
             "admin",
             None,
@@ -253,6 +261,7 @@ def check_options(options) -> list[str]:
         _check_database(options["db"])
     endpoints = {role: options[role] if role in roles else None for role in ROLES}
     endpoints["passport"] = options["passport"]
+    endpoints["gateway"] = options["gateway"]
     endpoints["admin"] = admin_endpoint(options)
     for role, description in endpoints.items():
         if description:
@@ -487,9 +496,10 @@ def config_from_options(options) -> ServerConfig:
         sb_idle_timeout=options["sb-idle-timeout"],
         passport_port=_port_from_endpoint(options["passport"], 0) if options["passport"] else 0,
         passport_ticket_lifetime=options["ticket-lifetime"],
+        gateway_port=_port_from_endpoint(options["gateway"], 0) if options["gateway"] else 0,
         challenge_deadline=options["challenge-deadline"],
         md5_login=not options["no-md5"],
-        supported_dialects=tuple(range(8, 13)) if options["no-md5"] else tuple(range(2, 13)),
+        supported_dialects=tuple(range(8, 19)) if options["no-md5"] else tuple(range(2, 19)),
         list_limits={lst: options["max-" + lst.lower()] for lst in ("FL", "AL", "BL")},
         **{field: options[option] for option, field, _, _ in Options.LIMITS if field},
     )
@@ -586,6 +596,7 @@ def makeService(options):
     roles = _roles(options)
     endpoints = {role: options[role] if role in roles else None for role in ROLES}
     endpoints["passport"] = options["passport"]
+    endpoints["gateway"] = options["gateway"]
     endpoints["admin"] = admin_endpoint(options)
     config = config_from_options(options)
     store = directory = None

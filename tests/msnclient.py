@@ -18,7 +18,8 @@ from msnp.msn import challenge
 DEFAULT_TIMEOUT = 5.0
 
 # Server-to-client commands whose last parameter is a payload length.
-PAYLOAD_REPLIES = frozenset({"MSG", "NOT", "IPG", "GCF", "UBX"})
+# ADL, RML, FQY, UBN and UBM from MSNP13 (ADL/RML answers end with OK).
+PAYLOAD_REPLIES = frozenset({"MSG", "NOT", "IPG", "GCF", "UBX", "ADL", "RML", "FQY", "UBN", "UBM"})
 
 
 class Received:
@@ -219,6 +220,9 @@ def challenge_answer(dialect: int, text: str) -> tuple[str, str]:
     The product id and answer an official client of C{dialect} gives to
     C{CHL 0 text}.
     """
+    if dialect >= 13:
+        # WLM 2009's product key; libpurple uses WLM 8.5's at every dialect.
+        return "PROD0120PW!CCV9@", challenge.msnp11_answer(text, "PROD0120PW!CCV9@", "C1BX{V4W}Q3*10SM")
     if dialect >= 11:
         return "PROD0090YUAUV{2B", challenge.msnp11_answer(text, "PROD0090YUAUV{2B", "YMM8C_H7KCQ2S_KL")
     return "msmsgs@msnmsgr.com", challenge.md5_answer(text, "Q1P7W2E4J9R8U3S5")

@@ -15,7 +15,9 @@ def test_payload_commands_are_framed_in_every_dialect():
     The client's payload commands are framed by name alone; GCF is not one
     of them (only its answer has a payload).
     """
-    assert dialects.NS_PAYLOAD_COMMANDS == frozenset({"QRY", "UUX", "SDC", "PAG", "PGD", "MSG"})
+    assert dialects.NS_PAYLOAD_COMMANDS == frozenset(
+        {"QRY", "UUX", "SDC", "PAG", "PGD", "MSG", "ADL", "RML", "FQY", "UUN", "UUM", "PUT", "SDG"}
+    )
     assert "GCF" not in dialects.NS_PAYLOAD_COMMANDS
 
 
@@ -23,9 +25,9 @@ def test_payload_commands_are_framed_in_every_dialect():
     "name,present",
     [
         ("GCF", range(11, 13)),
-        ("SDC", range(5, 13)),
+        ("SDC", range(5, 19)),
         ("PAG", range(5, 9)),
-        ("PGD", range(9, 13)),
+        ("PGD", range(9, 19)),
         ("SND", range(2, 5)),
     ],
 )

@@ -26,7 +26,7 @@ def test_defaults_match_the_server_config():
     """
     config = parsed()
     assert config.sb_auth_timeout == 60.0
-    assert config.md5_login and config.supported_dialects == tuple(range(2, 13))
+    assert config.md5_login and config.supported_dialects == tuple(range(2, 19))
 
 
 def test_operator_options_reach_the_config():
@@ -46,7 +46,7 @@ def test_operator_options_reach_the_config():
     assert (config.max_sb_payload, config.sb_message_rate, config.sb_message_burst) == (4096, 250.0, 1000)
     assert (config.login_failures_per_account, config.login_failures_per_address, config.login_failure_window) == (2, 6, 120.0)
     assert config.shutdown_grace == 1.5
-    assert not config.md5_login and config.supported_dialects == tuple(range(8, 13))
+    assert not config.md5_login and config.supported_dialects == tuple(range(8, 19))
 
 
 def test_silent_switchboard_connection_is_closed_after_sb_auth_timeout():

@@ -199,18 +199,18 @@ def test_md5_switched_off(pp_server):
 
 def test_no_md5_option_offers_only_passport_dialects():
     """
-    --no-md5 turns MD5 login off and offers MSNP8-MSNP12 only; without
+    --no-md5 turns MD5 login off and offers MSNP8-MSNP18 only; without
     --passport no Passport login runs.
     """
     options = Options()
     options.parseOptions(["--no-md5"])
     config = config_from_options(options)
-    assert not config.md5_login and config.supported_dialects == (8, 9, 10, 11, 12)
+    assert not config.md5_login and config.supported_dialects == tuple(range(8, 19))
     assert options["passport"] is None
     options = Options()
     options.parseOptions(["--passport", "ssl:1443:privateKey=k.pem:certKey=c.pem"])
     config = config_from_options(options)
-    assert config.md5_login and config.supported_dialects == tuple(range(2, 13)) and config.passport_port == 1443
+    assert config.md5_login and config.supported_dialects == tuple(range(2, 19)) and config.passport_port == 1443
 
 
 def test_tickets_expire_are_bound_and_single_use():

@@ -367,3 +367,29 @@ def test_login_refused_while_redis_is_away_then_service_resumes(redis_url, redis
         assert [r.endpoint_id for r in (yield n1.endpoints_of(ALICE))] == ["n1/2"]
     finally:
         yield n1.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_points_of_presence_stay_side_by_side(nodes):
+    """
+    Endpoints naming different instances (MSNP16+ machine GUIDs) stay side
+    by side across nodes; the same instance (in any case) replaces its old
+    endpoint, and an endpoint without one replaces them all.
+    """
+    n1, n2 = nodes
+    first = RecordingEndpoint("n1/1", ALICE)
+    second = RecordingEndpoint("n2/1", ALICE)
+    assert (yield n1.attach(first, pop_record("n1/1", "A80DD24A-0000-0000-0000-000000000001"))) == []
+    assert (yield n2.attach(second, pop_record("n2/1", "A80DD24A-0000-0000-0000-000000000002"))) == []
+    again = RecordingEndpoint("n2/2", ALICE)
+    replaced = yield n2.attach(again, pop_record("n2/2", "a80dd24a-0000-0000-0000-000000000001"))
+    assert [r.endpoint_id for r in replaced] == ["n1/1"]
+    assert (yield first.next_event()) == events.Kicked(events.REPLACED)
+    single = RecordingEndpoint("n1/3", ALICE)
+    replaced = yield n1.attach(single, record("n1/3", ALICE))
+    assert sorted(r.endpoint_id for r in replaced) == ["n2/1", "n2/2"]
+    n1.detach("n1/3")
+
+
+def pop_record(endpoint_id: str, instance: str) -> EndpointRecord:
+    return EndpointRecord(endpoint_id, ALICE, endpoint_id.split("/")[0], "msn", "MSNP18", instance=instance)

@@ -437,3 +437,29 @@ def test_federated_contacts_and_watchers(people):
     assert (yield store.entries_in_domains(["partner_example"])) == []
     change = yield store.remove_from_list(ALICE, "FL", kim)
     assert change == ListChange(5, None)
+
+
+@pytest_twisted.inlineCallbacks
+def test_offline_messages_kept_limited_and_deleted(people):
+    """
+    Offline messages are kept oldest first per recipient, refused past
+    the count and the size limits, unknown recipients refused, deleted by
+    id (ids the recipient does not hold are left out), and gone with the
+    account.
+    """
+    from msnp.store.records import MailboxFull, OfflineMessage
+
+    store = people
+    first = OfflineMessage("m1", BOB, "Bob", 10.0, "run", 1, "hello")
+    second = OfflineMessage("m2", CAROL, "Carol", 11.0, "run2", 1, "h\u00e9")
+    yield store.store_offline_message(ALICE, first, 2, 100)
+    yield store.store_offline_message(ALICE, second, 2, 100)
+    assert (yield store.offline_messages(ALICE)) == [first, second]
+    assert isinstance((yield store_failure(store.store_offline_message(ALICE, OfflineMessage("m3", BOB, "Bob", 12.0, "r", 2, "x"), 2, 100))), MailboxFull)
+    assert isinstance((yield store_failure(store.store_offline_message(BOB, OfflineMessage("m4", ALICE, "A", 12.0, "r", 2, "x" * 11), 5, 10))), MailboxFull)
+    assert isinstance((yield store_failure(store.store_offline_message("nobody@example.com", first, 5, 100))), UnknownAccount)
+    assert (yield store.delete_offline_messages(ALICE, ["m1", "m9"])) == ["m1"]
+    assert (yield store.offline_messages(ALICE)) == [second]
+    assert (yield store.offline_messages(BOB)) == []
+    yield store.delete_account(ALICE)
+    assert (yield store.offline_messages(ALICE)) == []

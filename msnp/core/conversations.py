@@ -84,17 +84,27 @@ class Conversation:
         """
         present = list(self.participants.values())
         self._ringing.pop(newcomer.handle, None)
-        self.participants[newcomer.handle] = newcomer
+        self.participants[participant_key(newcomer)] = newcomer
         for other in present:
             other.joined(newcomer)
         return present
 
     def leave(self, leaver, idle: bool = False) -> None:
-        if self.participants.get(leaver.handle) is not leaver:
+        key = participant_key(leaver)
+        if self.participants.get(key) is not leaver:
             return
-        del self.participants[leaver.handle]
+        del self.participants[key]
         for other in list(self.participants.values()):
             other.left(leaver, idle)
+
+    def has_user(self, handle: str) -> bool:
+        """
+        Whether any endpoint of C{handle} takes part.
+        """
+        return handle in self.participants or any(p.handle == handle for p in self.participants.values())
+
+    def endpoints_of(self, handle: str) -> list:
+        return [p for p in self.participants.values() if p.handle == handle]
 
     def relay(self, sender, payload: bytes, now: Optional[float] = None):
         """
@@ -125,6 +135,16 @@ class Conversation:
         )
 
 
+def participant_key(participant) -> str:
+    """
+    How a conversation files a participant: by handle, and for a point of
+    presence (an endpoint with an C{instance}) by handle and instance, so
+    that several endpoints of one user can take part.
+    """
+    instance = getattr(participant, "instance", "")
+    return f"{participant.handle};{instance.lower()}" if instance else participant.handle
+
+
 class Conversations:
     """
     Opening conversations under ids unique to the service, and inviting
@@ -152,11 +172,13 @@ class Conversations:
     def close(self, conversation: Conversation) -> None:
         self._directory.release_session_id(conversation.session_id)
 
-    def invite(self, conversation: Conversation, caller, callee: str, expires: float) -> Deferred:
+    def invite(self, conversation: Conversation, caller, callee: str, expires: float, except_instance: str = "") -> Deferred:
         """
         Ring C{callee} for C{caller} (a participant) when they are shown
         online, take invitations and their privacy lets C{caller} reach them;
-        L{errors.UserOffline} otherwise.
+        L{errors.UserOffline} otherwise.  C{except_instance}: the point of
+        presence not to ring (a user bringing a conversation to their other
+        endpoints).
         """
         d = self._directory.presence_of([callee])
 
@@ -166,7 +188,8 @@ class Conversations:
                 raise errors.UserOffline(callee)
             conversation.ring(callee, expires)
             self._directory.deliver(
-                [callee], events.Ring(callee, conversation.session_id, conversation.address, caller.handle, caller.name)
+                [callee],
+                events.Ring(callee, conversation.session_id, conversation.address, caller.handle, caller.name, except_instance),
             )
 
         return d.addCallback(found)

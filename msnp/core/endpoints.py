@@ -46,6 +46,9 @@ class EndpointRecord:
     client_version: str = ""
     address: str = ""
     since: float = 0.0
+    # For a protocol with several points of presence per account (MSNP16+):
+    # the client's machine GUID; "" for a single point of presence.
+    instance: str = ""
 
 
 def default_node_id() -> str:

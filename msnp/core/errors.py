@@ -54,3 +54,15 @@ class AlreadyInMode(MessengerError):
 
 class UserOffline(MessengerError):
     """The user cannot be reached now (offline, hidden, or refusing)."""
+
+
+class NotAccepted(MessengerError):
+    """The recipient's privacy settings refuse messages from the sender."""
+
+
+class MessageTooLarge(MessengerError):
+    """The message is longer than a kept message may be."""
+
+
+class MailboxFull(MessengerError):
+    """The recipient holds as many offline messages as allowed."""

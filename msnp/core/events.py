@@ -33,6 +33,8 @@ class PresenceChanged:
     msn_object: str = ""
     details_only: bool = False
     rendered: dict = _render_cache()
+    # The second capability word of clients that have one (MSNP16+).
+    client_caps_ex: int = 0
 
 
 @attrs.frozen
@@ -44,6 +46,22 @@ class PersonalMessageChanged:
     handle: str
     payload: bytes
     rendered: dict = _render_cache()
+
+
+@attrs.frozen
+class UserNotification:
+    """
+    C{sender} relays an opaque notification of C{kind} to C{target}'s
+    endpoints (all of them, or only the point of presence C{instance}).
+    C{sender_instance} names the sender's own point of presence, if any.
+    """
+
+    sender: str
+    target: str
+    kind: str
+    payload: bytes
+    instance: str = ""
+    sender_instance: str = ""
 
 
 @attrs.frozen
@@ -97,6 +115,8 @@ class Ring:
     address: str
     caller: str
     caller_name: str
+    # The callee's point of presence not to ring (the caller's own).
+    except_instance: str = ""
 
 
 @attrs.frozen
@@ -135,3 +155,24 @@ class ListsChanged:
     """
 
     owner: str
+
+
+@attrs.frozen
+class OfflineMessageArrived:
+    """
+    A message (an L{msnp.store.records.OfflineMessage}) was kept for
+    C{owner}.
+    """
+
+    owner: str
+    message: object
+
+
+@attrs.frozen
+class OfflineMessagesDeleted:
+    """
+    C{count} of C{owner}'s offline messages were read and deleted.
+    """
+
+    owner: str
+    count: int

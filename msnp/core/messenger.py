@@ -5,12 +5,13 @@ one store and one directory.
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from msnp.core import events
 from msnp.core.conversations import Conversations
 from msnp.core.endpoints import EndpointIds
 from msnp.core.lists import ContactLists
+from msnp.core.offline import OfflineMessages
 from msnp.core.presence import Presence, SignedInUser
 
 
@@ -20,7 +21,7 @@ class Messenger:
     and out, and ending sessions, are here.
     """
 
-    def __init__(self, store, directory, clock, list_limits: dict, max_groups: int):
+    def __init__(self, store, directory, clock, list_limits: dict, max_groups: int, offline_limits: tuple = (100, 256 * 1024, 8192)):
         self.store = store
         self.directory = directory
         self.clock = clock
@@ -28,19 +29,40 @@ class Messenger:
         self.lists = ContactLists(store, directory, self.presence, list_limits, max_groups)
         self.conversations = Conversations(directory, clock)
         self.endpoint_ids = EndpointIds(directory.node)
+        # handle -> {endpoint id: SignedInUser} of the endpoints here
+        self._signed_in: dict[str, dict[str, SignedInUser]] = {}
+        # (messages, bytes of text) per recipient, bytes per message
+        self.offline = OfflineMessages(store, directory, clock, self.service_user, *offline_limits)
 
     def sign_in(self, endpoint, user) -> Deferred:
         """
         Make C{endpoint} (an L{IEndpoint} that can describe itself with
         C{endpoint_record(handle, since)}) the user's endpoint; fires with the
-        L{SignedInUser}.
+        L{SignedInUser}.  Endpoints of one user in this process (points of
+        presence) share one copy of the lists, so an edit through any of
+        them is seen by all.
         """
         record = endpoint.endpoint_record(user.handle, self.clock.seconds())
-        me = SignedInUser(user, record.endpoint_id)
-        return self.directory.attach(endpoint, record).addCallback(lambda replaced: me)
+
+        def attached(replaced):
+            live = self._signed_in.get(user.handle)
+            shared = next(iter(live.values())).user if live else user
+            me = SignedInUser(shared, record.endpoint_id)
+            me.instance = record.instance
+            self._signed_in.setdefault(user.handle, {})[record.endpoint_id] = me
+            return me
+
+        return self.directory.attach(endpoint, record).addCallback(attached)
 
     def sign_out(self, me: SignedInUser) -> None:
-        self.presence.signed_out(me)
+        held = self._signed_in.get(me.handle, {})
+        held.pop(me.endpoint_id, None)
+        if not held:
+            self._signed_in.pop(me.handle, None)
+            self.presence.signed_out(me)
+        else:
+            # Another point of presence stays: the user is shown as it is.
+            self.presence.endpoint_left(me, self._presence_holder(held))
         self.directory.detach(me.endpoint_id)
 
     def lock(self, handle: str) -> Deferred:
@@ -70,6 +92,30 @@ class Messenger:
             return ended
 
         return self.store.delete_account(handle).addCallback(deleted)
+
+    def signed_in(self, handle: str) -> list[SignedInUser]:
+        """
+        The user's endpoints signed in through this process.
+        """
+        return list(self._signed_in.get(handle, {}).values())
+
+    def service_user(self, handle: str) -> Deferred:
+        """
+        The user for a request from outside a session (a web service):
+        the lists of their endpoints here when signed in, so that an edit
+        reaches those endpoints at once; else loaded from the store, not
+        signed in.  Fires with None for an unknown account.
+        """
+        live = self.signed_in(handle)
+        if live:
+            return succeed(live[0])
+        return self.store.load_user(handle).addCallback(lambda user: None if user is None else SignedInUser(user, ""))
+
+    @staticmethod
+    def _presence_holder(held: dict) -> SignedInUser:
+        # The endpoint whose status the user shows: the latest one shown.
+        shown = [me for me in held.values() if me.shown]
+        return (shown or list(held.values()))[-1]
 
     def kick(self, handle: str, reason: str = events.KICKED) -> Deferred:
         """

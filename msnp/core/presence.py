@@ -36,6 +36,7 @@ class PresenceRecord:
     personal_message: bytes = b""
     accepts_invitations: bool = True
     privacy: PrivacyView = PrivacyView()
+    client_caps_ex: int = 0
 
     def visible_to(self, watcher: str) -> bool:
         return statuses.is_shown(self.status) and self.privacy.allows(watcher)
@@ -58,10 +59,13 @@ class SignedInUser:
         "endpoint_id",
         "status",
         "client_caps",
+        "client_caps_ex",
         "msn_object",
         "personal_message",
         "accepts_invitations",
         "_privacy",
+        "instance",
+        "endpoint_details",
     )
 
     def __init__(self, user: UserState, endpoint_id: str):
@@ -69,10 +73,15 @@ class SignedInUser:
         self.endpoint_id = endpoint_id
         self.status: Optional[str] = None
         self.client_caps = 0
+        self.client_caps_ex = 0
         self.msn_object = ""
         self.personal_message = b""
         self.accepts_invitations = True
         self._privacy: Optional[PrivacyView] = None
+        # The endpoint's point-of-presence instance (MSNP16+ machine GUID)
+        # and what its front-end says of it (opaque here).
+        self.instance = ""
+        self.endpoint_details: dict = {}
 
     @property
     def handle(self) -> str:
@@ -109,6 +118,7 @@ class SignedInUser:
             self.personal_message,
             self.accepts_invitations,
             self.privacy(),
+            self.client_caps_ex,
         )
 
 
@@ -133,10 +143,12 @@ class Presence:
     def _announce(self, me: SignedInUser, status: Optional[str], details_only: bool = False) -> None:
         watchers = self._watchers(me)
         if watchers:
-            event = events.PresenceChanged(me.handle, status, me.name, me.client_caps, me.msn_object, details_only)
+            event = events.PresenceChanged(
+                me.handle, status, me.name, me.client_caps, me.msn_object, details_only, client_caps_ex=me.client_caps_ex
+            )
             self._directory.deliver(watchers, event)
 
-    def set_status(self, me: SignedInUser, status: str, client_caps: int = 0, msn_object: str = "") -> bool:
+    def set_status(self, me: SignedInUser, status: str, client_caps: int = 0, msn_object: str = "", client_caps_ex: int = 0) -> bool:
         """
         Show C{status} (one of L{statuses.SETTABLE}) with the client's
         capabilities and MSN object; tells the watchers what changed.
@@ -144,9 +156,9 @@ class Presence:
         """
         first = me.status is None
         previous = me.status
-        details_changed = (client_caps, msn_object) != (me.client_caps, me.msn_object)
+        details_changed = (client_caps, msn_object, client_caps_ex) != (me.client_caps, me.msn_object, me.client_caps_ex)
         me.status = status
-        me.client_caps, me.msn_object = client_caps, msn_object
+        me.client_caps, me.msn_object, me.client_caps_ex = client_caps, msn_object, client_caps_ex
         self._publish(me)
         was_shown, shown = statuses.is_shown(previous), statuses.is_shown(status)
         if (status != previous or details_changed) and (shown or was_shown):
@@ -174,6 +186,20 @@ class Presence:
             self._announce(me, None)
         me.status = None
         self._directory.withdraw_presence(me.handle, me.endpoint_id)
+
+    def endpoint_left(self, me: SignedInUser, remaining: SignedInUser) -> None:
+        """
+        One of several points of presence of a user signed out; the user
+        is shown as C{remaining} shows them, and watchers hear of the
+        difference only.
+        """
+        before = (me.status, me.client_caps, me.msn_object)
+        me.status = None
+        self._directory.withdraw_presence(me.handle, me.endpoint_id)
+        self._publish(remaining)
+        after = (remaining.status, remaining.client_caps, remaining.msn_object)
+        if after != before and (remaining.shown or statuses.is_shown(before[0])):
+            self._announce(remaining, remaining.status if remaining.shown else None)
 
     def set_personal_message(self, me: SignedInUser, payload: bytes) -> None:
         me.personal_message = payload
@@ -226,7 +252,8 @@ class Presence:
                 (shown_to if visible else hidden_from).append(watcher)
         if shown_to:
             self._directory.deliver(
-                shown_to, events.PresenceChanged(me.handle, me.status, me.name, me.client_caps, me.msn_object)
+                shown_to,
+                events.PresenceChanged(me.handle, me.status, me.name, me.client_caps, me.msn_object, client_caps_ex=me.client_caps_ex),
             )
         if hidden_from:
             self._directory.deliver(hidden_from, events.PresenceChanged(me.handle, None, me.name))

@@ -30,6 +30,9 @@ class IDirectory(Interface):
         reachable as C{record}.  With C{single}, the user's other endpoints
         of the same protocol are replaced: a Deferred fires with their
         records, and each of them has been sent L{Kicked}C{("replaced")}.
+        Points of presence (records with an C{instance}) replace only the
+        endpoint of the same instance and those without one; endpoints of
+        other instances stay.
         """
 
     def detach(endpoint_id):

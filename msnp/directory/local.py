@@ -41,7 +41,7 @@ class LocalDirectory:
         if single:
             for other_id in list(self._by_handle.get(record.handle, ())):
                 other = self._endpoints.get(other_id)
-                if other is not None and other_id != record.endpoint_id and other[1].protocol == record.protocol:
+                if other is not None and other_id != record.endpoint_id and _replaces(record, other[1]):
                     replaced.append(other[1])
         for old in replaced:
             live = self._endpoints[old.endpoint_id][0]
@@ -150,6 +150,20 @@ class LocalDirectory:
 
     def release_session_id(self, session_id: str) -> None:
         self._session_ids.pop(session_id, None)
+
+
+def _replaces(new: EndpointRecord, old: EndpointRecord) -> bool:
+    """
+    Whether signing C{new} in ends C{old}: an endpoint of the same protocol,
+    unless both are points of presence of different instances (machine
+    GUIDs), which stay side by side.  The same instance signing in again
+    replaces its old endpoint.
+    """
+    if new.protocol != old.protocol:
+        return False
+    if new.instance and old.instance:
+        return new.instance.lower() == old.instance.lower()
+    return True
 
 
 def _give(endpoint, event) -> None:

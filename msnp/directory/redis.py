@@ -100,7 +100,10 @@ if ARGV[5] == '1' then
     local id, rec = all[i], all[i + 1]
     if id ~= ARGV[3] then
       local decoded = cjson.decode(rec)
-      if decoded['f']['protocol'] == ARGV[6] then
+      local other = decoded['f']['instance'] or ''
+      if type(other) ~= 'string' then other = '' end
+      -- Points of presence of different instances stay side by side.
+      if decoded['f']['protocol'] == ARGV[6] and (ARGV[8] == '' or other == '' or string.lower(other) == ARGV[8]) then
         redis.call('HDEL', KEYS[1], id)
         table.insert(replaced, rec)
       end
@@ -562,7 +565,7 @@ class RedisDirectory:
         d = self._redis.eval(
             _ATTACH,
             [f"ep:{record.handle}", self._index],
-            [*self._fence_args(), record.endpoint_id, codec.dumps(record), "1" if single else "0", record.protocol, record.handle],
+            [*self._fence_args(), record.endpoint_id, codec.dumps(record), "1" if single else "0", record.protocol, record.handle, record.instance.lower()],
         )
 
         def refused(failure):

@@ -28,6 +28,7 @@ from msnp.core.accounts import (
     MessengerRealm,
     avatar_of,
 )
+from msnp.msn import sso
 from msnp.store.records import canonical_handle
 
 
@@ -133,15 +134,48 @@ class PassportTicketCredentials:
         self.ticket = ticket
 
 
+class ISSOCredentials(IPassportTicketCredentials):
+    """
+    A ticket presented with C{USR t SSO S} (MSNP15+), with the proof that
+    the client holds the BinarySecret Passport gave with it.
+    """
+
+    def check_proof(secret):
+        """
+        Whether the client's answer to the nonce was made with C{secret}.
+        """
+
+
+@implementer(ISSOCredentials)
+class SSOCredentials:
+    def __init__(self, handle: str, ticket: str, nonce: str, blob: str):
+        self.handle = canonical_handle(handle)
+        self.ticket = ticket
+        self.nonce = nonce
+        self.blob = blob
+
+    def check_proof(self, secret: bytes) -> bool:
+        return sso.verify_mbi(secret, self.nonce, self.blob)
+
+
+# Why a single sign-on is refused when its ticket was good.
+SSO_PROOF_WRONG = ("single sign-on proof (MBI) does not match the ticket's secret", "bad_ticket")
+
+
+def _ticket_fields(ticket: str) -> dict:
+    return dict(part.partition("=")[::2] for part in ticket.split("&"))
+
+
 class IPassportTickets(Interface):
     """
     Where Passport tickets are kept between the HTTPS login that issues
     them and the notification server that redeems them.
     """
 
-    def issue(handle):
+    def issue(handle, secret=None):
         """
-        A new ticket (C{t=...&p=...}) for C{handle}.
+        A new ticket (C{t=...&p=...}) for C{handle}; C{secret}, the
+        BinarySecret given to the client with it (SSO), is kept with it.
         """
 
     def redeem(ticket, handle):
@@ -153,6 +187,12 @@ class IPassportTickets(Interface):
         """
         As L{redeem}, but None for a live ticket of C{handle} and otherwise
         why not (one of the C{TICKET_} reasons of L{msnp.core.accounts}).
+        """
+
+    def take(ticket, handle):
+        """
+        As L{refusal}, with the secret kept with the ticket: (refusal or
+        None, secret or None).  The ticket is used up.
         """
 
 
@@ -168,14 +208,14 @@ class PassportTickets:
     def __init__(self, lifetime: float, now):
         self._lifetime = lifetime
         self._now = now
-        self._issued: dict[str, tuple[str, str, float]] = {}
+        self._issued: dict[str, tuple[str, str, float, Optional[bytes]]] = {}
         self._sweep_at = 64
 
-    def issue(self, handle: str) -> str:
+    def issue(self, handle: str, secret: Optional[bytes] = None) -> str:
         self._forget_expired()
         key = secrets.token_urlsafe(24)
         profile = secrets.token_urlsafe(24)
-        self._issued[key] = (canonical_handle(handle), profile, self._now() + self._lifetime)
+        self._issued[key] = (canonical_handle(handle), profile, self._now() + self._lifetime, secret)
         return f"t={key}&p={profile}"
 
     def redeem(self, ticket: str, handle: str) -> bool:
@@ -186,16 +226,19 @@ class PassportTickets:
         return self.refusal(ticket, handle) is None
 
     def refusal(self, ticket: str, handle: str) -> Optional[tuple[str, str]]:
-        fields = dict(part.partition("=")[::2] for part in ticket.split("&"))
+        return self.take(ticket, handle)[0]
+
+    def take(self, ticket: str, handle: str) -> tuple[Optional[tuple[str, str]], Optional[bytes]]:
+        fields = _ticket_fields(ticket)
         entry = self._issued.pop(fields.get("t", ""), None)
         if entry is None or not hmac.compare_digest(entry[1].encode(), fields.get("p", "").encode()):
-            return TICKET_UNKNOWN
-        owner, _, expires = entry
+            return TICKET_UNKNOWN, None
+        owner, _, expires, secret = entry
         if owner != canonical_handle(handle):
-            return TICKET_OTHER_ACCOUNT
+            return TICKET_OTHER_ACCOUNT, None
         if self._now() > expires:
-            return TICKET_EXPIRED
-        return None
+            return TICKET_EXPIRED, None
+        return None, secret
 
     def __len__(self) -> int:
         return len(self._issued)
@@ -206,9 +249,73 @@ class PassportTickets:
         if len(self._issued) < self._sweep_at:
             return
         now = self._now()
-        for key in [k for k, (_, _, expires) in self._issued.items() if expires < now]:
+        for key in [k for k, entry in self._issued.items() if entry[2] < now]:
             del self._issued[key]
         while len(self._issued) >= self.MAX_TICKETS:
+            del self._issued[next(iter(self._issued))]
+        self._sweep_at = max(64, 2 * len(self._issued))
+
+
+class ServiceTokens:
+    """
+    The compact tokens Passport hands out for the web services (address
+    book, storage, offline messages): bound to one account, good for any
+    number of requests until they expire, C{lifetime} seconds after issue.
+    Clients keep them for the whole session and do not renew them.
+    """
+
+    MAX_TOKENS = 200_000
+
+    def __init__(self, lifetime: float, now):
+        self.lifetime = lifetime
+        self._now = now
+        self._issued: dict[str, tuple[str, str, float]] = {}
+        self._sweep_at = 64
+
+    def issue(self, handle: str) -> str:
+        key = secrets.token_urlsafe(24)
+        profile = secrets.token_urlsafe(24)
+        token = f"t={key}&p={profile}"
+        self.register(token, handle)
+        return token
+
+    def register(self, token: str, handle: str) -> None:
+        """
+        Accept C{token} (issued elsewhere, e.g. a messenger ticket) as a
+        service token of C{handle} too.
+        """
+        self._forget_expired()
+        fields = _ticket_fields(token)
+        self._issued[fields.get("t", "")] = (canonical_handle(handle), fields.get("p", ""), self._now() + self.lifetime)
+
+    def owner(self, token: str) -> Optional[str]:
+        """
+        The account C{token} (C{t=...&p=...}) belongs to, or None when it
+        is unknown, its C{p} part is wrong, or it expired.
+        """
+        fields = _ticket_fields(token)
+        key = fields.get("t", "")
+        entry = self._issued.get(key)
+        if entry is None:
+            return None
+        handle, profile, expires = entry
+        if not hmac.compare_digest(profile.encode(), fields.get("p", "").encode()):
+            return None
+        if self._now() > expires:
+            del self._issued[key]
+            return None
+        return handle
+
+    def __len__(self) -> int:
+        return len(self._issued)
+
+    def _forget_expired(self) -> None:
+        if len(self._issued) < self._sweep_at:
+            return
+        now = self._now()
+        for key in [k for k, (_, _, expires) in self._issued.items() if expires < now]:
+            del self._issued[key]
+        while len(self._issued) >= self.MAX_TOKENS:
             del self._issued[next(iter(self._issued))]
         self._sweep_at = max(64, 2 * len(self._issued))
 
@@ -217,17 +324,21 @@ class PassportTickets:
 class PassportTicketChecker:
     """
     Accepts a ticket the Passport login issued to the same, still existing
-    account.
+    account; for single sign-on, only with the proof made from the secret
+    issued with that ticket.
     """
 
-    credentialInterfaces = (IPassportTicketCredentials,)
+    credentialInterfaces = (IPassportTicketCredentials, ISSOCredentials)
 
     def __init__(self, tickets: PassportTickets, store):
         self._tickets = tickets
         self._store = store
 
     def requestAvatarId(self, credentials) -> Deferred:
-        refusal = self._tickets.refusal(credentials.ticket, credentials.handle)
+        refusal, secret = self._tickets.take(credentials.ticket, credentials.handle)
+        if refusal is None and ISSOCredentials.providedBy(credentials):
+            if secret is None or not credentials.check_proof(secret):
+                refusal = SSO_PROOF_WRONG
         if refusal is not None:
             return fail(LoginRefused(*refusal))
         refusals = []

@@ -2,8 +2,9 @@
 The CHL/QRY challenge the notification server sends from MSNP6 on, and
 the answers the official clients compute.
 
-MSNP6-MSNP10 answer with md5(challenge + product key); MSNP11 and MSNP12
-use a keyed hash built on that md5 (see L{msnp11_answer}).  The product
+MSNP6-MSNP10 answer with md5(challenge + product key); MSNP11 to MSNP18
+use a keyed hash built on that md5 (see L{msnp11_answer}), each dialect
+range with the product keys of its own clients.  The product
 ids and keys are the ones the official clients shipped with.
 """
 
@@ -30,6 +31,31 @@ MSNP11_PRODUCTS = {
     "PROD0090YUAUV{2B": "YMM8C_H7KCQ2S_KL",
     "PROD0101{0RM?UBW": "CFHUR$52U_{VIX5T",
 }
+
+# product id -> product key of Windows Live Messenger 8.x and 2009 and the
+# third-party clients of that era (MSNP13-MSNP18), all with the MSNP11
+# algorithm.  Any of them is accepted in any of those dialects: libpurple
+# answers with its WLM 8.5 pair even at MSNP18.
+MSNP13_PRODUCTS = {
+    "PROD01065C%ZFN6F": "O4BG@C7BWLYQX?5G",  # WLM 8.0
+    "PROD0112J1LW7%NB": "RH96F{PHI8PPX_TJ",  # WLM 8.0 (MSNP13/14)
+    "PROD0113H11T8$X_": "RG@XY*28Q5QHS%Q5",  # WLM 8.1
+    "PROD0114ES4Z%Q5W": "PK}_A_0N_K%O?A9S",  # papyon
+    "PROD0118R6%2WYOS": "YIXPX@5I2P0UT*LK",  # WLM 8.5 beta
+    "PROD0119GSJUC$18": "ILTXC!4IXB5FB*PX",  # WLM 8.5
+    "PROD0120PW!CCV9@": "C1BX{V4W}Q3*10SM",  # WLM 2009
+}
+
+
+def products_for(dialect_version: int) -> dict:
+    """
+    The product ids (and keys) whose answers a dialect accepts.
+    """
+    if dialect_version >= 13:
+        return MSNP13_PRODUCTS
+    if dialect_version >= 11:
+        return MSNP11_PRODUCTS
+    return MD5_PRODUCTS
 
 _MODULUS = 0x7FFFFFFF
 
@@ -72,24 +98,28 @@ def msnp11_answer(challenge: str, product_id: str, product_key: str) -> str:
     return out.hex()
 
 
-def expected_answer(uses_msnp11_algorithm: bool, challenge: str, product_id: str) -> Optional[str]:
+def expected_answer(
+    uses_msnp11_algorithm: bool, challenge: str, product_id: str, products: Optional[dict] = None
+) -> Optional[str]:
     """
     The answer a client with C{product_id} must give, or None when the
-    product is unknown for that algorithm.
+    product is unknown for that algorithm (or not among C{products}).
     """
     if uses_msnp11_algorithm:
-        key = MSNP11_PRODUCTS.get(product_id)
+        key = (MSNP11_PRODUCTS if products is None else products).get(product_id)
         return None if key is None else msnp11_answer(challenge, product_id, key)
-    key = MD5_PRODUCTS.get(product_id)
+    key = (MD5_PRODUCTS if products is None else products).get(product_id)
     return None if key is None else md5_answer(challenge, key)
 
 
-def answer_is_right(uses_msnp11_algorithm: bool, challenge: str, product_id: str, answer: bytes) -> bool:
+def answer_is_right(
+    uses_msnp11_algorithm: bool, challenge: str, product_id: str, answer: bytes, products: Optional[dict] = None
+) -> bool:
     """
     Whether C{answer} (the QRY payload) answers C{challenge} for
     C{product_id}.
     """
-    expected = expected_answer(uses_msnp11_algorithm, challenge, product_id)
+    expected = expected_answer(uses_msnp11_algorithm, challenge, product_id, products)
     if expected is None:
         return False
     try:

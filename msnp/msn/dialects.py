@@ -26,7 +26,7 @@ CLOSE = "close"  # hang up: the original servers dropped clients sending it
 class NSCommand:
     """
     One notification-server command a client may send: the first and last
-    dialect that have it (C{last} None: still present in MSNP12), whether
+    dialect that have it (C{last} None: still present in the newest), whether
     the client's line ends with a payload length, and the answer in a
     dialect before C{first} or after C{last} (L{UNKNOWN}, L{CLOSE} or an
     error number).
@@ -44,12 +44,15 @@ _NS_COMMANDS: dict[str, NSCommand] = {
     "INF": NSCommand(2, 7, after=CLOSE),
     "CVR": NSCommand(2),
     "USR": NSCommand(2),
-    "SYN": NSCommand(2),
+    # From MSNP13 the lists live in the SOAP address book and reach the
+    # server with ADL/RML: SYN is answered 502 there, GTC hangs up (as
+    # Escargot does), the other list commands are unknown.
+    "SYN": NSCommand(2, 12, after=errors.COMMAND_DISABLED),
     # Client-initiated LST/LSG ended with MSNP8, ADD and REA with MSNP9.
     "LST": NSCommand(2, 8, after=CLOSE),
     "ADD": NSCommand(2, 9, after=CLOSE),
-    "REM": NSCommand(2),
-    "GTC": NSCommand(2),
+    "REM": NSCommand(2, 12),
+    "GTC": NSCommand(2, 12, after=CLOSE),
     "BLP": NSCommand(2),
     "REA": NSCommand(2, 9, after=CLOSE),
     "CHG": NSCommand(2),
@@ -70,15 +73,28 @@ _NS_COMMANDS: dict[str, NSCommand] = {
     "PGD": NSCommand(9, payload=True),
     "QRY": NSCommand(6, payload=True),
     "LSG": NSCommand(7, 8, after=CLOSE),
-    "ADG": NSCommand(7),
-    "RMG": NSCommand(7),
-    "REG": NSCommand(7),
-    "ADC": NSCommand(10),
-    "SBP": NSCommand(10),
+    "ADG": NSCommand(7, 12),
+    "RMG": NSCommand(7, 12),
+    "REG": NSCommand(7, 12),
+    "ADC": NSCommand(10, 12),
+    "SBP": NSCommand(10, 12),
     "UUX": NSCommand(11, payload=True),
     # GCF t filename (no payload; the answer has one).  Older dialects
-    # never had it and were dropped for sending it.
-    "GCF": NSCommand(11, before=CLOSE),
+    # never had it and were dropped for sending it; from MSNP13 only the
+    # server sends it (its policies, at login).
+    "GCF": NSCommand(11, 12, before=CLOSE, after=CLOSE),
+    # MSNP13+: list membership pushed as XML, and notifications relayed
+    # to a contact's endpoints.
+    "ADL": NSCommand(13, payload=True),
+    "RML": NSCommand(13, payload=True),
+    "UUN": NSCommand(13, payload=True),
+    # MSNP14+: which network a contact is on; messages to other networks
+    # (and, at MSNP18, offline messages).
+    "FQY": NSCommand(14, payload=True),
+    "UUM": NSCommand(14, payload=True),
+    # MSNP18 circles (group chats): not offered, answered 502.
+    "PUT": NSCommand(18, payload=True),
+    "SDG": NSCommand(18, payload=True),
 }
 
 # Client lines whose last parameter is a payload length, whatever the
@@ -99,6 +115,10 @@ def is_ns_command(name: str) -> bool:
 # client version is denied and nothing is blocked.
 SHIELDS_CONFIG = b'<?xml version="1.0" encoding="utf-8"?><config><shield></shield><block></block></config>'
 SHIELDS_FILE = "Shields.xml"
+# GCF 0 at MSNP13+ logins: the client's policies, with the same empty
+# shields (the official service also sent ABCH, error-table and P2P
+# policies; clients run with their defaults without them).
+LOGIN_POLICIES = b'<Policies><Policy type="SHIELDS"><config><shield></shield><block></block></config></Policy></Policies>'
 
 # SDC's parameters before the payload length: target (address or FND
 # index), LCID, library, client id, X, X, the sender's friendly name.
@@ -184,9 +204,80 @@ class Dialect:
     def auth_package(self) -> str:
         """
         The one login package of this dialect: MD5 until MSNP7, Passport
-        (TWN) from MSNP8.
+        (TWN) from MSNP8, single sign-on (SSO) from MSNP15.
         """
-        return "MD5" if self.version <= 7 else "TWN"
+        if self.version <= 7:
+            return "MD5"
+        return "TWN" if self.version <= 14 else "SSO"
+
+    @property
+    def sends_login_policies(self) -> bool:
+        """
+        MSNP13+: C{GCF 0 <Policies>} comes before C{USR ... S}.
+        """
+        return self.version >= 13
+
+    @property
+    def requires_machine_guid(self) -> bool:
+        """
+        MSNP16+: C{USR SSO S} names the client's machine GUID, the endpoint
+        of multiple points of presence.
+        """
+        return self.version >= 16
+
+    @property
+    def has_multiple_points_of_presence(self) -> bool:
+        return self.version >= 16
+
+    @property
+    def lists_in_address_book(self) -> bool:
+        """
+        MSNP13+: no SYN; the lists are read and edited over SOAP and pushed
+        to the server with ADL/RML.
+        """
+        return self.version >= 13
+
+    @property
+    def has_capabilities_ex(self) -> bool:
+        """
+        MSNP16+: capabilities are written C{caps:capsex}.
+        """
+        return self.version >= 16
+
+    @property
+    def presence_network_id(self) -> bool:
+        """
+        MSNP14-17 name a contact's network after its handle in ILN, NLN,
+        FLN and UBX; MSNP18 prefixes it (C{1:handle}).
+        """
+        return 14 <= self.version <= 17
+
+    @property
+    def prefixed_handles(self) -> bool:
+        return self.version >= 18
+
+    @property
+    def initial_presence_as_nln(self) -> bool:
+        """
+        MSNP18 shows contacts already online with NLN, not ILN.
+        """
+        return self.version >= 18
+
+    @property
+    def echoes_own_presence(self) -> bool:
+        """
+        MSNP16+: the user's own presence (UBX) goes to their endpoints.
+        """
+        return self.version >= 16
+
+    def presence_handle(self, handle: str) -> str:
+        """
+        A contact as presence lines name it: C{1:handle} at MSNP18.
+        """
+        return f"1:{handle}" if self.prefixed_handles else handle
+
+    def capabilities(self, caps: int, caps_ex: int = 0) -> str:
+        return f"{caps}:{caps_ex}" if self.has_capabilities_ex else str(caps)
 
     @property
     def uses_msnp11_challenge(self) -> bool:
@@ -248,11 +339,12 @@ class Dialect:
         """
         return self.version >= 10
 
-    def config_file(self, trid: int, filename: str, payload: bytes) -> bytes:
+    def config_file(self, trid: int, filename: Optional[str], payload: bytes) -> bytes:
         """
-        The answer to C{GCF t filename}: the file as the payload.
+        The answer to C{GCF t filename}: the file as the payload; without a
+        file name, the policies sent at MSNP13+ logins (C{GCF 0 len}).
         """
-        return wire.format_payload("GCF", trid, (filename,), payload)
+        return wire.format_payload("GCF", trid, (filename,) if filename else (), payload)
 
     def versioned(self, version: int) -> tuple:
         """
@@ -299,7 +391,12 @@ class Dialect:
         return wire.format_line("SYN", trid, version)
 
     def ubx(self, handle: str, payload: bytes) -> bytes:
-        return wire.format_payload("UBX", None, (handle,), payload)
+        """
+        C{UBX handle len} (MSNP11-13), C{UBX handle 1 len} (14-17),
+        C{UBX 1:handle len} (18).
+        """
+        network = (1,) if self.presence_network_id else ()
+        return wire.format_payload("UBX", None, (self.presence_handle(handle), *network), payload)
 
     def xfr_ns(self, trid: int, address: str, current: str) -> bytes:
         if self.version == 2:
@@ -320,31 +417,49 @@ class Dialect:
 
     # Presence
 
-    def iln(self, trid: int, status: str, handle: str, encoded_name: str, caps: int = 0, msnobj: str = "") -> bytes:
-        return wire.format_line("ILN", trid, status, handle, encoded_name, *self._presence_extra(caps, msnobj))
+    def iln(self, trid: int, status: str, handle: str, encoded_name: str, caps: int = 0, msnobj: str = "", caps_ex: int = 0) -> bytes:
+        """
+        A contact already online when this user signs in or adds them;
+        MSNP18 sends it as NLN.
+        """
+        if self.initial_presence_as_nln:
+            return self.nln(status, handle, encoded_name, caps, msnobj, caps_ex)
+        return wire.format_line("ILN", trid, status, *self._presence_who(handle), encoded_name, *self._presence_extra(caps, msnobj, caps_ex))
 
-    def nln(self, status: str, handle: str, encoded_name: str, caps: int = 0, msnobj: str = "") -> bytes:
-        return wire.format_line("NLN", None, status, handle, encoded_name, *self._presence_extra(caps, msnobj))
+    def nln(self, status: str, handle: str, encoded_name: str, caps: int = 0, msnobj: str = "", caps_ex: int = 0) -> bytes:
+        return wire.format_line("NLN", None, status, *self._presence_who(handle), encoded_name, *self._presence_extra(caps, msnobj, caps_ex))
 
-    def chg(self, trid: int, state: str, caps: int = 0, msnobj: str = "", given: Sequence[str] = ()) -> bytes:
+    def _presence_who(self, handle: str) -> tuple:
+        if self.presence_network_id:
+            return (handle, 1)
+        return (self.presence_handle(handle),)
+
+    def chg(self, trid: int, state: str, caps: int = 0, msnobj: str = "", given: Sequence[str] = (), caps_ex: int = 0) -> bytes:
         """
         The reply to the client's C{CHG}: the state, then from MSNP8 the
         client's capabilities (0 when it gave none) and from MSNP9 its MSN
         object when it gave one, as in this dialect's ILN/NLN.  Before MSNP8
         the parameters C{given} after the state are echoed as they came.
         """
-        extra = self._presence_extra(caps, msnobj) if self.version >= 8 else tuple(given)
+        extra = self._presence_extra(caps, msnobj, caps_ex) if self.version >= 8 else tuple(given)
         return wire.format_line("CHG", trid, state, *extra)
 
     def fln(self, handle: str) -> bytes:
-        return wire.format_line("FLN", None, handle)
+        """
+        C{FLN handle} until MSNP13, C{FLN handle 1 0} at 14-15,
+        C{FLN handle 1 0:0} at 16-17, C{FLN 1:handle 0:0} at 18.
+        """
+        if self.version < 14:
+            return wire.format_line("FLN", None, handle)
+        return wire.format_line("FLN", None, *self._presence_who(handle), self.capabilities(0))
 
-    def _presence_extra(self, caps: int, msnobj: str) -> Sequence[object]:
+    def _presence_extra(self, caps: int, msnobj: str, caps_ex: int = 0) -> Sequence[object]:
         if self.version < 8:
             return ()
+        shown = self.capabilities(caps, caps_ex)
         if self.version >= 9 and msnobj:
-            return (caps, msnobj)
-        return (caps,)
+            return (shown, msnobj)
+        return (shown,)
 
     def qng(self, seconds: int) -> bytes:
         if self.version >= 9:
@@ -361,14 +476,29 @@ class Dialect:
         """
         return frozenset("UNAD") if self.version >= 9 else frozenset("UNA")
 
-    def _participant_extra(self, caps: int) -> Sequence[object]:
-        return (caps,) if self.version >= 12 else ()
+    def _participant_extra(self, caps: int, caps_ex: int = 0) -> Sequence[object]:
+        return (self.capabilities(caps, caps_ex),) if self.version >= 12 else ()
 
-    def iro(self, trid: int, index: int, total: int, handle: str, encoded_name: str, caps: int = 0) -> bytes:
-        return wire.format_line("IRO", trid, index, total, handle, encoded_name, *self._participant_extra(caps))
+    def iro(self, trid: int, index: int, total: int, handle: str, encoded_name: str, caps: int = 0, caps_ex: int = 0) -> bytes:
+        return wire.format_line("IRO", trid, index, total, handle, encoded_name, *self._participant_extra(caps, caps_ex))
 
-    def joi(self, handle: str, encoded_name: str, caps: int = 0) -> bytes:
-        return wire.format_line("JOI", None, handle, encoded_name, *self._participant_extra(caps))
+    def joi(self, handle: str, encoded_name: str, caps: int = 0, caps_ex: int = 0) -> bytes:
+        return wire.format_line("JOI", None, handle, encoded_name, *self._participant_extra(caps, caps_ex))
+
+    def _switchboard_extra(self, host: str) -> tuple:
+        # MSNP13 adds the host the client shows; MSNP14 a trailing 1.
+        if self.version < 13:
+            return ()
+        return ("U", host) if self.version == 13 else ("U", host, 1)
+
+    def xfr_sb(self, trid: int, address: str, cookie: str) -> bytes:
+        return wire.format_line("XFR", trid, "SB", address, "CKI", cookie, *self._switchboard_extra("messenger.msn.com"))
+
+    def rng(self, session_id: str, address: str, cookie: str, caller: str, encoded_caller_name: str) -> bytes:
+        return wire.format_line(
+            "RNG", None, session_id, address, "CKI", cookie, caller, encoded_caller_name,
+            *self._switchboard_extra("messenger.hotmail.com"),
+        )
 
     # Reading the server's side (clients)
 
@@ -377,12 +507,15 @@ class Dialect:
         """
         How a client of this dialect reads server lines
         (L{wire.parse_server_line}): from MSNP8 on, C{SYN} sends the list
-        lines without TrIDs.
+        lines without TrIDs; from MSNP13 there is no SYN, and ADL, RML,
+        FQY, UBN and UBM come with payloads.
         """
+        if self.version >= 13:
+            return wire.SERVER_LINES_MSNP13
         return wire.SERVER_LINES_MSNP8 if self.version >= 8 else wire.SERVER_LINES_MSNP2
 
 
-ALL_DIALECTS = {n: Dialect(n) for n in range(2, 13)}
+ALL_DIALECTS = {n: Dialect(n) for n in range(2, 19)}
 
 
 def choose_dialect(offered: Sequence[str], supported: Sequence[int]) -> Optional[Dialect]:
@@ -528,6 +661,10 @@ def profile_message(dialect: Dialect, login_time: int, client_ip: str = "", clie
         headers += [f"ClientIP: {client_ip}", f"ClientPort: {((client_port & 0xFF) << 8) | ((client_port >> 8) & 0xFF)}"]
     if dialect.version >= 10:
         headers.append("ABCHMigrated: 1")
+    if dialect.version >= 13:
+        # Multiple points of presence from MSNP16: several endpoints of one
+        # account stay signed in side by side.
+        headers.append(f"MPOPEnabled: {1 if dialect.has_multiple_points_of_presence else 0}")
     body = ("\r\n".join(headers) + "\r\n\r\n").encode("utf-8")
     return wire.format_payload("MSG", None, ("Hotmail", "Hotmail"), body)
 

@@ -28,7 +28,8 @@ from msnp.core.accounts import CHALLENGE_EXPIRED, MD5_OFF, IMessengerUser, Login
 from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import SignedInUser
 from msnp.msn import challenge, dialects, errors, negotiation, passport, phases, switchboard, wire
-from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, new_md5_challenge
+from msnp.msn import membership, oim, safexml, sso
+from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, SSOCredentials, new_md5_challenge
 from msnp.msn.errors import CloseConnection, CommandError, code_for
 from msnp.msn.phases import Phase
 from msnp.msn.protocol import CommandProtocol
@@ -113,10 +114,16 @@ class NotificationSession:
         # MSNP8+: the handle named in USR TWN I; MSNP6+: the open CHL and
         # the timer that hangs up on a client that never answers it.
         self._passport_handle: Optional[str] = None
+        # MSNP15+: the nonce sent with USR SSO S; MSNP16+: the machine
+        # GUID naming this endpoint among the account's others.
+        self._sso_nonce: Optional[str] = None
+        self.machine_guid = ""
         self._open_challenge: Optional[str] = None
         self._challenge_timer = None
         # GCF is only answered once the lists were synchronised.
         self.synced = False
+        # MSNP16+: what the client said of this endpoint in UUX.
+        self.endpoint_data: dict[str, bytes] = {}
 
     @property
     def handle(self) -> Optional[str]:
@@ -134,7 +141,15 @@ class NotificationSession:
     def endpoint_record(self, handle: str, since: float) -> EndpointRecord:
         address = self.connection.address if self.connection is not None else ""
         return EndpointRecord(
-            self.endpoint_id, handle, self.messenger.directory.node, "msn", self.dialect.name, self.client_version, address, since
+            self.endpoint_id,
+            handle,
+            self.messenger.directory.node,
+            "msn",
+            self.dialect.name,
+            self.client_version,
+            address,
+            since,
+            self.machine_guid if self.dialect.has_multiple_points_of_presence else "",
         )
 
     # Dispatch
@@ -173,7 +188,11 @@ class NotificationSession:
 
     def do_USR(self, command):
         args = command.args
-        if len(args) != 3 or args[0] != self.dialect.auth_package or args[1] not in ("I", "S"):
+        if len(args) < 3 or args[0] != self.dialect.auth_package or args[1] not in ("I", "S"):
+            raise CommandError(errors.AUTHENTICATION_FAILED, "unsupported login", close=True)
+        if args[0] == "SSO":
+            return self._sso_login(command)
+        if len(args) != 3:
             raise CommandError(errors.AUTHENTICATION_FAILED, "unsupported login", close=True)
         if args[0] == "TWN":
             return self._passport_login(command)
@@ -209,12 +228,54 @@ class NotificationSession:
                 raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
             self._passport_handle = value
             self.phase = Phase.CHALLENGED
-            self.send(wire.format_line("USR", command.trid, "TWN", "S", passport.policy(self.server.clock.seconds())))
+            self.send(
+                self._login_policies()
+                + wire.format_line("USR", command.trid, "TWN", "S", passport.policy(self.server.clock.seconds()))
+            )
             return None
         if self._passport_handle is None:
             raise CommandError(errors.AUTHENTICATION_FAILED, "ticket without USR TWN I", close=True)
         handle, self._passport_handle = self._passport_handle, None
         return self._login(command, PassportTicketCredentials(handle, value))
+
+    def _login_policies(self) -> bytes:
+        """
+        MSNP13+: the policies (C{GCF 0}) sent before C{USR ... S}.
+        """
+        if not self.dialect.sends_login_policies:
+            return b""
+        return self.dialect.config_file(0, None, dialects.LOGIN_POLICIES)
+
+    def _sso_login(self, command):
+        """
+        MSNP15+: C{USR t SSO I handle} → C{USR t SSO S MBI_KEY_OLD nonce};
+        C{USR t SSO S ticket blob [machine-guid]} → logged in when the
+        ticket is a live messengerclear ticket of that handle and the blob
+        answers the nonce with the BinarySecret issued with it (the GUID is
+        required from MSNP16).
+        """
+        args = command.args
+        if args[1] == "I":
+            if len(args) != 3 or not wire.is_valid_handle(args[2]):
+                raise CommandError(errors.AUTHENTICATION_FAILED, "malformed handle", close=True)
+            self._passport_handle = args[2]
+            self._sso_nonce = sso.new_nonce()
+            self.phase = Phase.CHALLENGED
+            self.send(self._login_policies() + wire.format_line("USR", command.trid, "SSO", "S", sso.POLICY, self._sso_nonce))
+            return None
+        handle, nonce = self._passport_handle, self._sso_nonce
+        self._passport_handle = self._sso_nonce = None
+        if handle is None or nonce is None:
+            raise CommandError(errors.AUTHENTICATION_FAILED, "ticket without USR SSO I", close=True)
+        wanted = 5 if self.dialect.requires_machine_guid else 4
+        if len(args) != wanted:
+            raise CommandError(errors.AUTHENTICATION_FAILED, "USR SSO S without the proof or machine GUID", close=True)
+        if wanted == 5:
+            guid = sso.machine_guid(args[4])
+            if guid is None:
+                raise CommandError(errors.AUTHENTICATION_FAILED, "malformed machine GUID", close=True)
+            self.machine_guid = guid
+        return self._login(command, SSOCredentials(handle, args[2], nonce, args[3]))
 
     def _login(self, command, credentials, expired: bool = False) -> Deferred:
         self.phase = Phase.CHECKING
@@ -242,6 +303,10 @@ class NotificationSession:
                     self.dialect, int(self.server.clock.seconds()), getattr(peer, "host", ""), getattr(peer, "port", 0)
                 )
             )
+            if self.dialect.echoes_own_presence:
+                # MSNP16+: the user's own extended presence, empty until the
+                # first CHG (then it names the points of presence).
+                lines.append(self.dialect.ubx(me.handle, b""))
             self.send(b"".join(lines))
             log.info("{handle} logged in with {dialect}", handle=me.handle, dialect=self.dialect.name)
 
@@ -318,10 +383,16 @@ class NotificationSession:
             self.send(self._presence_line(event))
         elif kind is events.PersonalMessageChanged:
             if me.status is not None and self.dialect.has_personal_messages:
+                metrics.PRESENCE_PERSONAL_MESSAGE.inc()
+                if event.handle == me.handle:
+                    # About oneself (MSNP16+ points of presence): with the
+                    # private data of each endpoint, so not shared.
+                    self.send(self.dialect.ubx(event.handle, self._extended_presence(event.handle, event.payload)))
+                    return
                 line = event.rendered.get(self.dialect)
                 if line is None:
-                    line = event.rendered[self.dialect] = self.dialect.ubx(event.handle, event.payload)
-                metrics.PRESENCE_PERSONAL_MESSAGE.inc()
+                    payload = self._extended_presence(event.handle, event.payload)
+                    line = event.rendered[self.dialect] = self.dialect.ubx(event.handle, payload)
                 self.send(line)
         elif kind is events.PropertyChanged:
             line = self.dialect.bpr_update(me.user.version, event.handle, event.key, wire.url_encode(event.value))
@@ -329,10 +400,20 @@ class NotificationSession:
                 self.send(line)
         elif kind is events.ReverseListChanged:
             self.messenger.lists.apply_reverse_change(me, event)
-            if event.added:
+            if self.dialect.lists_in_address_book:
+                self.send(self._reverse_list_notice(event))
+            elif event.added:
                 self.send(self.dialect.reverse_list_added(me.user.version, event.watcher, wire.url_encode(event.name)))
             else:
                 self.send(self.dialect.reverse_list_removed(me.user.version, event.watcher))
+        elif kind is events.UserNotification:
+            self._user_notification(event)
+        elif kind is events.OfflineMessageArrived:
+            if self.dialect.lists_in_address_book:
+                self.send(oim.arrival_notice(event.message, me.handle))
+        elif kind is events.OfflineMessagesDeleted:
+            if self.dialect.lists_in_address_book:
+                self.send(oim.deletion_notice(event.count))
         elif kind is events.Ring:
             self._ring(event)
         elif kind is events.Kicked:
@@ -344,6 +425,63 @@ class NotificationSession:
             if line is None:
                 line = event.rendered["msn"] = dialects.maintenance_notice(event.minutes)
             self.send(line)
+
+    def _extended_presence(self, handle: str, payload: bytes) -> bytes:
+        """
+        MSNP16+: the UBX document of C{handle} with one C{EndpointData} per
+        point of presence signed in here (and, about this user, each one's
+        C{PrivateEndpointData}); earlier dialects get C{payload} as it is.
+        """
+        if not self.dialect.has_multiple_points_of_presence:
+            return payload
+        endpoints = [me for me in self.messenger.signed_in(handle) if me.instance]
+        if not endpoints:
+            return payload
+        extra = []
+        for me in endpoints:
+            caps = self.dialect.capabilities(me.client_caps, me.client_caps_ex)
+            extra.append(f'<EndpointData id="{{{me.instance}}}"><Capabilities>{caps}</Capabilities></EndpointData>'.encode())
+        if handle == self.handle:
+            for me in endpoints:
+                private = _inner_xml(me.endpoint_details.get("PrivateEndpointData", b""))
+                extra.append(b'<PrivateEndpointData id="{%s}">%s</PrivateEndpointData>' % (me.instance.encode(), private))
+        if b"</Data>" in payload:
+            head, _, tail = payload.rpartition(b"</Data>")
+            return head + b"".join(extra) + b"</Data>" + tail
+        return b"<Data><PSM></PSM><CurrentMedia></CurrentMedia>" + b"".join(extra) + b"</Data>"
+
+    def _echo_own_presence(self) -> None:
+        """
+        MSNP16+: the user's endpoints hear their own extended presence
+        (which endpoints are signed in, with what) after a change.
+        """
+        if self.dialect.has_multiple_points_of_presence:
+            me = self.me
+            self.messenger.directory.deliver([me.handle], events.PersonalMessageChanged(me.handle, me.personal_message))
+
+    def _reverse_list_notice(self, event: events.ReverseListChanged) -> bytes:
+        """
+        MSNP13+: C{ADL 0} (someone added this user, with their name) or
+        C{RML 0} (took them off) with the reverse-list bit.
+        """
+        entry = membership.ListEntry(event.watcher, membership.RL)
+        if event.added:
+            return wire.format_payload("ADL", 0, (), membership.render([entry], names={event.watcher: event.name}))
+        return wire.format_payload("RML", 0, (), membership.render([entry]))
+
+    def _user_notification(self, event: events.UserNotification) -> None:
+        """
+        C{UBN sender type len} (MSNP13+) for a notification relayed to this
+        endpoint (or to all of the user's, when it names none).
+        """
+        if not self.dialect.lists_in_address_book:
+            return
+        if event.instance and event.instance.lower() != self.machine_guid.lower():
+            return
+        sender = event.sender
+        if event.sender_instance and self.dialect.has_multiple_points_of_presence:
+            sender = f"{sender};{{{event.sender_instance}}}"
+        self.send(wire.format_payload("UBN", None, (sender, event.kind), event.payload))
 
     def _presence_line(self, event: events.PresenceChanged) -> bytes:
         dialect = self.dialect
@@ -358,6 +496,7 @@ class NotificationSession:
                     wire.url_encode(event.name),
                     event.client_caps,
                     event.msn_object,
+                    event.client_caps_ex,
                 )
             event.rendered[dialect] = line
         return line
@@ -402,6 +541,8 @@ class NotificationSession:
         me = self.me
         if not (me.shown and me.accepts_invitations):
             return
+        if event.except_instance and event.except_instance.lower() == self.machine_guid.lower():
+            return
         clock = self.server.clock
         now = clock.seconds()
         ticket = switchboard.ticket_for(self, now + self.config.cookie_lifetime, event.session_id)
@@ -409,7 +550,7 @@ class NotificationSession:
         caller_name = wire.url_encode(event.caller_name)
 
         def stored(_):
-            self.send(wire.format_line("RNG", None, event.session_id, event.address, "CKI", cookie, event.caller, caller_name))
+            self.send(self.dialect.rng(event.session_id, event.address, cookie, event.caller, caller_name))
 
         self.messenger.directory.add_cookie(cookie, ticket, now).addCallback(stored)
 
@@ -444,7 +585,11 @@ class NotificationSession:
         pending, self._open_challenge = self._open_challenge, None
         self._cancel_challenge_timer()
         if pending is None or not challenge.answer_is_right(
-            self.dialect.uses_msnp11_challenge, pending, command.args[0], command.payload or b""
+            self.dialect.uses_msnp11_challenge,
+            pending,
+            command.args[0],
+            command.payload or b"",
+            challenge.products_for(self.dialect.version),
         ):
             raise CommandError(errors.CHALLENGE_FAILED, "wrong challenge answer", close=True)
         self.send(wire.format_line("QRY", command.trid))
@@ -525,10 +670,11 @@ class NotificationSession:
                         wire.url_encode(record.name),
                         record.client_caps,
                         record.msn_object,
+                        record.client_caps_ex,
                     )
                 )
                 if dialect.has_personal_messages and record.personal_message:
-                    lines.append(dialect.ubx(record.handle, record.personal_message))
+                    lines.append(dialect.ubx(record.handle, self._extended_presence(record.handle, record.personal_message)))
             return lines
 
         return self.messenger.presence.visible_contacts(self.me, contacts).addCallback(render)
@@ -746,6 +892,11 @@ class NotificationSession:
         if len(command.args) != 1 or command.args[0] not in allowed:
             raise CloseConnection(f"bad {setting.upper()} argument")
         value = command.args[0]
+        if self.dialect.lists_in_address_book and getattr(self.me.user, setting) == value:
+            # MSNP13+ clients send BLP at every login, whatever the address
+            # book already says: the setting is echoed, not refused (218).
+            self.send(wire.format_line(command.name, command.trid, value))
+            return None
 
         def stored(edit):
             self.send(wire.format_line(command.name, command.trid, *self.dialect.versioned(edit.version), value))
@@ -870,41 +1021,65 @@ class NotificationSession:
         status = dialects.STATUS_OF_CODE.get(code)
         if status is None:
             raise CloseConnection(f"unknown status {code!r}")
-        caps, msnobj = self._client_details(command.args[1:])
-        first = self.messenger.presence.set_status(self.me, status, caps, msnobj)
+        caps, msnobj, caps_ex = self._client_details(command.args[1:])
+        first = self.messenger.presence.set_status(self.me, status, caps, msnobj, caps_ex)
         self.phase = Phase.ONLINE
         # Everything this client is sent goes out in one write, in order.
-        reply = self.dialect.chg(command.trid, code, caps, msnobj, command.args[1:])
+        reply = self.dialect.chg(command.trid, code, caps, msnobj, command.args[1:], caps_ex)
         if not first:
             self.send(reply)
+            self._echo_own_presence()
             return None
         d = self._initial_presence_lines(command.trid, list(self.me.user.lists["FL"]))
+        if self.dialect.lists_in_address_book:
+            # MSNP13+: the offline messages waiting, as a Mail-Data notice.
+            d.addCallback(self._with_mail_data)
 
         def initial(lines):
             lines.insert(0, reply)
             if self.dialect.has_challenges:
                 lines.append(self._open_new_challenge())
             self.send(b"".join(lines))
+            self._echo_own_presence()
 
         return d.addCallback(initial)
 
-    def _client_details(self, extra) -> tuple[int, str]:
+    def _with_mail_data(self, lines: list) -> Deferred:
+        handle = self.me.handle
+
+        def add(messages):
+            lines.append(oim.initial_notice(messages, handle))
+            return lines
+
+        return self.messenger.offline.messages(handle).addCallback(add)
+
+    def _client_details(self, extra) -> tuple[int, str, int]:
         """
-        The client capabilities (MSNP8+) and URL-encoded MSN object (MSNP9+,
-        only after capabilities) given with CHG.
+        The client capabilities (MSNP8+; C{caps:capsex} from MSNP16) and
+        URL-encoded MSN object (MSNP9+, only after capabilities; C{0} for
+        none from MSNP13) given with CHG.
         """
         details = self.dialect.chg_details
         if not details or not extra:
             # Before MSNP8 anything after the state is ignored, not refused:
             # a client that sent capabilities anyway would be left offline.
-            return 0, ""
+            return 0, "", 0
         if len(extra) > details:
             raise CommandError(errors.INVALID_PARAMETER, "too many CHG parameters")
+        caps_text, _, ex_text = extra[0].partition(":")
+        # papyon sends caps:capsex at MSNP15 too: taken from MSNP13 on, and
+        # shown to each watcher in its own dialect's form.
+        if ex_text and not self.dialect.lists_in_address_book:
+            raise CommandError(errors.INVALID_PARAMETER, "capabilities are not a number")
         try:
-            caps = wire.parse_trid(extra[0])
+            caps = wire.parse_trid(caps_text)
+            caps_ex = wire.parse_trid(ex_text) if ex_text else 0
         except ValueError:
             raise CommandError(errors.INVALID_PARAMETER, "capabilities are not a number")
-        return caps, extra[1] if len(extra) == 2 else ""
+        msnobj = extra[1] if len(extra) == 2 else ""
+        if msnobj == "0" and self.dialect.lists_in_address_book:
+            msnobj = ""
+        return caps, msnobj, caps_ex
 
     def do_UUX(self, command):
         """
@@ -917,8 +1092,26 @@ class NotificationSession:
             payload.decode("utf-8")
         except UnicodeDecodeError:
             raise CommandError(errors.INVALID_PARAMETER, "UUX payload is not UTF-8")
+        if self.dialect.lists_in_address_book and payload:
+            # MSNP13+: a Data document is the personal message; MSNP16+
+            # clients also describe their endpoint (EndpointData,
+            # PrivateEndpointData), which is kept with the endpoint.
+            try:
+                root = safexml.parse_xml(payload)
+            except safexml.MalformedXML:
+                raise CommandError(errors.INVALID_PARAMETER, "UUX payload is not XML")
+            kind = safexml.local(root.tag)
+            if kind in ("EndpointData", "PrivateEndpointData"):
+                self.endpoint_data[kind] = payload
+                self.me.endpoint_details[kind] = payload
+                self.send(wire.format_line("UUX", command.trid, 0))
+                self._echo_own_presence()
+                return
+            if kind != "Data":
+                raise CommandError(errors.INVALID_PARAMETER, f"UUX {kind} document")
         self.send(wire.format_line("UUX", command.trid, 0))
         self.messenger.presence.set_personal_message(self.me, payload)
+        self._echo_own_presence()
 
     # Other services
 
@@ -1008,12 +1201,188 @@ class NotificationSession:
         if not self.me.shown:
             raise CommandError(errors.NOT_ALLOWED_WHEN_OFFLINE)
         d = switchboard.grant_switchboard(self.messenger.directory, self.server.clock, self.config, self)
-        d.addCallback(
-            lambda cookie: self.send(
-                wire.format_line("XFR", command.trid, "SB", self.config.switchboard_address, "CKI", cookie)
-            )
-        )
+        d.addCallback(lambda cookie: self.send(self.dialect.xfr_sb(command.trid, self.config.switchboard_address, cookie)))
         return d
+
+    # Lists in the address book (MSNP13+)
+
+    def _list_payload(self, command, with_bits: bool = True):
+        try:
+            return membership.parse(command.payload or b"", with_bits)
+        except membership.ListPayloadError as e:
+            raise CommandError(e.code, str(e), close=e.close)
+
+    def do_ADL(self, command):
+        """
+        C{ADL t len} + C{<ml>}: the initial dump (C{l="1"}) is the client's
+        copy of the lists it read over SOAP and changes nothing; a later
+        ADL puts the contacts on the lists its bits name.  C{ADL t OK}
+        once every edit is stored.
+        """
+        initial, entries = self._list_payload(command)
+        if initial:
+            self.synced = True
+            self.send(wire.format_line("ADL", command.trid, "OK"))
+            return None
+        user = self.me.user
+        lists = self.messenger.lists
+        # An ADL with the FL bit is also the client asking for the
+        # contact's presence: the contact may be on the list already (put
+        # there through the address book service), and is shown all the same.
+        watched = [entry.handle for entry in entries if entry.bits & membership.FL]
+        edits = []
+        for entry in entries:
+            for lst, bit in membership.LIST_BITS.items():
+                if entry.bits & bit and entry.handle not in user.lists[lst]:
+                    edits.append((lst, entry.handle))
+
+        def next_edit(_=None):
+            if not edits:
+                self.send(wire.format_line("ADL", command.trid, "OK"))
+                shown = [contact for contact in watched if contact in user.lists["FL"]]
+                if shown:
+                    return self._show_initial_presence(command.trid, shown)
+                return None
+            lst, contact = edits.pop(0)
+            group_id = 0 if lst == "FL" and 0 in user.groups else None
+            if contact in user.lists[lst]:
+                return next_edit()
+            return lists.add(self.me, lst, contact, contact, group_id).addCallback(next_edit)
+
+        return _refused_in_list_command(next_edit())
+
+    def do_RML(self, command):
+        """
+        C{RML t len} + C{<ml>}: take the contacts off the lists their bits
+        name (a list they are not on is left as it is); C{RML t OK}.
+        """
+        initial, entries = self._list_payload(command)
+        user = self.me.user
+        lists = self.messenger.lists
+        edits = [
+            (lst, entry.handle)
+            for entry in entries
+            for lst, bit in membership.LIST_BITS.items()
+            if entry.bits & bit and entry.handle in user.lists[lst]
+        ]
+
+        def next_edit(_=None):
+            while edits:
+                lst, contact = edits.pop(0)
+                if contact in user.lists[lst]:
+                    return lists.remove(self.me, lst, contact).addCallback(next_edit)
+            self.send(wire.format_line("RML", command.trid, "OK"))
+            return None
+
+        return _refused_in_list_command(next_edit())
+
+    def do_FQY(self, command):
+        """
+        C{FQY t len} + C{<ml><d n><c n/></d></ml>} (MSNP14+): the network of
+        each contact; every address here is on Windows Live (1).
+        """
+        _, entries = self._list_payload(command, with_bits=False)
+        if not entries:
+            raise CommandError(errors.INVALID_XML, "FQY names no contact", close=True)
+        answer = [membership.ListEntry(entry.handle, 0, membership.WINDOWS_LIVE) for entry in entries]
+        self.send(wire.format_payload("FQY", command.trid, (), membership.render(answer, with_bits=False)))
+
+    # Notifications and messages between users (MSNP13+)
+
+    def do_UUN(self, command):
+        """
+        C{UUN t handle[;{guid}] type len} + payload → C{UUN t OK}, and
+        C{UBN} to the target's endpoints (only that point of presence when
+        named); 217 when the target cannot be reached by this user.
+        """
+        if len(command.args) != 2 or not command.args[1].isdigit():
+            raise CommandError(errors.INVALID_PARAMETER)
+        target_text, _, guid_text = command.args[0].partition(";")
+        if not wire.is_valid_handle(target_text):
+            raise CommandError(errors.INVALID_PARAMETER)
+        instance = ""
+        if guid_text:
+            instance = sso.machine_guid(guid_text) or ""
+            if not instance:
+                raise CommandError(errors.INVALID_PARAMETER)
+        target = canonical_handle(target_text)
+        me = self.me
+        kind, payload = command.args[1], command.payload or b""
+
+        def found(records):
+            record = records.get(target)
+            if target != me.handle and (record is None or not record.reachable_by(me.handle)):
+                raise CommandError(errors.USER_OFFLINE)
+            self.send(wire.format_line("UUN", command.trid, "OK"))
+            sender_instance = self.machine_guid if self.dialect.has_multiple_points_of_presence else ""
+            self.messenger.directory.deliver(
+                [target], events.UserNotification(me.handle, target, kind, payload, instance, sender_instance)
+            )
+
+        return self.messenger.directory.presence_of([target]).addCallback(found)
+
+    def do_UUM(self, command):
+        """
+        C{UUM t handle network type len} + MIME message.  At MSNP18 a text
+        message (type 1) to a Windows Live user is kept as an offline
+        message: C{UUM t OK} once stored.  Other networks are not served
+        (204); typing and nudges cannot be kept (217).
+        """
+        args = command.args
+        if len(args) != 3 or not args[1].isdigit() or not args[2].isdigit() or not wire.is_valid_handle(args[0]):
+            raise CommandError(errors.INVALID_PARAMETER)
+        if int(args[1]) != membership.WINDOWS_LIVE or not self.dialect.prefixed_handles:
+            raise CommandError(errors.INVALID_NETWORK, "no other network is served")
+        if args[2] != "1":
+            raise CommandError(errors.USER_OFFLINE, "only text can be kept for later")
+        try:
+            headers, text = oim.parse_mime_text(command.payload or b"", base64_body=False)
+        except oim.BadMessage as e:
+            raise CommandError(errors.INVALID_PARAMETER, str(e))
+        me = self.me
+        d = self.messenger.offline.leave(me.handle, me.name, canonical_handle(args[0]), text, oim.new_run_id(), 1)
+
+        def refused(failure):
+            if failure.check(core_errors.MessengerError):
+                raise CommandError(errors.USER_OFFLINE, str(failure.value))
+            return failure
+
+        return d.addCallbacks(lambda _: self.send(wire.format_line("UUM", command.trid, "OK")), refused)
+
+    def do_PUT(self, command):
+        # MSNP18 circles (group chats) are not offered.
+        raise CommandError(errors.COMMAND_DISABLED)
+
+    def do_SDG(self, command):
+        raise CommandError(errors.COMMAND_DISABLED)
+
+
+def _inner_xml(document: bytes) -> bytes:
+    """
+    What is inside a document's root element (a client's
+    C{<PrivateEndpointData>…</PrivateEndpointData>}), as it was sent.
+    """
+    start = document.find(b">")
+    end = document.rfind(b"</")
+    if start < 0 or end <= start or document[start - 1 : start] == b"/":
+        return b""
+    return document[start + 1 : end]
+
+
+def _refused_in_list_command(result):
+    """
+    ADL/RML edits: the core's refusals answered with their error numbers,
+    an unknown account with 208.
+    """
+    if not isinstance(result, Deferred):
+        return result
+
+    def refused(failure):
+        if failure.check(core_errors.NoSuchUser):
+            raise CommandError(errors.INVALID_USERNAME, str(failure.value))
+        return _refused(failure)
+
+    return result.addErrback(refused)
 
 
 def _refused(failure):

@@ -46,8 +46,6 @@ import secrets
 import time
 from typing import Optional
 from urllib.parse import unquote
-from xml.etree.ElementTree import TreeBuilder
-from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
 from twisted.cred.error import UnauthorizedLogin
@@ -56,13 +54,14 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from msnp import metrics
-from msnp.msn import wire
+from msnp.msn import safexml, sso, wire
 from msnp.core.accounts import MALFORMED, AddressedUsernamePassword, LoginRefused, refusal_of
 
 log = Logger()
 
 # Header names whose exact case the official client depends on.
-_EXACT_CASE = {name.lower(): name for name in (b"PassportURLs",)}
+# papyon reads the gateway's X-MSN-Messenger header by its exact name too.
+_EXACT_CASE = {name.lower(): name for name in (b"PassportURLs", b"X-MSN-Messenger")}
 
 _FAILED = (
     "Passport1.4 da-status=failed,srealm=Passport.NET,ts=-3,prompt,"
@@ -428,6 +427,8 @@ class HeaderLoginResource(resource.Resource):
             request.setResponseCode(http.BAD_REQUEST)
             return b""
 
+        hangup = _Hangup(request)
+
         def answer(avatar_id):
             if avatar_id is None:
                 refuse_login(request, handle, "passport_header", refusals)
@@ -450,8 +451,10 @@ class HeaderLoginResource(resource.Resource):
 RST_MAX_BODY = 64 * 1024
 # Token requests answered in one envelope; clients ask for two to five.
 RST_MAX_TOKENS = 16
-# The addresses whose token is the ticket for USR TWN S.
+# The addresses whose token is the ticket for USR TWN S (and, for
+# messengerclear, USR SSO S with the BinarySecret kept with it).
 MESSENGER_ADDRESSES = frozenset({"messenger.msn.com", "messengerclear.live.com"})
+SSO_ADDRESS = "messengerclear.live.com"
 # The Passport token every client asks for first; answered with an opaque
 # legacy token.
 LEGACY_ADDRESS = "http://Passport.NET/tb"
@@ -465,6 +468,35 @@ _NS_WSA = "http://schemas.xmlsoap.org/ws/2004/03/addressing"
 _NS_PSF = "http://schemas.microsoft.com/Passport/SoapServices/SOAPFault"
 
 
+class SOAPFlavour:
+    """
+    The namespaces of one flavour of the Passport SOAP answer: C{RST.srf}
+    answers in SOAP 1.1 with the 2004 WS-Trust names, C{RST2.srf} (WLM
+    2009) in SOAP 1.2 with the 2005 ones.
+    """
+
+    def __init__(self, soap, trust, secext, policy, addressing, lifetime, name):
+        self.soap = soap
+        self.trust = trust
+        self.secext = secext
+        self.policy = policy
+        self.addressing = addressing
+        self.lifetime = lifetime
+        self.name = name
+
+
+SOAP11 = SOAPFlavour(_NS_SOAP, _NS_WST, _NS_WSSE, _NS_WSP, _NS_WSA, "LifeTime", "RST.srf")
+SOAP12 = SOAPFlavour(
+    "http://www.w3.org/2003/05/soap-envelope",
+    "http://schemas.xmlsoap.org/ws/2005/02/trust",
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
+    "http://schemas.xmlsoap.org/ws/2004/09/policy",
+    "http://www.w3.org/2005/08/addressing",
+    "Lifetime",
+    "RST2.srf",
+)
+
+
 class MalformedEnvelope(ValueError):
     """
     The body is not a RequestSecurityToken envelope this server can answer.
@@ -476,44 +508,11 @@ def parse_xml(data: bytes):
     The element tree of C{data}.  Any DOCTYPE is refused, so no entity can
     be declared and none expanded; raises L{MalformedEnvelope}.
     """
-
-    def refuse(*args):
-        raise MalformedEnvelope("DOCTYPE refused")
-
-    builder = TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse
-    # Expat gives "uri}local"; ElementTree spells it "{uri}local".
-    parser.StartElementHandler = lambda name, attrs: builder.start(_clark(name), {_clark(k): v for k, v in attrs.items()})
-    parser.EndElementHandler = lambda name: builder.end(_clark(name))
-    parser.CharacterDataHandler = builder.data
-    try:
-        parser.Parse(data, True)
-        return builder.close()
-    except (expat.ExpatError, AssertionError) as e:
-        raise MalformedEnvelope(str(e)) from None
+    return safexml.parse_xml(data, MalformedEnvelope)
 
 
-def _clark(name: str) -> str:
-    return "{" + name if "}" in name else name
-
-
-def _local(tag) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
-
-
-def _child(element, name: str):
-    # Matched by local name: clients spell the same elements with default
-    # namespaces or prefixes, and the 2003 and OASIS secext namespaces.
-    if element is None:
-        return None
-    for child in element:
-        if _local(child.tag) == name:
-            return child
-    return None
+_local = safexml.local
+_child = safexml.child
 
 
 def _path(element, *names):
@@ -564,19 +563,29 @@ def _opaque(size: int) -> str:
     return base64.b64encode(secrets.token_bytes(size)).decode("ascii")
 
 
-def _token_response(index: int, address: str, value: Optional[str], created: str, expires: str) -> str:
+def _token_response(
+    index: int,
+    address: str,
+    value: Optional[str],
+    created: str,
+    expires: str,
+    secret: Optional[bytes] = None,
+    flavour: SOAPFlavour = SOAP11,
+) -> str:
     """
     One RequestSecurityTokenResponse.  C{value}: the compact token
     C{t=...&p=...}; None for the opaque legacy Passport token.  The C{Id}
     carries the index of the request, as clients look tokens up by it.
+    C{secret}: the BinarySecret (proof token) given with it.
     """
+    lifetime = flavour.lifetime
     head = (
         "<wst:RequestSecurityTokenResponse>"
         f"<wst:TokenType>urn:passport:{'legacy' if value is None else 'compact'}</wst:TokenType>"
-        f'<wsp:AppliesTo xmlns:wsa="{_NS_WSA}"><wsa:EndpointReference>'
+        f'<wsp:AppliesTo xmlns:wsa="{flavour.addressing}"><wsa:EndpointReference>'
         f"<wsa:Address>{escape(address)}</wsa:Address>"
         "</wsa:EndpointReference></wsp:AppliesTo>"
-        f"<wst:LifeTime><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></wst:LifeTime>"
+        f"<wst:{lifetime}><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></wst:{lifetime}>"
     )
     if value is None:
         token = (
@@ -593,8 +602,11 @@ def _token_response(index: int, address: str, value: Optional[str], created: str
         token = f'<wsse:BinarySecurityToken Id="Compact{index}">{escape(value)}</wsse:BinarySecurityToken>'
         reference = f'<wsse:KeyIdentifier ValueType="urn:passport:compact"></wsse:KeyIdentifier><wsse:Reference URI="#Compact{index}"></wsse:Reference>'
     proof = ""
-    if value is None or address == "messengerclear.live.com":
-        proof = f"<wst:RequestedProofToken><wst:BinarySecret>{_opaque(24)}</wst:BinarySecret></wst:RequestedProofToken>"
+    if value is None and secret is None:
+        secret = secrets.token_bytes(24)
+    if secret is not None:
+        text = base64.b64encode(secret).decode("ascii")
+        proof = f"<wst:RequestedProofToken><wst:BinarySecret>{text}</wst:BinarySecret></wst:RequestedProofToken>"
     return (
         f"{head}<wst:RequestedSecurityToken>{token}</wst:RequestedSecurityToken>"
         f"<wst:RequestedTokenReference>{reference}</wst:RequestedTokenReference>{proof}"
@@ -602,15 +614,25 @@ def _token_response(index: int, address: str, value: Optional[str], created: str
     )
 
 
-def rst_success(handle: str, tokens: list[tuple[str, Optional[str]]], now: float, lifetime: float) -> bytes:
+def rst_success(
+    handle: str, tokens: list[tuple], now: float, lifetime: float, flavour: SOAPFlavour = SOAP11
+) -> bytes:
     """
-    The RequestSecurityTokenResponseCollection: one response per
-    (address, value) of C{tokens}, in request order.
+    The RequestSecurityTokenResponseCollection: one response per token of
+    C{tokens}, in request order: (address, value), or (address, value,
+    secret, lifetime) for a token with its own BinarySecret and lifetime.
     """
-    created, expires = _timestamp(now), _timestamp(now + max(lifetime, 0))
+    created = _timestamp(now)
     # A stable 64-bit id per account, in the PUID's 16 hex digits.
     puid = hashlib.sha256(handle.encode("utf-8")).hexdigest()[:16].upper()
-    responses = "".join(_token_response(i, address, value, created, expires) for i, (address, value) in enumerate(tokens))
+    parts = []
+    for i, token in enumerate(tokens):
+        address, value, secret, seconds = (tuple(token) + (None, lifetime))[:4]
+        expires = _timestamp(now + max(seconds, 0))
+        parts.append(_token_response(i, address, value, created, expires, secret, flavour))
+    responses = "".join(parts)
+    if flavour is SOAP12:
+        return _rst2_envelope(puid, created, responses)
     return (
         '<?xml version="1.0" encoding="utf-8"?>'
         f'<S:Envelope xmlns:S="{_NS_SOAP}"><S:Header><psf:pp xmlns:psf="{_NS_PSF}">'
@@ -648,21 +670,74 @@ RST_FAILED = rst_fault("wsse:FailedAuthentication", "Authentication Failure", "0
 RST_INVALID = rst_fault("S:Client", "Invalid Request", "0x80048820")
 
 
+def _rst2_envelope(puid: str, created: str, responses: str) -> bytes:
+    """
+    The SOAP 1.2 answer of C{RST2.srf} around the token responses.
+    """
+    f = SOAP12
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<S:Envelope xmlns:S="{f.soap}" xmlns:wsse="{f.secext}" xmlns:wsu="{_NS_WSU}" xmlns:wsa="{f.addressing}">'
+        f'<S:Header><wsa:Action S:mustUnderstand="1">{f.trust}/RSTR/Issue</wsa:Action>'
+        '<wsa:To S:mustUnderstand="1">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:To>'
+        f'<wsse:Security S:mustUnderstand="1"><wsu:Timestamp wsu:Id="TS"><wsu:Created>{created}</wsu:Created>'
+        f"<wsu:Expires>{created}</wsu:Expires></wsu:Timestamp></wsse:Security>"
+        f'<psf:pp xmlns:psf="{_NS_PSF}"><psf:serverVersion>1</psf:serverVersion><psf:PUID>{puid}</psf:PUID>'
+        "<psf:configVersion>16.000.26889.00</psf:configVersion><psf:uiVersion>3.100.2179.0</psf:uiVersion>"
+        "<psf:authstate>0x48803</psf:authstate><psf:reqstatus>0x0</psf:reqstatus>"
+        f'<psf:serverInfo Path="Live1" RollingUpgradeState="ExclusiveNew" LocVersion="0" ServerTime={quoteattr(created)}>msnp</psf:serverInfo>'
+        "<psf:cookies/><psf:response/></psf:pp></S:Header>"
+        f'<S:Body><wst:RequestSecurityTokenResponseCollection xmlns:wst="{f.trust}" xmlns:wsse="{f.secext}" '
+        f'xmlns:wsu="{_NS_WSU}" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion" xmlns:wsp="{f.policy}" xmlns:psf="{_NS_PSF}">'
+        f"{responses}</wst:RequestSecurityTokenResponseCollection></S:Body></S:Envelope>"
+    ).encode("utf-8")
+
+
+def rst2_fault(subcode: str, text: str, reqstatus: str) -> bytes:
+    """
+    The SOAP 1.2 fault of C{RST2.srf}: C{S:Sender} with the Passport
+    subcode, and the Passport error number in C{psf:error}.
+    """
+    f = SOAP12
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<S:Envelope xmlns:S="{f.soap}" xmlns:wsse="{f.secext}" xmlns:wst="{f.trust}" xmlns:psf="{_NS_PSF}">'
+        "<S:Header><psf:pp><psf:serverVersion>1</psf:serverVersion>"
+        f"<psf:authstate>0x80048800</psf:authstate><psf:reqstatus>{reqstatus}</psf:reqstatus>"
+        "<psf:cookies/><psf:response/></psf:pp></S:Header>"
+        f"<S:Body><S:Fault><S:Code><S:Value>S:Sender</S:Value><S:Subcode><S:Value>{subcode}</S:Value></S:Subcode></S:Code>"
+        f'<S:Reason><S:Text xml:lang="en-US">{escape(text)}</S:Text></S:Reason>'
+        f"<S:Detail><psf:error><psf:value>{reqstatus}</psf:value></psf:error></S:Detail></S:Fault></S:Body>"
+        "</S:Envelope>"
+    ).encode("utf-8")
+
+
+RST2_FAILED = rst2_fault("wst:FailedAuthentication", "Authentication Failure", "0x80048821")
+RST2_INVALID = rst2_fault("wst:InvalidRequest", "Invalid Request", "0x80048820")
+
+
 class RSTResource(resource.Resource):
     """
-    C{POST /RST.srf}: checks the C{wsse:UsernameToken} of a
-    RequestSecurityToken envelope like the Passport 1.4 login and answers
-    every requested token; the messenger one is a ticket for C{USR TWN S}.
+    C{POST /RST.srf} (SOAP 1.1) and C{POST /RST2.srf} (SOAP 1.2, WLM
+    2009): checks the C{wsse:UsernameToken} of a RequestSecurityToken
+    envelope like the Passport 1.4 login and answers every requested token.
+    The messenger ones are tickets for C{USR TWN S}; the
+    C{messengerclear.live.com} one comes with a BinarySecret, kept with the
+    ticket, for C{USR SSO S}; the others are service tokens for the web
+    services (see L{msnp.msn.auth.ServiceTokens}).
     """
 
     isLeaf = True
 
-    def __init__(self, config, checker, tickets, now=time.time):
+    def __init__(self, config, checker, tickets, now=time.time, service_tokens=None, flavour: SOAPFlavour = SOAP11):
         super().__init__()
         self._config = config
         self._checker = checker
         self._tickets = tickets
         self._now = now
+        self._service_tokens = service_tokens
+        self._flavour = flavour
+        self._failed, self._invalid = (RST2_FAILED, RST2_INVALID) if flavour is SOAP12 else (RST_FAILED, RST_INVALID)
 
     def render_POST(self, request):
         request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
@@ -674,7 +749,7 @@ class RSTResource(resource.Resource):
         except MalformedEnvelope as e:
             refuse(request, f"bad request: {e}")
             request.setResponseCode(http.BAD_REQUEST)
-            return RST_INVALID
+            return self._invalid
         hangup = _Hangup(request)
 
         def answer(avatar_id):
@@ -682,7 +757,7 @@ class RSTResource(resource.Resource):
             # only read the body of a 200.
             if avatar_id is None:
                 refuse_login(request, handle, "passport_soap", refusals)
-            body = RST_FAILED if avatar_id is None else self._tokens(avatar_id, addresses)
+            body = self._failed if avatar_id is None else self._tokens(avatar_id, addresses)
             request.setResponseCode(http.OK)
             # Not chunked: some clients read exactly Content-Length bytes.
             request.setHeader(b"Content-Length", b"%d" % len(body))
@@ -698,21 +773,31 @@ class RSTResource(resource.Resource):
         request.setResponseCode(http.NOT_ALLOWED)
         request.setHeader(b"Allow", b"POST")
         request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
-        return RST_INVALID
+        return self._invalid
 
     def _tokens(self, handle: str, addresses: list[str]) -> bytes:
         tokens = []
+        ticket_lifetime = self._config.passport_ticket_lifetime
+        service = self._service_tokens
+        service_lifetime = service.lifetime if service is not None else ticket_lifetime
         for address in addresses:
             if address == LEGACY_ADDRESS:
-                value = None
+                tokens.append((address, None, None, service_lifetime))
             elif address in MESSENGER_ADDRESSES:
-                value = self._tickets.issue(handle)
+                secret = sso.new_secret() if address == SSO_ADDRESS else None
+                value = self._tickets.issue(handle, secret)
+                if service is not None:
+                    # messenger.msn.com's token also opens the offline
+                    # message store (rsi.asmx).
+                    service.register(value, handle)
                 log.info("passport ticket issued to {handle}", handle=handle)
+                tokens.append((address, value, secret, ticket_lifetime))
+            elif service is not None:
+                tokens.append((address, service.issue(handle), None, service_lifetime))
             else:
-                # Services this server does not run get a token nobody checks.
-                value = f"t={secrets.token_urlsafe(24)}&p={secrets.token_urlsafe(24)}"
-            tokens.append((address, value))
-        return rst_success(handle, tokens, self._now(), self._config.passport_ticket_lifetime)
+                # Without the web services, a token nobody checks.
+                tokens.append((address, f"t={secrets.token_urlsafe(24)}&p={secrets.token_urlsafe(24)}", None, ticket_lifetime))
+        return rst_success(handle, tokens, self._now(), ticket_lifetime, self._flavour)
 
 
 def _client_address(request) -> Optional[str]:
@@ -822,18 +907,22 @@ def _finish(request, hangup: _Hangup) -> None:
     request.finish()
 
 
-def make_site(config, checker, tickets) -> PassportSite:
+def make_site(config, checker, tickets, service_tokens=None, services=()) -> PassportSite:
     """
     The Passport site: the nexus, Passport 1.4 login and Passport SOAP
-    (RST) under their usual paths, Escargot's nexus and logins, and the
-    configuration and pages MSN Messenger 5-7.5 fetch.
+    (RST, RST2) under their usual paths, Escargot's nexus and logins, the
+    configuration and pages MSN Messenger 5-7.5 fetch, and the web
+    services of C{services} (pairs of a path and a resource).
     """
     login = LoginResource(checker, tickets)
     msgr_config_resource = MsgrConfigResource(config)
     root = resource.Resource()
     root.putChild(b"rdr", _single_child(b"pprdr.asp", NexusResource(config)))
     root.putChild(b"login2.srf", login)
-    root.putChild(b"RST.srf", RSTResource(config, checker, tickets))
+    root.putChild(b"RST.srf", RSTResource(config, checker, tickets, service_tokens=service_tokens))
+    root.putChild(b"RST2.srf", RSTResource(config, checker, tickets, service_tokens=service_tokens, flavour=SOAP12))
+    for path, child in services:
+        _put_path(root, path, child)
     root.putChild(b"nexus-mock", NexusResource(config, escargot_login_address))
     root.putChild(b"login", login)
     root.putChild(b"NotRST.srf", HeaderLoginResource(checker, tickets))
@@ -848,6 +937,21 @@ def make_site(config, checker, tickets) -> PassportSite:
     site = PassportSite(root)
     site.displayTracebacks = False
     return site
+
+
+def _put_path(root: resource.Resource, path: bytes, child) -> None:
+    """
+    Mount C{child} at C{path} (C{/a/b/c}), making the folders on the way.
+    """
+    *folders, leaf = path.strip(b"/").split(b"/")
+    node = root
+    for folder in folders:
+        existing = node.children.get(folder)
+        if existing is None:
+            existing = resource.Resource()
+            node.putChild(folder, existing)
+        node = existing
+    node.putChild(leaf, child)
 
 
 def _single_child(name: bytes, child) -> resource.Resource:

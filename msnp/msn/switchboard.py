@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from msnp.core import errors as core_errors
-from msnp.core.conversations import Conversation, IParticipant
+from msnp.core.conversations import Conversation, IParticipant, participant_key
 from msnp import metrics
 from msnp.msn import dialects, errors, phases, wire
 from msnp.msn.errors import CloseConnection, CommandError
@@ -57,6 +57,9 @@ class SwitchboardTicket:
     expires: float
     session_id: Optional[str] = None
     name: str = ""
+    caps_ex: int = 0
+    # MSNP16+: the machine GUID of the endpoint the cookie was issued to.
+    instance: str = ""
 
     @property
     def dialect(self) -> dialects.Dialect:
@@ -84,6 +87,8 @@ def ticket_for(ns_session, expires: float, session_id: Optional[str] = None) -> 
         expires=expires,
         session_id=session_id,
         name=me.name,
+        caps_ex=me.client_caps_ex,
+        instance=getattr(ns_session, "machine_guid", ""),
     )
 
 
@@ -136,6 +141,14 @@ class SwitchboardSession:
         return self.ticket.caps
 
     @property
+    def caps_ex(self) -> int:
+        return self.ticket.caps_ex
+
+    @property
+    def instance(self) -> str:
+        return self.ticket.instance
+
+    @property
     def dialect(self) -> dialects.Dialect:
         return self.ticket.dialect
 
@@ -156,10 +169,26 @@ class SwitchboardSession:
     # As a participant
 
     def joined(self, newcomer) -> None:
-        self.deliver(self.dialect.joi(newcomer.handle, _encoded_name_of(newcomer), getattr(newcomer, "caps", 0)))
+        names = _names_of(self.dialect, newcomer)
+        if self.conversation is not None and (newcomer.handle == self.handle or self._user_already_there(newcomer)):
+            # Another endpoint of a user already here: only MSNP16+ clients
+            # see it, by its own name.
+            names = names[:1] if self.dialect.has_multiple_points_of_presence and len(names) > 1 else []
+        name, caps, caps_ex = _encoded_name_of(newcomer), getattr(newcomer, "caps", 0), getattr(newcomer, "caps_ex", 0)
+        if names:
+            self.deliver(b"".join(self.dialect.joi(who, name, caps, caps_ex) for who in names))
 
     def left(self, leaver, idle: bool) -> None:
-        self.deliver(wire.format_line("BYE", None, leaver.handle, 1 if idle else None))
+        # Per endpoint from MSNP16 (handle;{guid}); the bare handle once the
+        # user's last endpoint has left.
+        names = _names_of(self.dialect, leaver)
+        if self.conversation is not None and self.conversation.has_user(leaver.handle):
+            names = names[:1] if len(names) > 1 else []
+        if names:
+            self.deliver(b"".join(wire.format_line("BYE", None, who, 1 if idle else None) for who in names))
+
+    def _user_already_there(self, newcomer) -> bool:
+        return any(p is not newcomer and p is not self for p in self.conversation.endpoints_of(newcomer.handle))
 
     def message(self, sender, payload: bytes, now: Optional[float] = None) -> bool:
         connection = self.connection
@@ -213,14 +242,27 @@ class SwitchboardSession:
             conversation = self.server.conversations.get(session_id)
             if conversation is None or conversation.ended:
                 raise CommandError(errors.AUTHENTICATION_FAILED, "session has ended", close=True)
-            if ticket.handle in conversation.participants:
+            if participant_key(ticket) in conversation.participants:
                 raise CommandError(errors.AUTHENTICATION_FAILED, "already in the session", close=True)
             self._enter(ticket, conversation)
             present = conversation.join(self)
-            total = len(present)
+            # MSNP16+: a participant with a point of presence is listed as
+            # handle;{guid} and again as the bare handle; earlier dialects
+            # see each user once.
+            entries = []
+            named = set()
+            for other in _shown_to(self.dialect, present, self):
+                names = _names_of(self.dialect, other)
+                if other.handle in named:
+                    names = names[:1]
+                named.add(other.handle)
+                entries.extend((who, other) for who in names)
+            total = len(entries)
             lines = [
-                self.dialect.iro(command.trid, index, total, other.handle, _encoded_name_of(other), getattr(other, "caps", 0))
-                for index, other in enumerate(present, 1)
+                self.dialect.iro(
+                    command.trid, index, total, who, _encoded_name_of(other), getattr(other, "caps", 0), getattr(other, "caps_ex", 0)
+                )
+                for index, (who, other) in enumerate(entries, 1)
             ]
             lines.append(wire.format_line("ANS", command.trid, "OK"))
             self.send(b"".join(lines))
@@ -237,9 +279,14 @@ class SwitchboardSession:
         self.phase = Phase.ADMITTING
         d = self.server.directory.redeem_cookie(cookie, self.server.clock.seconds())
 
+        # MSNP16+ clients name their endpoint: handle;{machine-guid}.
+        handle, _, instance = handle.partition(";")
+
         def redeemed(ticket):
             if self.connection is None:
                 return None
+            if instance and (ticket is None or instance.strip("{}").lower() != ticket.instance.lower()):
+                ticket = None
             if ticket is None or ticket.handle != canonical_handle(handle):
                 log.info("switchboard login refused for {handle}", handle=handle[: wire.MAX_HANDLE_BYTES])
                 raise CommandError(errors.AUTHENTICATION_FAILED, "bad switchboard cookie", close=True)
@@ -270,7 +317,18 @@ class SwitchboardSession:
         callee = canonical_handle(token)
         conversation = self.conversation
         now = self.server.clock.seconds()
-        if callee == self.handle or callee in conversation.participants or conversation.is_ringing(callee, now):
+        if callee == self.handle and self.dialect.has_multiple_points_of_presence:
+            # WLM 2009 calls itself to bring the chat to its other points
+            # of presence (rung here, all but this one), and waits for its
+            # own JOI before it sends.
+            self.send(
+                wire.format_line("CAL", command.trid, "RINGING", conversation.session_id)
+                + self.dialect.joi(self.handle, self.encoded_name, self.caps, self.caps_ex)
+            )
+            expires = now + self.config.cookie_lifetime
+            d = self.server.messenger.conversations.invite(conversation, self, callee, expires, except_instance=self.instance)
+            return d.addErrback(lambda failure: failure.trap(core_errors.UserOffline) and None)
+        if callee == self.handle or conversation.has_user(callee) or conversation.is_ringing(callee, now):
             raise CommandError(errors.ALREADY_THERE)
         limit = self.config.max_sb_participants
         if limit and len(conversation.participants) + conversation.ringing_count(now) >= limit:
@@ -338,6 +396,33 @@ class SwitchboardSession:
 
 def _relay_prefix(handle: str, encoded_name: str) -> bytes:
     return ("MSG %s %s " % (handle, encoded_name)).encode("utf-8")
+
+
+def _shown_to(dialect: dialects.Dialect, present: list, me) -> list:
+    """
+    The participants a newcomer of C{dialect} is told of: every endpoint
+    from MSNP16, else one per user (not the newcomer's own).
+    """
+    if dialect.has_multiple_points_of_presence:
+        return present
+    seen, shown = {me.handle}, []
+    for other in present:
+        if other.handle not in seen:
+            seen.add(other.handle)
+            shown.append(other)
+    return shown
+
+
+def _names_of(dialect: dialects.Dialect, participant) -> list[str]:
+    """
+    How C{participant} is named in JOI/IRO to a client of C{dialect}:
+    from MSNP16, C{handle;{guid}} and then the bare handle when it has a
+    point of presence.
+    """
+    instance = getattr(participant, "instance", "")
+    if instance and dialect.has_multiple_points_of_presence:
+        return [f"{participant.handle};{{{instance}}}", participant.handle]
+    return [participant.handle]
 
 
 def _encoded_name_of(participant) -> str:

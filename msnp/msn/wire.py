@@ -294,6 +294,15 @@ SERVER_LINES_MSNP8 = ServerLines(
     no_trid=SERVER_NO_TRID_COMMANDS | {"LST", "LSG"}, optional_trid=frozenset({"GTC", "BLP", "PRP"})
 )
 
+# MSNP13-18: no SYN; the server also sends ADL/RML (someone added or
+# removed the user), FQY answers, UBN/UBM relays and its policies in GCF,
+# all with payloads; UBN and UBM carry no TrID.
+SERVER_LINES_MSNP13 = ServerLines(
+    no_trid=SERVER_NO_TRID_COMMANDS | {"UBN", "UBM"},
+    optional_trid=frozenset({"BLP", "PRP"}),
+    payload_commands=SERVER_PAYLOAD_COMMANDS | {"ADL", "RML", "FQY", "UBN", "UBM"},
+)
+
 
 def parse_server_line(line: bytes, rules: ServerLines, payload_limit: int) -> tuple[Command, Optional[int]]:
     """

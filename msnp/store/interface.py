@@ -175,3 +175,25 @@ class IStore(Interface):
         Remove a group; C{dropped_contacts} (only in that group) leave the
         FL with it.  Fires with a L{GroupRemoval}.
         """
+
+    # Offline messages (MSNP13+)
+
+    def store_offline_message(recipient, message, max_count, max_bytes):
+        """
+        Keep C{message} (an L{msnp.store.records.OfflineMessage}) for
+        C{recipient}; fails with L{msnp.store.records.MailboxFull} when
+        the recipient holds C{max_count} messages or C{max_bytes} of text
+        already, and with L{msnp.store.records.UnknownAccount} when there
+        is no such account.  Fires with None once committed.
+        """
+
+    def offline_messages(recipient):
+        """
+        Fires with the recipient's L{OfflineMessage}s, oldest first.
+        """
+
+    def delete_offline_messages(recipient, message_ids):
+        """
+        Delete those of C{message_ids} the recipient holds; fires with the
+        ids deleted.
+        """

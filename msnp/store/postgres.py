@@ -22,6 +22,7 @@ import re
 import sys
 from typing import Callable, Optional, TypeVar
 
+import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from twisted.enterprise import adbapi
@@ -38,7 +39,9 @@ from msnp.store.records import (
     GroupRemoval,
     ListChange,
     GroupIdTaken,
+    MailboxFull,
     NoSuchAccount,
+    OfflineMessage,
     StoreUnavailable,
     UnknownAccount,
     UserState,
@@ -91,6 +94,17 @@ CREATE TABLE IF NOT EXISTS group_members (
     contact text NOT NULL,
     group_id integer NOT NULL,
     PRIMARY KEY (account_id, contact, group_id)
+);
+CREATE TABLE IF NOT EXISTS offline_messages (
+    account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    message_id text NOT NULL,
+    sender text NOT NULL,
+    sender_name text NOT NULL,
+    received_at double precision NOT NULL,
+    run_id text NOT NULL,
+    sequence bigint NOT NULL,
+    text text NOT NULL,
+    PRIMARY KEY (account_id, message_id)
 );
 """
 
@@ -633,6 +647,46 @@ class PostgresDatabase:
                 )
                 count += 1
             return count
+
+        return self._transaction(work)
+
+    # Offline messages
+
+    def store_offline_message(self, recipient: str, message: OfflineMessage, max_count: int, max_bytes: int) -> None:
+        def work(db):
+            # The account row lock makes two messages to one recipient
+            # count one after the other.
+            account_id = self._account_id(db, canonical_handle(recipient))
+            count, size = db.execute(
+                "SELECT count(*), coalesce(sum(octet_length(text)), 0) FROM offline_messages WHERE account_id = %s",
+                (account_id,),
+            ).fetchone()
+            if count >= max_count or size + len(message.text.encode("utf-8")) > max_bytes:
+                raise MailboxFull(recipient)
+            db.execute(
+                "INSERT INTO offline_messages VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (account_id, *attrs.astuple(message)),
+            )
+
+        self._transaction(work)
+
+    def offline_messages(self, recipient: str) -> list[OfflineMessage]:
+        rows = self._db.execute(
+            "SELECT message_id, sender, sender_name, received_at, run_id, sequence, text FROM offline_messages"
+            " WHERE account_id = (SELECT id FROM accounts WHERE handle = %s) ORDER BY received_at, message_id",
+            (canonical_handle(recipient),),
+        ).fetchall()
+        return [OfflineMessage(*row) for row in rows]
+
+    def delete_offline_messages(self, recipient: str, message_ids: list[str]) -> list[str]:
+        def work(db):
+            rows = db.execute(
+                "DELETE FROM offline_messages WHERE account_id = (SELECT id FROM accounts WHERE handle = %s)"
+                " AND message_id = ANY(%s) RETURNING message_id",
+                (canonical_handle(recipient), list(message_ids)),
+            ).fetchall()
+            deleted = {row[0] for row in rows}
+            return [m for m in message_ids if m in deleted]
 
         return self._transaction(work)
 

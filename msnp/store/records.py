@@ -28,6 +28,12 @@ class UnknownAccount(StoreError):
     """
 
 
+class MailboxFull(StoreError):
+    """
+    The recipient holds as many offline messages as allowed.
+    """
+
+
 class GroupIdTaken(StoreError):
     """
     A new group's number is in use (two edits raced).
@@ -157,3 +163,18 @@ class GroupRemoval:
     dropped: tuple[tuple[str, int], ...] = ()
 
 
+@attrs.frozen
+class OfflineMessage:
+    """
+    A message kept for a user who was offline: who sent it, shown as
+    what, when it arrived, the sender's run id and sequence number, and
+    the text.
+    """
+
+    message_id: str
+    sender: str
+    sender_name: str
+    received_at: float
+    run_id: str
+    sequence: int
+    text: str

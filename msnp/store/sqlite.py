@@ -15,6 +15,7 @@ import sqlite3
 import sys
 from typing import Callable, Optional, TypeVar
 
+import attrs
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -30,6 +31,8 @@ from msnp.store.records import (
     ListChange,
     NoSuchAccount,
     GroupIdTaken,
+    MailboxFull,
+    OfflineMessage,
     UnknownAccount,
     UserState,
     canonical_handle,
@@ -75,6 +78,17 @@ CREATE TABLE IF NOT EXISTS group_members (
     contact TEXT NOT NULL,
     group_id INTEGER NOT NULL,
     PRIMARY KEY (account_id, contact, group_id)
+);
+CREATE TABLE IF NOT EXISTS offline_messages (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    run_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (account_id, message_id)
 );
 """
 
@@ -541,10 +555,50 @@ class Database:
         return self._transaction(work)
 
 
+    # Offline messages
+
+    def store_offline_message(self, recipient: str, message: OfflineMessage, max_count: int, max_bytes: int) -> None:
+        def work(db):
+            account_id = self._account_id(db, canonical_handle(recipient))
+            count, size = db.execute(
+                "SELECT count(*), coalesce(sum(length(CAST(text AS BLOB))), 0) FROM offline_messages WHERE account_id = ?",
+                (account_id,),
+            ).fetchone()
+            if count >= max_count or size + len(message.text.encode("utf-8")) > max_bytes:
+                raise MailboxFull(recipient)
+            db.execute(
+                "INSERT INTO offline_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (account_id, *attrs.astuple(message)),
+            )
+
+        self._transaction(work)
+
+    def offline_messages(self, recipient: str) -> list[OfflineMessage]:
+        rows = self._db.execute(
+            "SELECT message_id, sender, sender_name, received_at, run_id, sequence, text FROM offline_messages"
+            " WHERE account_id = (SELECT id FROM accounts WHERE handle = ?) ORDER BY received_at, rowid",
+            (canonical_handle(recipient),),
+        ).fetchall()
+        return [OfflineMessage(*row) for row in rows]
+
+    def delete_offline_messages(self, recipient: str, message_ids: list[str]) -> list[str]:
+        def work(db):
+            row = db.execute("SELECT id FROM accounts WHERE handle = ?", (canonical_handle(recipient),)).fetchone()
+            if row is None:
+                return []
+            deleted = []
+            for message_id in message_ids:
+                if db.execute("DELETE FROM offline_messages WHERE account_id = ? AND message_id = ?", (row[0], message_id)).rowcount:
+                    deleted.append(message_id)
+            return deleted
+
+        return self._transaction(work)
+
 T = TypeVar("T")
 
 
 @implementer(IStore)
+
 class ThreadedStore:
     """
     L{Database} on its own thread.  Every method of the database is
