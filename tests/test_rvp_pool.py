@@ -403,3 +403,24 @@ def test_over_real_http_notifies_share_kept_alive_connections(close_after):
     finally:
         yield client.stop()
         yield port.stopListening()
+
+
+def test_a_retried_notify_gives_way_to_a_later_state_waiting(clock, network):
+    """
+    A presence NOTIFY lost with a kept-alive connection while a later state
+    of the same subscription waits is not sent again: the later one
+    answers for both.
+    """
+    pool = make_pool(clock, network)
+    notify(pool)
+    protocol, _ = network.accept()
+    protocol.dataReceived(OK)
+    clock.advance(0)
+    older = notify(pool, b"<busy/>", coalesce_key="sub-1")
+    newer = notify(pool, b"<away/>", coalesce_key="sub-1")
+    close(protocol, ConnectionLost)
+    clock.advance(0)
+    fresh, transport = network.accept()
+    assert b"<away/>" in transport.value() and b"<busy/>" not in transport.value()
+    fresh.dataReceived(OK)
+    assert outcome(older).status == outcome(newer).status == 200

@@ -350,9 +350,15 @@ class _Destination:
                     _cancel(connection.idle_timer)
                     connection.idle_timer = None
                     connection.transport.loseConnection()
-                self.queue.appendleft(job)
-                if job.coalesce_key is not None and job.coalesce_key not in self.waiting:
-                    self.waiting[job.coalesce_key] = job
+                newer = self.waiting.get(job.coalesce_key) if job.coalesce_key is not None else None
+                if newer is not None:
+                    # A later state of the subscription waits already: it answers for both.
+                    newer.also.extend([job.done] + job.also)
+                    metrics.RVP_OUTBOUND_COALESCED.inc()
+                else:
+                    self.queue.appendleft(job)
+                    if job.coalesce_key is not None:
+                        self.waiting[job.coalesce_key] = job
                 self.schedule_pump()
                 return
             if isinstance(result, Failure):
