@@ -107,6 +107,7 @@ class RvpFrontEnd:
         self.home = home
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
+        self._reactor = reactor
         self.principals = Principals(settings.domain, settings.site, settings.peers)
         self.digest = DigestAuthority(settings.domain.lower(), self.clock)
         self.presence = PresenceTable(self.clock, self._presence_changed)
@@ -116,8 +117,8 @@ class RvpFrontEnd:
         # What each property subscription was last told, so a change of
         # privacy or presence notifies only those who see a difference.
         self._last_told: dict[str, str] = {}
-        # Per node, the state on the other front-ends its watchers were last refreshed for.
-        self._other_state: dict[str, Optional[str]] = {}
+        # Nodes whose watchers are refreshed on the reactor's next turn.
+        self._refreshing: dict[str, object] = {}
         self._background: set[Deferred] = set()
         # The latest state change of each principal on its way to the other
         # front-ends: a PROPPATCH is answered once its change is there.
@@ -138,6 +139,9 @@ class RvpFrontEnd:
         yield self.home.stop()
         self.presence.stop()
         self.subscriptions.stop()
+        for call in self._refreshing.values():
+            call.cancel()
+        self._refreshing.clear()
         yield self.outbound.stop()
 
     # Entry point
@@ -423,15 +427,17 @@ class RvpFrontEnd:
     @inlineCallbacks
     def _state_of(self, node: str, viewer: Optional[str], privacy: Optional[Privacy] = None, other=_ASK):
         """
-        The state C{viewer} may see of C{node}: RVP's published state, else
-        what the other front-ends know (C{other}, when the caller was just
-        told), offline when privacy hides it.
+        The state C{viewer} may see of C{node}: the one the core publishes
+        for the user when another front-end's endpoint is the published
+        one (C{other}, when known; one presence per user, whatever the
+        number of clients), else RVP's published state; offline when
+        privacy hides it.
         """
         state = self.presence.published(node)
-        if state in HIDDEN_STATES:
-            if other is _ASK:
-                other = yield self.home.other_presence(node)
-            state = other if other is not None else state
+        if other is _ASK:
+            other = yield self.home.other_presence(node)
+        if other is not None:
+            state = other
         if state in HIDDEN_STATES:
             return "offline"
         if viewer != node:
@@ -569,8 +575,16 @@ class RvpFrontEnd:
     # Presence fan-out to property subscriptions
 
     def _presence_changed(self, node: str, published: str) -> None:
-        self._publishing[node] = self.home.rvp_presence_changed(node, published)
-        self.track(self.refresh_watchers(node))
+        applied = self.home.rvp_presence_changed(node, published)
+        self._publishing[node] = applied
+
+        def refresh(result):
+            # Once the core has it: it decides what the user shows when
+            # signed in through another front-end too.
+            self.track(self.refresh_watchers(node))
+            return result
+
+        applied.addCallback(refresh)
 
     def track(self, d: Deferred) -> None:
         self._background.add(d)
@@ -593,6 +607,8 @@ class RvpFrontEnd:
         if not subscriptions:
             return
         privacy = yield self.home.privacy(node)
+        if other is _ASK:
+            other = yield self.home.other_presence(node)
         sends = []
         for subscription in subscriptions:
             state = yield self._state_of(node, self._viewer_of(subscription.subscriber), privacy, other)
@@ -679,19 +695,19 @@ class RvpFrontEnd:
     def contact_changed(self, handle: str, state: Optional[str]) -> None:
         """
         C{handle}'s presence changed elsewhere (an MSN user's CHG, FLN) to
-        C{state} (None: offline there).
+        C{state} (None: offline there, or hidden from the one told).
         """
-        if not self.subscriptions.of_node(handle, PROPCHANGE):
-            self._other_state.pop(handle, None)
+        if not self.subscriptions.of_node(handle, PROPCHANGE) or handle in self._refreshing:
             return
-        # The core tells each of our users watching C{handle} (one event
-        # per watcher) and one refresh covers every subscription: repeats
-        # of the same state change nothing.  Privacy and RVP-side changes
-        # refresh on their own paths.
-        if self._other_state.get(handle, _ASK) == state:
-            return
-        self._other_state[handle] = state
-        self.track(self.refresh_watchers(handle, state))
+        # The core tells each of our users watching C{handle} (one event per
+        # watcher, and before it withdraws a record that signs out): one
+        # refresh on the next turn reads what the core then publishes and
+        # covers every subscription.
+        self._refreshing[handle] = self._reactor.callLater(0, self._refresh_contact, handle)
+
+    def _refresh_contact(self, handle: str) -> None:
+        del self._refreshing[handle]
+        self.track(self.refresh_watchers(handle))
 
     def has_local_node(self, handle: str) -> bool:
         return bool(self.subscriptions.of_node(handle, LOGIN))
@@ -798,7 +814,7 @@ class RvpFrontEnd:
         if ack.lower() == "singlehop":
             reachable = self.subscriptions.of_node(node, LOGIN)
             other = yield self.home.other_presence(node)
-            if not reachable and other is None:
+            if not reachable and (other is None or other in HIDDEN_STATES):
                 raise Refused(412, "recipient not logged in")
             for d in deliveries:
                 self.track(d)
