@@ -105,6 +105,29 @@ PRESENCE_NOTIFICATIONS = Counter(
     "Presence lines sent to watchers, by kind (online: NLN, offline: FLN, initial: ILN, personal_message: UBX).",
     ["kind"],
 )
+RVP_OUTBOUND_REQUESTS = Counter(
+    "msnp_rvp_outbound_requests_total",
+    "RVP requests this server sent (NOTIFYs to local nodes and peers, federation), by connection (new, reused: kept alive).",
+    ["connection"],
+)
+RVP_OUTBOUND_COALESCED = Counter(
+    "msnp_rvp_outbound_coalesced_total",
+    "RVP property notifications replaced while queued by a later one for the same subscription (only the latest state is sent).",
+)
+RVP_OUTBOUND_DROPPED = Counter(
+    "msnp_rvp_outbound_dropped_total",
+    "RVP requests given up without an answer, by reason (queue_full, unreachable, timeout, connection_lost, stopped).",
+    ["reason"],
+)
+RVP_OUTBOUND_RETRIED = Counter(
+    "msnp_rvp_outbound_retried_total",
+    "RVP requests sent again on a new connection after the peer closed a kept-alive one under them.",
+)
+RVP_OUTBOUND_CONNECTIONS = Counter(
+    "msnp_rvp_outbound_connections_total",
+    "Outbound RVP connections, by event (opened, closed).",
+    ["event"],
+)
 STORE_LATENCY = Histogram(
     "msnp_store_operation_duration_seconds",
     "Time from a store call to its answer on the reactor thread, by operation.",
@@ -121,6 +144,10 @@ PRESENCE_ONLINE = PRESENCE_NOTIFICATIONS.labels("online")
 PRESENCE_OFFLINE = PRESENCE_NOTIFICATIONS.labels("offline")
 PRESENCE_INITIAL = PRESENCE_NOTIFICATIONS.labels("initial")
 PRESENCE_PERSONAL_MESSAGE = PRESENCE_NOTIFICATIONS.labels("personal_message")
+RVP_OUTBOUND_FRESH = RVP_OUTBOUND_REQUESTS.labels("new")
+RVP_OUTBOUND_REUSED = RVP_OUTBOUND_REQUESTS.labels("reused")
+RVP_OUTBOUND_CONNECTIONS_OPENED = RVP_OUTBOUND_CONNECTIONS.labels("opened")
+RVP_OUTBOUND_CONNECTIONS_CLOSED = RVP_OUTBOUND_CONNECTIONS.labels("closed")
 
 _commands: dict = {}
 

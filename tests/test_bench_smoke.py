@@ -71,5 +71,8 @@ def test_every_scenario_runs(tmp_path):
     rvp = json.loads((tmp_path / "rvp.json").read_text())
     phase = rvp["phases"][0]
     assert phase["rvp_to_msn"]["received"] == phase["rvp_to_msn"]["sent"] > 0
-    assert phase["msn_to_rvp"]["received"] == phase["msn_to_rvp"]["expected"] > 0
+    back = phase["msn_to_rvp"]
+    # A NOTIFY may be replaced while queued by a later state; none is lost.
+    assert back["lost"] == back["unmatched"] == 0
+    assert 0 < back["received"] and back["received"] + back["superseded"] == back["expected"]
     assert _processes_with(marker) == []

@@ -12,7 +12,8 @@ from msnp.core.conversations import Conversations
 from msnp.core.endpoints import EndpointIds
 from msnp.core.lists import ContactLists
 from msnp.core.offline import OfflineMessages
-from msnp.core.presence import Presence, SignedInUser
+from msnp.core.presence import SignedInUser
+from msnp.core.shared_presence import OnePresencePerUser
 
 
 class Messenger:
@@ -25,7 +26,7 @@ class Messenger:
         self.store = store
         self.directory = directory
         self.clock = clock
-        self.presence = Presence(directory)
+        self.presence = OnePresencePerUser(directory)
         self.lists = ContactLists(store, directory, self.presence, list_limits, max_groups)
         self.conversations = Conversations(directory, clock)
         self.endpoint_ids = EndpointIds(directory.node)

@@ -374,6 +374,8 @@ class MessengerHome:
         record = records.get(handle)
         if record is None or self.own_endpoint(record.endpoint_id):
             return None
+        if record.status == core_status.HIDDEN:
+            return "invisible"
         return STATE_OF_STATUS.get(record.status)
 
     def contact_changed(self, handle: str, state: Optional[str]) -> None:

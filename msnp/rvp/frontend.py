@@ -107,6 +107,7 @@ class RvpFrontEnd:
         self.home = home
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
+        self._reactor = reactor
         self.principals = Principals(settings.domain, settings.site, settings.peers)
         self.digest = DigestAuthority(settings.domain.lower(), self.clock)
         self.presence = PresenceTable(self.clock, self._presence_changed)
@@ -116,6 +117,8 @@ class RvpFrontEnd:
         # What each property subscription was last told, so a change of
         # privacy or presence notifies only those who see a difference.
         self._last_told: dict[str, str] = {}
+        # Nodes whose watchers are refreshed on the reactor's next turn.
+        self._refreshing: dict[str, object] = {}
         self._background: set[Deferred] = set()
         # The latest state change of each principal on its way to the other
         # front-ends: a PROPPATCH is answered once its change is there.
@@ -136,6 +139,9 @@ class RvpFrontEnd:
         yield self.home.stop()
         self.presence.stop()
         self.subscriptions.stop()
+        for call in self._refreshing.values():
+            call.cancel()
+        self._refreshing.clear()
         yield self.outbound.stop()
 
     # Entry point
@@ -421,15 +427,17 @@ class RvpFrontEnd:
     @inlineCallbacks
     def _state_of(self, node: str, viewer: Optional[str], privacy: Optional[Privacy] = None, other=_ASK):
         """
-        The state C{viewer} may see of C{node}: RVP's published state, else
-        what the other front-ends know (C{other}, when the caller was just
-        told), offline when privacy hides it.
+        The state C{viewer} may see of C{node}: the one the core publishes
+        for the user when another front-end's endpoint is the published
+        one (C{other}, when known; one presence per user, whatever the
+        number of clients), else RVP's published state; offline when
+        privacy hides it.
         """
         state = self.presence.published(node)
-        if state in HIDDEN_STATES:
-            if other is _ASK:
-                other = yield self.home.other_presence(node)
-            state = other if other is not None else state
+        if other is _ASK:
+            other = yield self.home.other_presence(node)
+        if other is not None:
+            state = other
         if state in HIDDEN_STATES:
             return "offline"
         if viewer != node:
@@ -567,8 +575,16 @@ class RvpFrontEnd:
     # Presence fan-out to property subscriptions
 
     def _presence_changed(self, node: str, published: str) -> None:
-        self._publishing[node] = self.home.rvp_presence_changed(node, published)
-        self.track(self.refresh_watchers(node))
+        applied = self.home.rvp_presence_changed(node, published)
+        self._publishing[node] = applied
+
+        def refresh(result):
+            # Once the core has it: it decides what the user shows when
+            # signed in through another front-end too.
+            self.track(self.refresh_watchers(node))
+            return result
+
+        applied.addCallback(refresh)
 
     def track(self, d: Deferred) -> None:
         self._background.add(d)
@@ -591,6 +607,8 @@ class RvpFrontEnd:
         if not subscriptions:
             return
         privacy = yield self.home.privacy(node)
+        if other is _ASK:
+            other = yield self.home.other_presence(node)
         sends = []
         for subscription in subscriptions:
             state = yield self._state_of(node, self._viewer_of(subscription.subscriber), privacy, other)
@@ -619,15 +637,29 @@ class RvpFrontEnd:
     def _notify_property(self, subscription: Subscription, state: str) -> Deferred:
         body = self._propnotification(subscription.node, subscription.subscriber, state)
         headers = {"RVP-From-Principal": self.principals.server_name, "Subscription-Id": subscription.sub_id}
+        # Queued behind a slow Call-Back, an older state is replaced by this one.
+        key = ("propchange", subscription.sub_id)
         local = self.principals.handle_of_url(subscription.callback)
         if local is not None and self.principals.is_local_handle(local):
             # One of ours watches: straight to its local nodes.
-            return self._to_local_nodes(local, body, headers, hop=3, ack="SingleHop")
-        hop = 2 if _is_principal_url(subscription.callback) else 3
-        return self._send_notify(subscription.callback, body, dict(headers, **{"RVP-Hop-Count": str(hop)}))
+            d = self._to_local_nodes(local, body, headers, hop=3, ack="SingleHop", coalesce_key=key)
+            told = lambda statuses: all(status is not None for status in statuses)
+        else:
+            hop = 2 if _is_principal_url(subscription.callback) else 3
+            d = self._send_notify(subscription.callback, body, dict(headers, **{"RVP-Hop-Count": str(hop)}), coalesce_key=key)
+            told = lambda reply: reply is not None
 
-    def _send_notify(self, url: str, body: bytes, headers: dict) -> Deferred:
-        d = self.outbound.request("NOTIFY", url, headers, body)
+        def sent(result):
+            if not told(result) and self._last_told.get(subscription.sub_id) == state:
+                # Not delivered (logged and counted where it failed): the
+                # next change tells this subscriber again.
+                del self._last_told[subscription.sub_id]
+            return result
+
+        return d.addCallback(sent)
+
+    def _send_notify(self, url: str, body: bytes, headers: dict, order_key=None, coalesce_key=None) -> Deferred:
+        d = self.outbound.request("NOTIFY", url, headers, body, order_key=order_key, coalesce_key=coalesce_key)
 
         def failed(failure):
             log.info("NOTIFY to {url} failed: {error}", url=url, error=failure.getErrorMessage())
@@ -635,7 +667,7 @@ class RvpFrontEnd:
 
         return d.addErrback(failed)
 
-    def _to_local_nodes(self, handle: str, body: bytes, headers: dict, hop: int, ack: str) -> Deferred:
+    def _to_local_nodes(self, handle: str, body: bytes, headers: dict, hop: int, ack: str, order_key=None, coalesce_key=None) -> Deferred:
         """
         NOTIFY C{body} to every local node (login subscription) of C{handle};
         fires with the list of statuses (None for a failed connection).
@@ -644,22 +676,38 @@ class RvpFrontEnd:
         sends = []
         for login in logins:
             extra = {"RVP-Hop-Count": str(hop), "RVP-Ack-Type": ack}
-            d = self.outbound.request("NOTIFY", login.callback, dict(headers, **extra), body)
-            d.addCallbacks(lambda reply: reply.status, lambda failure: None)
+            d = self.outbound.request(
+                "NOTIFY", login.callback, dict(headers, **extra), body, order_key=order_key, coalesce_key=coalesce_key
+            )
+            d.addCallbacks(lambda reply: reply.status, self._not_delivered, errbackArgs=(login.callback,))
             sends.append(d)
         if not sends:
             return succeed([])
         return DeferredList(sends).addCallback(lambda results: [value for _, value in results])
+
+    @staticmethod
+    def _not_delivered(failure, url: str) -> None:
+        log.info("NOTIFY to {url} failed: {error}", url=url, error=failure.getErrorMessage())
+        return None
 
     # What the home reports from the other front-ends
 
     def contact_changed(self, handle: str, state: Optional[str]) -> None:
         """
         C{handle}'s presence changed elsewhere (an MSN user's CHG, FLN) to
-        C{state} (None: offline there).
+        C{state} (None: offline there, or hidden from the one told).
         """
-        if self.subscriptions.of_node(handle, PROPCHANGE):
-            self.track(self.refresh_watchers(handle, state))
+        if not self.subscriptions.of_node(handle, PROPCHANGE) or handle in self._refreshing:
+            return
+        # The core tells each of our users watching C{handle} (one event per
+        # watcher, and before it withdraws a record that signs out): one
+        # refresh on the next turn reads what the core then publishes and
+        # covers every subscription.
+        self._refreshing[handle] = self._reactor.callLater(0, self._refresh_contact, handle)
+
+    def _refresh_contact(self, handle: str) -> None:
+        del self._refreshing[handle]
+        self.track(self.refresh_watchers(handle))
 
     def has_local_node(self, handle: str) -> bool:
         return bool(self.subscriptions.of_node(handle, LOGIN))
@@ -688,9 +736,10 @@ class RvpFrontEnd:
         if not self.principals.is_local_handle(recipient):
             # A user of a federated domain: server to server.
             headers.update({"RVP-Hop-Count": "2", "RVP-Ack-Type": "DeepOr"})
-            self.track(self._send_notify(self.principals.url_of(recipient), body, headers))
+            self.track(self._send_notify(self.principals.url_of(recipient), body, headers, order_key=("messages", self.principals.url_of(sender).lower())))
             return
-        self.track(self._to_local_nodes(recipient, body, headers, hop=3, ack="DeepOr"))
+        # A conversation's messages reach each local node in the order sent.
+        self.track(self._to_local_nodes(recipient, body, headers, hop=3, ack="DeepOr", order_key=("messages", self.principals.url_of(sender).lower())))
 
     # NOTIFY
 
@@ -719,7 +768,9 @@ class RvpFrontEnd:
             if request.headers.get("Subscription-Id"):
                 headers["Subscription-Id"] = request.headers.get("Subscription-Id")
             body = document(xmldoc.to_node(root))
-            self.track(self._to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop"))
+            # A later state from the same subscription replaces a waiting one.
+            key = ("relayed", origin.text.strip().lower(), request.headers.get("Subscription-Id") or "")
+            self.track(self._to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop", coalesce_key=key))
             contact = self.principals.handle_of_url(origin.text.strip())
             if caller.peer is not None and contact is not None:
                 self.home.presence_from_peer(node, contact, _state_in(update))
@@ -757,12 +808,13 @@ class RvpFrontEnd:
         instant = InstantMessage(origin.text.strip(), recipients, mime.text, _session_id(mime.text))
         body = document(xmldoc.to_node(root))
         headers = {"RVP-From-Principal": sender_principal}
-        deliveries = [self._to_local_nodes(node, body, headers, hop=hop + 1, ack=ack)]
+        order = ("messages", origin.text.strip().lower())
+        deliveries = [self._to_local_nodes(node, body, headers, hop=hop + 1, ack=ack, order_key=order)]
         deliveries.append(self.home.deliver_message(node, instant).addCallback(lambda ok: [200 if ok else None]))
         if ack.lower() == "singlehop":
             reachable = self.subscriptions.of_node(node, LOGIN)
             other = yield self.home.other_presence(node)
-            if not reachable and other is None:
+            if not reachable and (other is None or other in HIDDEN_STATES):
                 raise Refused(412, "recipient not logged in")
             for d in deliveries:
                 self.track(d)

@@ -99,8 +99,10 @@ class IRvpHome(Interface):
 
     def other_presence(handle):
         """
-        Deferred RVP state of C{handle} as the other front-ends know it
-        (None: not online there).
+        Deferred RVP state of C{handle} as the core publishes it when an
+        endpoint of another front-end is the published one ("invisible"
+        when it appears offline); None when not online there or when this
+        front-end's own endpoint is the one published.
         """
 
     def deliver_message(recipient, message):

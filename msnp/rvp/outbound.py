@@ -8,21 +8,21 @@ where another domain's RVP server is (``--rvp-peer``, else DNS SRV
 from __future__ import annotations
 
 from typing import Optional
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import attrs
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import Protocol
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers as TwistedHeaders
 
 from msnp.rvp.httpwire import NOTIFICATIONS_VERSION
+from msnp.rvp.pool import ConnectionPool
 
 log = Logger()
 
 MAX_REDIRECTS = 5
-MAX_REPLY_BODY = 256 * 1024
 REQUEST_TIMEOUT = 30.0
 
 
@@ -39,108 +39,77 @@ class Reply:
     url: str
 
 
-class _Collect(Protocol):
-    """
-    Read a reply body up to a limit.  When the body is not wanted, stop at
-    once: some local nodes answer without Content-Length and keep the
-    connection open, so waiting for the end would never finish.
-    """
-
-    def __init__(self, done: Deferred, want_body: bool):
-        self.done = done
-        self.want_body = want_body
-        self.data = bytearray()
-
-    def connectionMade(self) -> None:
-        if not self.want_body:
-            self.transport.stopProducing()
-            self._finish()
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.done is None:
-            return
-        self.data += data
-        if len(self.data) > MAX_REPLY_BODY:
-            self.transport.stopProducing()
-            self._finish()
-
-    def connectionLost(self, reason) -> None:
-        self._finish()
-
-    def _finish(self) -> None:
-        done, self.done = self.done, None
-        if done is not None:
-            done.callback(bytes(self.data[:MAX_REPLY_BODY]))
-
-
 class OutboundClient:
     """
-    Sends RVP requests with Twisted's HTTP client.  Connections to other
-    servers are kept open and reused; a request that finds no answer in
-    C{timeout} seconds fails.
+    Sends RVP requests through a L{ConnectionPool}: per destination a
+    bounded queue and a few kept-alive connections (see
+    L{msnp.rvp.pool}); a request that finds no answer in C{timeout}
+    seconds fails.
     """
 
-    def __init__(self, reactor, timeout: float = REQUEST_TIMEOUT):
+    def __init__(self, reactor, timeout: float = REQUEST_TIMEOUT, clock=None, connect=None, **limits):
         self._reactor = reactor
-        self._pool = HTTPConnectionPool(reactor, persistent=True)
-        self._pool.maxPersistentPerHost = 4
-        self._pool.retryAutomatically = False
-        self._agent = Agent(reactor, connectTimeout=timeout, pool=self._pool)
         self._timeout = timeout
-        self._pending: set[Deferred] = set()
+        self.pool = ConnectionPool(clock if clock is not None else reactor, connect or self._connect, timeout, **limits)
+
+    def _connect(self, host: str, port: int, protocol) -> Deferred:
+        if isIPAddress(host):
+            endpoint = TCP4ClientEndpoint(self._reactor, host, port, timeout=self._timeout)
+        elif isIPv6Address(host):
+            endpoint = TCP6ClientEndpoint(self._reactor, host, port, timeout=self._timeout)
+        else:
+            endpoint = HostnameEndpoint(self._reactor, host, port, timeout=self._timeout)
+        return connectProtocol(endpoint, protocol)
 
     @inlineCallbacks
-    def request(self, method: str, url: str, headers: dict[str, str], body: bytes = b"", want_body: bool = False):
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes = b"",
+        want_body: bool = False,
+        order_key=None,
+        coalesce_key=None,
+    ):
         """
         Send one request, following redirects (the same method and body to
-        the Location), and fire with its L{Reply}.
+        the Location), and fire with its L{Reply}.  C{order_key}: requests
+        with the same key to one destination go one at a time, in order;
+        C{coalesce_key}: a waiting request with the same key is replaced
+        by this one (see L{ConnectionPool.request}).
         """
         for _ in range(MAX_REDIRECTS + 1):
-            reply = yield self._once(method, url, headers, body, want_body)
+            reply = yield self._once(method, url, headers, body, want_body, order_key, coalesce_key)
             if reply.status in (301, 302, 307, 308) and reply.headers.get("location"):
                 url = urljoin(url, reply.headers["location"])
                 continue
             return reply
         raise IOError(f"too many redirects from {url}")
 
-    def _once(self, method: str, url: str, headers: dict[str, str], body: bytes, want_body: bool) -> Deferred:
-        from twisted.web.client import FileBodyProducer
-        from io import BytesIO
-
+    def _once(self, method, url, headers, body, want_body, order_key, coalesce_key) -> Deferred:
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "http" or not parts.hostname:
+            return fail(ValueError(f"not an http URL: {url}"))
+        try:
+            port = parts.port or 80
+        except ValueError:
+            return fail(ValueError(f"bad port in {url}"))
         fields = TwistedHeaders()
+        fields.setRawHeaders(b"Host", [parts.netloc.rpartition("@")[2].encode("idna")])
         fields.setRawHeaders(b"RVP-Notifications-Version", [NOTIFICATIONS_VERSION.encode()])
         for name, value in headers.items():
             fields.setRawHeaders(name.encode("ascii"), [value.encode("utf-8")])
-        producer = FileBodyProducer(BytesIO(body)) if body else None
         if body:
             fields.setRawHeaders(b"Content-Type", [b"text/xml"])
-        d = self._agent.request(method.encode("ascii"), url.encode("utf-8"), fields, producer)
-        timer = self._reactor.callLater(self._timeout, d.cancel)
-
-        def got(response):
-            collected = Deferred()
-            response.deliverBody(_Collect(collected, want_body))
-            reply_headers = {
-                name.decode("latin-1").lower(): values[-1].decode("latin-1")
-                for name, values in response.headers.getAllRawHeaders()
-            }
-            return collected.addCallback(lambda data: Reply(response.code, reply_headers, data, url))
-
-        def done(result):
-            if timer.active():
-                timer.cancel()
-            self._pending.discard(d)
-            return result
-
-        d.addCallback(got)
-        d.addBoth(done)
-        self._pending.add(d)
-        return d
+        path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        d = self.pool.request(
+            parts.hostname, port, method.encode("ascii"), path.encode("utf-8"), fields, body, want_body, order_key, coalesce_key
+        )
+        return d.addCallback(lambda answer: Reply(answer.status, answer.headers, answer.body, url))
 
     def stop(self) -> Deferred:
-        for d in list(self._pending):
-            d.cancel()
-        return self._pool.closeCachedConnections()
+        return self.pool.stop()
 
 
 class PeerLocator:
