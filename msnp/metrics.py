@@ -58,6 +58,10 @@ class Counter:
             registry.register(self)
 
     def labels(self, *values) -> _Count:
+        # Labels are nearly always strings already: found without a copy.
+        child = self._children.get(values)
+        if child is not None:
+            return child
         key = tuple(str(v) for v in values)
         child = self._children.get(key)
         if child is None:

@@ -493,7 +493,7 @@ class NotificationSession:
                 line = dialect.nln(
                     dialects.CODE_OF_STATUS[event.status],
                     event.handle,
-                    wire.url_encode(event.name),
+                    dialects.encoded_name(event.name),
                     event.client_caps,
                     event.msn_object,
                     event.client_caps_ex,
@@ -667,7 +667,7 @@ class NotificationSession:
                         trid,
                         dialects.CODE_OF_STATUS[record.status],
                         record.handle,
-                        wire.url_encode(record.name),
+                        dialects.encoded_name(record.name),
                         record.client_caps,
                         record.msn_object,
                         record.client_caps_ex,
