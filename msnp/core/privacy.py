@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
 
+from typing import Iterable
+
 import attrs
 
 from msnp.store.records import UserState
@@ -28,6 +30,17 @@ def allows(owner: UserState, watcher: str) -> bool:
     if watcher in owner.lists["AL"]:
         return True
     return owner.blp == ALLOW_ALL
+
+
+def allowed_among(owner: UserState, watchers: Iterable[str], besides: str = "") -> list[str]:
+    """
+    Those of C{watchers} (other than C{besides}) that L{allows} lets see
+    C{owner}: the same rule, once per fan-out instead of once per watcher.
+    """
+    blocked, allowed = owner.lists["BL"], owner.lists["AL"]
+    if owner.blp == ALLOW_ALL:
+        return [w for w in watchers if w != besides and w not in blocked]
+    return [w for w in watchers if w != besides and w not in blocked and w in allowed]
 
 
 @attrs.frozen

@@ -379,7 +379,7 @@ class NotificationSession:
         if kind is events.PresenceChanged:
             if me.status is None or (event.details_only and not self.dialect.merges_lists):
                 return
-            (metrics.PRESENCE_OFFLINE if event.status is None else metrics.PRESENCE_ONLINE).inc()
+            (metrics.PRESENCE_OFFLINE if event.status is None else metrics.PRESENCE_ONLINE).value += 1
             self.send(self._presence_line(event))
         elif kind is events.PersonalMessageChanged:
             if me.status is not None and self.dialect.has_personal_messages:
