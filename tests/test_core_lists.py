@@ -199,3 +199,24 @@ def test_privacy_edits_reach_federated_handles_whatever_the_status(world):
     world.events()
     world.result(lists.remove(alice.me, "AL", lee))
     assert got == [(lee, changed)] and [e for e in world.events() if e[0] != "confirm"] == []
+
+
+def test_published_privacy_follows_every_edit(world):
+    """
+    The privacy view that travels with alice's presence record (what other
+    nodes and the bridges decide by) follows block, unblock and mode edits.
+    """
+    alice = world.sign_in("alice@example.com", statuses.ONLINE)
+    directory = world.messenger.directory
+
+    def view():
+        return world.result(directory.presence_of(["alice@example.com"]))["alice@example.com"].privacy
+
+    assert view().allows("bob@example.com")
+    world.result(world.messenger.lists.add(alice.me, "BL", "bob@example.com", "Bob"))
+    assert not view().allows("bob@example.com")
+    world.result(world.messenger.lists.remove(alice.me, "BL", "bob@example.com"))
+    assert view().allows("bob@example.com")
+    world.result(world.messenger.lists.add(alice.me, "AL", "carol@example.com", "Carol"))
+    world.result(world.messenger.lists.set_privacy(alice.me, "blp", "BL"))
+    assert (view().mode, view().allows("bob@example.com"), view().allows("carol@example.com")) == ("BL", False, True)

@@ -294,3 +294,24 @@ def test_live_server_shows_only_what_rules_allow(tmp_path):
             yield live_case(running, random.Random(seed))
         finally:
             yield running.stop()
+
+
+@given(
+    st.sets(st.sampled_from(HANDLES)),
+    st.sets(st.sampled_from(HANDLES)),
+    st.sampled_from(["AL", "BL"]),
+    st.lists(st.sampled_from(HANDLES)),
+    st.sampled_from(HANDLES + [""]),
+)
+def test_fan_out_filter_is_the_one_rule(allowed, blocked, blp, watchers, besides):
+    """
+    The fan-out filter keeps exactly the watchers the rule allows, in
+    order, without C{besides} — even where AL and BL overlap.
+    """
+    owner = UserState(
+        "owner@example.com", "Owner", 1, "A", blp, {},
+        {"FL": {}, "AL": dict.fromkeys(allowed, ""), "BL": dict.fromkeys(blocked, ""), "RL": {}}, {}, {},
+    )
+    expected = [w for w in watchers if w != besides and may_see(owner.lists, blp, w)]
+    assert privacy.allowed_among(owner, watchers, besides=besides) == expected
+    assert [w for w in watchers if w != besides and privacy.allows(owner, w)] == expected

@@ -121,6 +121,10 @@ def test_values_survive_the_codec():
     ]
     for value in values:
         assert codec.loads(codec.dumps(value)) == value
+    # A view of a signed-in user's own lists travels as sets.
+    lists = {"AL": {BOB: BOB}, "BL": {}}
+    live = PrivacyView("AL", lists["AL"].keys(), lists["BL"].keys())
+    assert codec.loads(codec.dumps(live)) == PrivacyView("AL", frozenset({BOB}), frozenset())
     changed = events.PresenceChanged(ALICE, "NLN")
     changed.rendered["x"] = b"cached"
     assert "cached" not in codec.dumps(changed)

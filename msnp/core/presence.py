@@ -15,7 +15,7 @@ import attrs
 from twisted.internet.defer import Deferred
 
 from msnp.core import events, status as statuses
-from msnp.core.privacy import PrivacyView, allows
+from msnp.core.privacy import PrivacyView, allowed_among, allows
 from msnp.store.records import UserState
 
 
@@ -137,8 +137,7 @@ class Presence:
 
     def _watchers(self, me: SignedInUser, among: Optional[Iterable[str]] = None) -> list[str]:
         user = me.user
-        own = me.handle
-        return [w for w in (user.lists["RL"] if among is None else among) if w != own and allows(user, w)]
+        return allowed_among(user, user.lists["RL"] if among is None else among, besides=me.handle)
 
     def _announce(self, me: SignedInUser, status: Optional[str], details_only: bool = False) -> None:
         watchers = self._watchers(me)

@@ -12,6 +12,7 @@ from what is read back.
 from __future__ import annotations
 
 import base64
+from collections.abc import KeysView
 import importlib
 import json
 
@@ -44,7 +45,7 @@ def _encode(value):
         return value
     if isinstance(value, bytes):
         return {"$b": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, (frozenset, set)):
+    if isinstance(value, (frozenset, set, KeysView)):
         return {"$s": [_encode(item) for item in sorted(value, key=repr)]}
     if isinstance(value, tuple):
         return {"$t": [_encode(item) for item in value]}

@@ -134,7 +134,7 @@ CONTACT_PHONE_KEYS = ("PHH", "PHW", "PHM", "MOB")
 SETTABLE_PHONE_KEYS = CONTACT_PHONE_KEYS
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Dialect:
     """
     One MSNPn dialect.

@@ -379,7 +379,7 @@ class NotificationSession:
         if kind is events.PresenceChanged:
             if me.status is None or (event.details_only and not self.dialect.merges_lists):
                 return
-            (metrics.PRESENCE_OFFLINE if event.status is None else metrics.PRESENCE_ONLINE).inc()
+            (metrics.PRESENCE_OFFLINE if event.status is None else metrics.PRESENCE_ONLINE).value += 1
             self.send(self._presence_line(event))
         elif kind is events.PersonalMessageChanged:
             if me.status is not None and self.dialect.has_personal_messages:
@@ -493,7 +493,7 @@ class NotificationSession:
                 line = dialect.nln(
                     dialects.CODE_OF_STATUS[event.status],
                     event.handle,
-                    wire.url_encode(event.name),
+                    dialects.encoded_name(event.name),
                     event.client_caps,
                     event.msn_object,
                     event.client_caps_ex,
@@ -667,7 +667,7 @@ class NotificationSession:
                         trid,
                         dialects.CODE_OF_STATUS[record.status],
                         record.handle,
-                        wire.url_encode(record.name),
+                        dialects.encoded_name(record.name),
                         record.client_caps,
                         record.msn_object,
                         record.client_caps_ex,

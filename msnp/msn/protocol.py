@@ -251,7 +251,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
     def send(self, data: bytes) -> None:
         if self._closed:
             return
-        self._bytes_out.inc(len(data))
+        self._bytes_out.value += len(data)
         if self._write(data) > self.outbound_limit:
             self._over_limit()
 
@@ -315,7 +315,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         if self._closed:
             return
-        self._bytes_in.inc(len(data))
+        self._bytes_in.value += len(data)
         self.resetTimeout()
         self.framer.feed(data)
         if self._reading:
