@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 
 from twisted.internet import defer, reactor
 from twisted.internet.error import ConnectError
 
+from engines import free_port
 from msnclient import connect
 from msnp.store.sqlite import Database
 
@@ -21,16 +21,17 @@ TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    """
+    C{count} distinct ports nothing listens on, below the range the kernel
+    hands out to outgoing connections: a port picked from that range can be
+    taken by some test's client socket before the server process binds it.
+    """
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def make_accounts(db_path: str, accounts: dict) -> None:
