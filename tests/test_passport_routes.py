@@ -1,6 +1,7 @@
 """
 The Passport HTTPS site beyond the Microsoft nexus and login: request
-targets in absolute form (RFC 9112 section 3.2.2) on every path and method,
+targets in absolute form (RFC 9112 section 3.2.2) and with doubled slashes
+(libpurple's C{POST //RST.srf}) on every path and method,
 Escargot's nexus (/nexus-mock), login (/login) and header login
 (/NotRST.srf) under the same checker, throttle and ticket rules, the
 configuration and pages MSN Messenger 5-7.5 fetch at start-up, and one log
@@ -20,7 +21,7 @@ from twisted.internet import defer, reactor
 from twisted.logger import formatEvent, globalLogPublisher
 
 from msnp.config import ServerConfig
-from msnp.msn.passport import origin_form
+from msnp.msn.passport import merge_slashes, origin_form
 from test_passport_rst import rst_envelope
 from twn import authorization, parse_response, pp_server, raw_https_request, twn_start, twn_with_ticket  # noqa: F401
 
@@ -129,6 +130,69 @@ def test_origin_form_never_fails(target):
     """
     result, authority = origin_form(target)
     assert result == target if authority is None else result.startswith(b"/")
+
+
+@pytest.mark.parametrize("method, path, headers, body", ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
+@pytest_twisted.inlineCallbacks
+def test_doubled_slashes_are_answered_as_one(pp_server, method, path, headers, body):
+    """
+    libpurple 2.5-2.10 writes C{POST /%s} around paths that already start
+    with C{/}: a target with runs of slashes gets the answer of the same
+    target with single slashes, in origin and in absolute form.
+    """
+    doubled = "/" + path.replace("/", "//")
+    plain = yield ask(pp_server, method, path, headers, body)
+    for target in (doubled, absolute(pp_server, doubled)):
+        got = yield ask(pp_server, method, target, headers, body)
+        assert got[0] == plain[0]
+        assert {k: v for k, v in got[1].items() if k not in VARYING} == {k: v for k, v in plain[1].items() if k not in VARYING}
+        if path != "/RST.srf" or method != "POST":
+            assert got[2] == plain[2]
+
+
+@pytest_twisted.inlineCallbacks
+def test_libpurple_rst_target_logs_in(pp_server):
+    """
+    libpurple 2.10's single sign-on request, C{POST //RST.srf}, gets the
+    security tokens (it was 404, and libpurple waited for ever).
+    """
+    code, _, body = yield ask(
+        pp_server, "POST", "//RST.srf", {"Content-Type": "text/xml"}, rst_envelope("alice@example.com", "pw-alice")
+    )
+    assert code == 200
+    assert b"RequestSecurityTokenResponseCollection" in body and b"BinarySecurityToken" in body
+
+
+@pytest_twisted.inlineCallbacks
+def test_libpurple_address_book_target_reaches_the_service(pp_server):
+    """
+    The web services behind the site are reached the same way:
+    C{POST //abservice/abservice.asmx} is answered by the address book,
+    exactly as its single-slash path is.
+    """
+    envelope = b'<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>'
+    headers = {"Content-Type": "text/xml", "SOAPAction": "http://www.msn.com/webservices/AddressBook/ABFindAll"}
+    plain = yield ask(pp_server, "POST", "/abservice/abservice.asmx", headers, envelope)
+    doubled = yield ask(pp_server, "POST", "//abservice/abservice.asmx", headers, envelope)
+    assert plain[0] != 404
+    assert (doubled[0], doubled[2]) == (plain[0], plain[2])
+
+
+@given(st.binary(max_size=60))
+def test_merge_slashes_leaves_no_run_in_the_path_and_keeps_the_query(target):
+    """
+    Property: the path part has no C{//} left, the query is untouched,
+    the result is a fixed point, and with every C{/} taken out the path
+    is what it was.
+    """
+    path, mark, query = target.partition(b"?")
+    merged = merge_slashes(target)
+    new_path, new_mark, new_query = merged.partition(b"?")
+    assert b"//" not in new_path
+    assert (new_mark, new_query) == (mark, query)
+    assert merge_slashes(merged) == merged
+    assert new_path.replace(b"/", b"") == path.replace(b"/", b"")
+    assert (b"/" in new_path) == (b"/" in path)
 
 
 @pytest_twisted.inlineCallbacks

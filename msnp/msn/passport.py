@@ -30,7 +30,8 @@ MSN Messenger 6-7.5 also fetch their configuration here
 pages under C{/svcs/mms/}; they get minimal documents.
 
 Request targets in absolute form (C{GET https://host/login2.srf}, RFC 9112
-section 3.2.2) are served like their origin form, on every path.  Every
+section 3.2.2) are served like their origin form, on every path, and a run
+of slashes in a path counts as one (libpurple asks for C{//RST.srf}).  Every
 refused request is logged once, with the client's address and the reason.
 
 twisted.web writes header names in its own canonical case
@@ -127,6 +128,7 @@ class BoundedRequest(server.Request):
         if self._refused:
             return
         path, authority = origin_form(path)
+        path = merge_slashes(path)
         if authority:
             # RFC 9112 section 3.2.2: the target's authority stands in for
             # any Host header.
@@ -154,6 +156,20 @@ def origin_form(target: bytes) -> tuple[bytes, Optional[bytes]]:
     if not remainder.startswith(b"/"):
         remainder = b"/" + remainder
     return remainder, authority
+
+
+def merge_slashes(target: bytes) -> bytes:
+    """
+    The target with every run of C{/} in its path made one; the query (from
+    the first C{?}) is kept as it came.  libpurple 2.5-2.10 put a C{/} in
+    front of paths that already start with one (C{POST //RST.srf}, C{POST
+    //abservice/abservice.asmx}); Microsoft's servers answered those as
+    the single-slash paths.
+    """
+    path, mark, query = target.partition(b"?")
+    while b"//" in path:
+        path = path.replace(b"//", b"/")
+    return path + mark + query
 
 
 # The reason logged for a refusal a resource did not name itself.
