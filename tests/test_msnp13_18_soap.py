@@ -365,3 +365,40 @@ def test_adl_after_contact_add_shows_presence(pp_server):
     yield alice.expect_line("NLN NLN 1:bob@example.com Bob 0:0")
     yield alice.disconnect()
     yield bob.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
+def test_pending_is_who_added_me_and_awaits_an_answer(pp_server):
+    """
+    Bob (MSNP7) adds Alice, who has not answered: he is in her Reverse
+    and Pending memberships.  Allowing him (AddMember Allow, then the
+    client's DeleteMember Pending) or blocking him ends the wait.
+    """
+    bob = yield sign_in(pp_server, "bob@example.com", "MSNP7", "NLN")
+    bob.send("ADD 5 FL alice@example.com Alice")
+    yield bob.expect(r"ADD 5 FL \d+ alice@example.com Alice 0")
+    token = yield contacts_token(pp_server)
+    code, root = yield call(pp_server, "sharing", "FindMembership", "", token)
+    assert members(root, "Reverse") == ["bob@example.com"] and members(root, "Pending") == ["bob@example.com"]
+
+    def member_request(role, handle):
+        return (
+            "<serviceHandle><Id>0</Id><Type>Messenger</Type><ForeignId></ForeignId></serviceHandle>"
+            f"<memberships><Membership><MemberRole>{role}</MemberRole><Members>"
+            f'<Member xsi:type="PassportMember" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Type>Passport</Type>'
+            f"<State>Accepted</State><PassportName>{handle}</PassportName></Member></Members></Membership></memberships>"
+        )
+
+    code, _ = yield call(pp_server, "sharing", "AddMember", member_request("Allow", "bob@example.com"), token)
+    assert code == 200
+    code, _ = yield call(pp_server, "sharing", "DeleteMember", member_request("Pending", "bob@example.com"), token)
+    assert code == 200
+    code, root = yield call(pp_server, "sharing", "FindMembership", "", token)
+    assert members(root, "Pending") == [] and members(root, "Allow") == ["bob@example.com"]
+    yield call(pp_server, "sharing", "DeleteMember", member_request("Allow", "bob@example.com"), token)
+    code, root = yield call(pp_server, "sharing", "FindMembership", "", token)
+    assert members(root, "Pending") == ["bob@example.com"]
+    yield call(pp_server, "sharing", "AddMember", member_request("Block", "bob@example.com"), token)
+    code, root = yield call(pp_server, "sharing", "FindMembership", "", token)
+    assert members(root, "Pending") == [] and members(root, "Block") == ["bob@example.com"]
+    yield bob.disconnect()

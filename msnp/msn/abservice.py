@@ -166,11 +166,16 @@ def _member(role: str, user, contact: str, changed: str) -> str:
 def memberships(user, changed: str) -> str:
     """
     The result of FindMembership: the Messenger service's Allow, Block,
-    Reverse and (always empty) Pending memberships.
+    Reverse and Pending memberships.  Pending is who added the user and
+    awaits an answer: on the reverse list, on neither the allow nor the
+    block list (what MSNP2-12 clients work out for themselves; WLM and
+    libpurple ask the user about Pending members).
     """
+    lists = user.lists
+    pending = [c for c in lists["RL"] if c not in lists["AL"] and c not in lists["BL"]]
     parts = []
     for role, lst in (*ROLE_LISTS.items(), ("Pending", None)):
-        members = "".join(_member(role, user, c, changed) for c in (user.lists[lst] if lst else ()))
+        members = "".join(_member(role, user, c, changed) for c in (lists[lst] if lst else pending))
         parts.append(
             f"<Membership><MemberRole>{role}</MemberRole><Members>{members}</Members>"
             "<MembershipIsComplete>true</MembershipIsComplete></Membership>"
