@@ -26,6 +26,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # MSNP10, the keyed hash from MSNP11 (see msnp/msn/challenge.py).
 MD5_PRODUCT = "msmsgs@msnmsgr.com"
 MSNP11_PRODUCT = "PROD0090YUAUV{2B"
+# Windows Live Messenger 8.0 (MSNP13-14), 8.5 (MSNP15-17), 2009 (MSNP18).
+WLM_PRODUCTS = ((18, "PROD0120PW!CCV9@"), (15, "PROD0119GSJUC$18"), (13, "PROD0112J1LW7%NB"))
 
 
 class ExpressionError(Exception):
@@ -33,6 +35,9 @@ class ExpressionError(Exception):
 
 
 def product_for(dialect: int) -> str:
+    for first, product in WLM_PRODUCTS:
+        if dialect >= first:
+            return product
     return MSNP11_PRODUCT if dialect >= 11 else MD5_PRODUCT
 
 
@@ -42,6 +47,8 @@ def challenge_answer(dialect: int, text: str) -> str:
     challenge C{text}.
     """
     product = product_for(dialect)
+    if dialect >= 13:
+        return challenges.msnp11_answer(text, product, challenges.MSNP13_PRODUCTS[product])
     if dialect >= 11:
         return challenges.msnp11_answer(text, product, challenges.MSNP11_PRODUCTS[product])
     return challenges.md5_answer(text, challenges.MD5_PRODUCTS[product])
