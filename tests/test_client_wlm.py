@@ -9,7 +9,6 @@ WLM product keys, and property tests for every parser.
 
 from __future__ import annotations
 
-import base64
 import types
 
 import pytest
@@ -18,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 
-import sso as sso_steps
 from msnp.client import addressbook, oim, passport, sso
 from msnp.msn import challenge, dialects, membership, passport as server_passport, wire
 from msnp.msn import oim as server_oim

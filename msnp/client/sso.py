@@ -21,7 +21,6 @@ from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 import attrs
-from twisted.internet import defer
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, FileBodyProducer
 from twisted.web.http_headers import Headers
 

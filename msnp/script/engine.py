@@ -22,7 +22,7 @@ from twisted.internet import defer, error
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
-from msnp.client import addressbook, oim, passport, sso
+from msnp.client import addressbook, messenger, oim, passport, sso
 from msnp.client.connection import MAX_SERVER_LINE, MAX_SERVER_PAYLOAD
 from msnp.msn import dialects, wire
 from msnp.msn.framing import Framer, LineTooLong
@@ -38,13 +38,10 @@ AUTO_QRY_TRID = 4294967295
 _VER_REPLY = re.compile(r"^VER \d+ MSNP(\d+)\b")
 _CHL = re.compile(r"^CHL 0 (\S+)$")
 
-# What a client of each dialect says it is in CVR: MSN Messenger 7.5 until
-# MSNP12, then Windows Live Messenger 8.0, 8.5 and 2009.
-_CLIENT_VERSIONS = ((16, "14.0.8117.0416"), (15, "8.5.1302.1018"), (13, "8.0.0812"), (0, "7.5.0324"))
 # The capabilities a client announces in its first CHG from MSNP13 (with
 # the extended word from MSNP16): those of Windows Live Messenger 2009.
-CLIENT_CAPS = "2789003324"
-CLIENT_CAPS_EX = "48"
+CLIENT_CAPS = str(messenger.WLM_CAPS)
+CLIENT_CAPS_EX = str(messenger.WLM_CAPS_EX)
 _GUID_NAMESPACE = uuid.UUID("5b1d3c52-9a0e-4b53-9f1e-6d2f3c1b7a10")
 
 
@@ -58,10 +55,11 @@ def machine_guid(client: str) -> str:
 
 
 def client_version(dialect: int) -> str:
-    for first, version in _CLIENT_VERSIONS:
-        if dialect >= first:
-            return version
-    return _CLIENT_VERSIONS[-1][1]
+    """
+    The version an official client of MSNP C{dialect} names in CVR: MSN
+    Messenger 7.5 until MSNP12, Windows Live Messenger 8.0, 8.5 or 2009.
+    """
+    return messenger.client_version(dialect)[5]
 
 
 class StepFailed(Exception):
