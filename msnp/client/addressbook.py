@@ -9,14 +9,14 @@ C{ADL} payload a client sends the notification server after reading them.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Union
 from urllib.parse import urlsplit, urlunsplit
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
 from msnp.client.sso import SSOError, post
-from msnp.msn import membership, safexml
+from msnp.msn import safexml
 
 NS_AB = "http://www.msn.com/webservices/AddressBook"
 SHARING_PATH = "/abservice/SharingService.asmx"
@@ -25,7 +25,10 @@ ADDRESS_BOOK_PATH = "/abservice/abservice.asmx"
 MAX_ANSWER = 8 * 1024 * 1024
 
 _ROLES = {"Allow": "AL", "Block": "BL", "Reverse": "RL", "Pending": "PL"}
-_CLIENT_BITS = {"FL": membership.FL, "AL": membership.AL, "BL": membership.BL}
+# The list bits of ADL and RML: a client names FL, AL and BL; RL and PL
+# only come from the server.
+LIST_BITS = {"FL": 1, "AL": 2, "BL": 4, "RL": 8, "PL": 16}
+_CLIENT_LISTS = ("FL", "AL", "BL")
 
 
 class AddressBookError(SSOError):
@@ -164,6 +167,20 @@ async def fetch(reactor, nexus: str, token: str, trust: Union[None, str, bytes] 
     return book
 
 
+def render_ml(entries, initial: bool = False) -> bytes:
+    """
+    The C{<ml>} document of ADL or RML for (handle, bits) C{entries}, one
+    C{<d>} per domain in the order they first appear; C{l="1"} on the root
+    marks the initial dump.
+    """
+    domains: dict[str, list[str]] = {}
+    for handle, bits in entries:
+        user, _, host = handle.rpartition("@")
+        domains.setdefault(host, []).append(f'<c n={quoteattr(user)} l="{bits}" t="1"/>')
+    body = "".join(f"<d n={quoteattr(host)}>{''.join(items)}</d>" for host, items in domains.items())
+    return (('<ml l="1">' if initial else "<ml>") + body + "</ml>").encode("utf-8")
+
+
 def initial_adl(book: AddressBook) -> bytes:
     """
     The C{ADL} payload of the initial dump: every contact on FL, AL or BL
@@ -171,16 +188,14 @@ def initial_adl(book: AddressBook) -> bytes:
     """
     entries = []
     for entry in sorted(book.entries.values(), key=lambda e: e.handle):
-        bits = sum(bit for lst, bit in _CLIENT_BITS.items() if lst in entry.lists)
+        bits = sum(LIST_BITS[lst] for lst in _CLIENT_LISTS if lst in entry.lists)
         if bits:
-            entries.append(membership.ListEntry(entry.handle, bits))
-    return membership.render(entries, initial=True)
+            entries.append((entry.handle, bits))
+    return render_ml(entries, initial=True)
 
 
-def adl(handle: str, lists, name: Optional[str] = None) -> bytes:
+def adl(handle: str, lists) -> bytes:
     """
-    The C{ADL} (or C{RML}) payload putting C{handle} on C{lists}.
+    The C{ADL} (or C{RML}) payload putting C{handle} on (or off) C{lists}.
     """
-    bits = sum(_CLIENT_BITS[lst] for lst in lists)
-    names = {handle.lower(): name} if name else None
-    return membership.render([membership.ListEntry(handle.lower(), bits)], names=names)
+    return render_ml([(handle.lower(), sum(LIST_BITS[lst] for lst in lists))])

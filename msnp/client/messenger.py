@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from msnp.client import addressbook, oim, passport, sso
 from msnp.client.connection import CommandConnection, ConnectionClosed, ServerError
 from msnp.msn import challenge as challenges
-from msnp.msn import dialects, membership, safexml, wire
+from msnp.msn import dialects, safexml, wire
 
 # The statuses a user can set (and see): online, busy, idle, be right back,
 # away, on the phone, out to lunch, appear offline; FLN is offline.
@@ -1049,14 +1049,14 @@ class Client:
     def _on_ADL(self, command):
         # MSNP13+: ADL 0 with l="8": someone put me on their list.
         for handle, bits, name in _list_notice(command.payload):
-            if bits & membership.RL:
+            if bits & addressbook.LIST_BITS["RL"]:
                 contact = self._contact(handle)
                 contact.lists.add("RL")
                 self.events.fire("added_by", handle, _decode(name or handle))
 
     def _on_RML(self, command):
         for handle, bits, _ in _list_notice(command.payload):
-            if bits & membership.RL:
+            if bits & addressbook.LIST_BITS["RL"]:
                 contact = self._contact(handle)
                 contact.lists.discard("RL")
                 self.events.fire("removed_by", handle)
