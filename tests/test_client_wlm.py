@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 
 from msnp.client import addressbook, oim, passport, sso
+from msnp.client.messenger import _list_notice, _plain_handle
 from msnp.msn import challenge, dialects, membership, passport as server_passport, wire
 from msnp.msn import oim as server_oim
 from msnp.msn import sso as mbi
@@ -228,3 +229,26 @@ def test_wlm_sign_in_failures_are_file_failures(live_server):
     )
     assert not result.passed and result.failure.line == 3 and "MessageDoesNotExist" in result.failure.received
     assert not any(step.startswith("bob< UBX") for step in result.steps)
+
+
+def test_list_notices_read_by_the_client():
+    """
+    The server's ADL/RML 0 notices give handle, bits and name; what is not
+    one gives nothing.
+    """
+    payload = b'<ml><d n="example.com"><c n="bob" l="8" t="1" f="Bob%20B"/></d><d n="x.org"><c n="eve" l="3"/></d></ml>'
+    assert _list_notice(payload) == [("bob@example.com", 8, "Bob%20B"), ("eve@x.org", 3, "")]
+    assert _list_notice(b"<ml><d><c n='x' l='8'/></d></ml>") == [] and _list_notice(b"nope") == [] and _list_notice(None) == []
+    assert _plain_handle("1:Bob@Example.com") == "bob@example.com"
+    assert _plain_handle("bob@example.com;{A-B}") == "bob@example.com"
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_list_notice_reader_takes_any_bytes(data):
+    """
+    Whatever a server sends as an ADL/RML notice, the client reads entries
+    or nothing, never a crash.
+    """
+    for handle, bits, _ in _list_notice(data):
+        assert "@" in handle and bits >= 0
