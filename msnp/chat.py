@@ -197,7 +197,7 @@ def options(argv: Optional[list] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="msnp-chat", description="Chat on an MSN server from the terminal.")
     parser.add_argument("handle")
     parser.add_argument("--server", default="127.0.0.1:1863", metavar="HOST:PORT", help="the dispatch server")
-    parser.add_argument("--dialect", default="MSNP12", help="the highest MSNP version to offer (MSNP2-MSNP12)")
+    parser.add_argument("--dialect", default="MSNP12", help="the highest MSNP version to offer (MSNP2-MSNP18)")
     parser.add_argument("--nexus", default=passport.DEFAULT_NEXUS, metavar="URL", help="the Passport nexus (MSNP8+)")
     parser.add_argument("--ca", metavar="PEM", help="certificates to trust for Passport's TLS instead of the system's")
     return parser.parse_args(argv)

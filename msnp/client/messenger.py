@@ -1,6 +1,9 @@
 """
 An MSN Messenger client as a library: sign in, keep a contact list with
-presence, talk in conversations.
+presence, talk in conversations.  MSNP2-MSNP12 are offered by default;
+offering MSNP13-MSNP18 (L{WLM_DIALECTS}) signs in as Windows Live Messenger
+does: single sign-on from MSNP15, the lists read over SOAP and sent back
+with ADL, offline messages read from the web service.
 
     client = Client("bot@example.com", "secret", server="127.0.0.1:1863")
     await client.sign_in()
@@ -21,6 +24,7 @@ import functools
 import hashlib
 import html
 import re
+import uuid
 from typing import Callable, Iterable, Optional, Union
 
 import attrs
@@ -28,10 +32,10 @@ from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.logger import Logger
 
-from msnp.client import passport
+from msnp.client import addressbook, oim, passport, sso
 from msnp.client.connection import CommandConnection, ConnectionClosed, ServerError
 from msnp.msn import challenge as challenges
-from msnp.msn import dialects, wire
+from msnp.msn import dialects, safexml, wire
 
 # The statuses a user can set (and see): online, busy, idle, be right back,
 # away, on the phone, out to lunch, appear offline; FLN is offline.
@@ -40,17 +44,96 @@ ONLINE, BUSY, IDLE, BE_RIGHT_BACK, AWAY, ON_THE_PHONE, OUT_TO_LUNCH, HIDDEN, OFF
 )
 
 ALL_DIALECTS = tuple(f"MSNP{n}" for n in range(12, 1, -1))
+# Windows Live Messenger 8.0 to 2009; offer them before ALL_DIALECTS.
+WLM_DIALECTS = tuple(f"MSNP{n}" for n in range(18, 12, -1))
 
-# What the client says it is in CVR: MSN Messenger 7.5 on Windows XP.
+# What the client says it is in CVR: MSN Messenger 7.5 on Windows XP, or
+# from MSNP13 Windows Live Messenger 8.0, 8.5 or 2009.
 CLIENT_VERSION = ("0x0409", "winnt", "5.1", "i386", "MSNMSGR", "7.5.0324", "MSMSGS")
+_WLM_VERSIONS = ((16, "14.0.8117.0416"), (15, "8.5.1302.1018"), (13, "8.0.0812"))
 
 # Product ids and keys for CHL answers (the ones the official clients used).
 _MD5_PRODUCT = "msmsgs@msnmsgr.com"
 _MSNP11_PRODUCT = "PROD0090YUAUV{2B"
+_WLM_PRODUCTS = ((18, "PROD0120PW!CCV9@"), (15, "PROD0119GSJUC$18"), (13, "PROD0112J1LW7%NB"))
+
+# The capabilities announced from MSNP13 (with the extended word from
+# MSNP16): those of Windows Live Messenger 2009.
+WLM_CAPS, WLM_CAPS_EX = 2789003324, 48
 
 _PLAIN_TEXT = "text/plain"
 _TYPING = "text/x-msmsgscontrol"
 _PSM = re.compile(r"<PSM>(.*?)</PSM>", re.S)
+
+
+def client_version(version: int) -> tuple:
+    """
+    The CVR fields of the official client of MSNP C{version}.
+    """
+    for first, name in _WLM_VERSIONS:
+        if version >= first:
+            return CLIENT_VERSION[:5] + (name, "msmsgs")
+    return CLIENT_VERSION
+
+
+def challenge_product(version: int) -> str:
+    """
+    The product id the official client of MSNP C{version} answers CHL with.
+    """
+    for first, product in _WLM_PRODUCTS:
+        if version >= first:
+            return product
+    return _MSNP11_PRODUCT if version >= 11 else _MD5_PRODUCT
+
+
+def challenge_response(version: int, text: str) -> tuple[str, str]:
+    """
+    The product id and QRY payload answering the challenge C{text}.
+    """
+    product = challenge_product(version)
+    if version >= 13:
+        return product, challenges.msnp11_answer(text, product, challenges.MSNP13_PRODUCTS[product])
+    if version >= 11:
+        return product, challenges.msnp11_answer(text, product, challenges.MSNP11_PRODUCTS[product])
+    return product, challenges.md5_answer(text, challenges.MD5_PRODUCTS[product])
+
+
+def _plain_handle(token: str) -> str:
+    """
+    A handle as presence and switchboard lines name it, without the
+    network prefix (C{1:h}, MSNP18) or the endpoint (C{h;{guid}}).
+    """
+    if ":" in token.split("@", 1)[0]:
+        token = token.split(":", 1)[1]
+    return token.split(";", 1)[0].lower()
+
+
+def _names_endpoint(token: str, own_handle: str) -> bool:
+    """
+    Whether a switchboard line names a point of presence (C{handle;{guid}})
+    or the user themself (WLM 2009's own JOI after calling itself).
+    """
+    return ";" in token or token.lower() == own_handle
+
+
+def _list_notice(payload: Optional[bytes]) -> list[tuple[str, int, str]]:
+    """
+    The (handle, list bits, name) of an C{ADL 0}/C{RML 0} notice; nothing
+    for a payload that is not one.
+    """
+    if not payload:
+        return []
+    try:
+        root = safexml.parse_xml(payload)
+    except safexml.MalformedXML:
+        return []
+    found = []
+    for domain in root:
+        for contact in domain:
+            user, bits = contact.get("n"), contact.get("l", "")
+            if domain.get("n") and user and bits.isdigit():
+                found.append((f"{user}@{domain.get('n')}".lower(), int(bits), contact.get("f") or ""))
+    return found
 
 
 class SignInError(Exception):
@@ -251,6 +334,10 @@ class Conversation:
 
     def _received(self, command: wire.Command) -> None:
         name, args = command.name, command.args
+        if name in ("IRO", "JOI", "BYE") and args and _names_endpoint(args[2] if name == "IRO" and len(args) > 2 else args[0], self.client.handle):
+            # MSNP16+: a point of presence (handle;{guid}) or myself; the
+            # user is named on a line of their own.
+            return
         if name in ("IRO",) and len(args) >= 4:
             self.participants[args[2].lower()] = _decode(args[3])
         elif name == "JOI" and len(args) >= 2:
@@ -307,6 +394,7 @@ class Client:
         reconnect_delay: float = 5.0,
         ping_interval: float = 45.0,
         accept_conversations: bool = True,
+        machine_guid: Optional[str] = None,
         reactor=None,
     ):
         if reactor is None:
@@ -323,6 +411,12 @@ class Client:
         self.reconnect_delay = reconnect_delay
         self.ping_interval = ping_interval
         self.accept_conversations = accept_conversations
+        # MSNP16+: the endpoint this client is; the same GUID signing in
+        # again replaces it, another one is a second point of presence.
+        guid = machine_guid or str(uuid.uuid4())
+        self.machine_guid = "{" + guid.strip("{}").upper() + "}"
+        # MSNP13+: the Passport tokens of the web services.
+        self.tokens: dict = {}
 
         self.events = _Events()
         self.dialect: Optional[dialects.Dialect] = None
@@ -382,6 +476,10 @@ class Client:
         """C{callback(reason)}: the session ended (C{OTH}: signed in elsewhere, C{SSD}: server shut down, or why)."""
         return self.events.add("signed_out", callback)
 
+    def on_offline_message(self, callback):
+        """C{callback(message)}: an L{oim.OfflineMessage} left while I was offline (MSNP13+); it is deleted once read."""
+        return self.events.add("offline_message", callback)
+
     # Signing in and out
 
     @_deferred
@@ -431,7 +529,7 @@ class Client:
             raise SignInError("no MSNP version in common with the server")
         self.dialect = dialects.ALL_DIALECTS.get(int(chosen[0][4:])) or dialects.Dialect(int(chosen[0][4:]))
         connection.dialect = self.dialect
-        await connection.request("CVR", *CLIENT_VERSION, self.handle)
+        await connection.request("CVR", *client_version(self.dialect.version), self.handle)
         package = self.dialect.auth_package
         try:
             reply = await connection.request("USR", package, "I", self.handle, answers=("XFR",))
@@ -441,16 +539,27 @@ class Client:
                 return reply.args[1]
             if len(reply.args) < 3 or reply.args[1] != "S":
                 raise SignInError(f"unexpected answer to USR: {reply.args}")
-            if package == "MD5":
-                proof = hashlib.md5((reply.args[2] + self.password).encode("utf-8")).hexdigest()
-            else:
-                try:
-                    proof = await passport.fetch_ticket(
-                        self.reactor, self.handle, self.password, reply.args[2], self.nexus, self.trust
-                    )
-                except passport.PassportRefused:
-                    raise SignInError("Passport refused the password", 911)
-            reply = await connection.request("USR", package, "S", proof)
+            try:
+                if package == "MD5":
+                    proof = (hashlib.md5((reply.args[2] + self.password).encode("utf-8")).hexdigest(),)
+                elif package == "SSO":
+                    if len(reply.args) < 4:
+                        raise SignInError(f"unexpected answer to USR: {reply.args}")
+                    tokens = await self._fetch_tokens()
+                    proof = tuple(sso.sso_answer(tokens[sso.MESSENGER_CLEAR], reply.args[3]).split(" "))
+                    if self.dialect.requires_machine_guid:
+                        proof += (self.machine_guid,)
+                elif self.dialect.lists_in_address_book:
+                    # Windows Live Messenger 8.0 asks RST.srf for its ticket.
+                    tokens = await self._fetch_tokens()
+                    proof = (tokens[sso.MESSENGER].ticket,)
+                else:
+                    proof = (await passport.fetch_ticket(self.reactor, self.handle, self.password, reply.args[2], self.nexus, self.trust),)
+            except passport.PassportRefused:
+                raise SignInError("Passport refused the password", 911)
+            except (passport.PassportError, KeyError) as problem:
+                raise SignInError(f"Passport gave no ticket: {problem}")
+            reply = await connection.request("USR", package, "S", *proof)
         except ServerError as error:
             raise SignInError(f"login refused with {error.code}", error.code)
         if not reply.args or reply.args[0] != "OK":
@@ -458,6 +567,11 @@ class Client:
         if not self.dialect.has_contact_ids and len(reply.args) >= 3:
             self.name = _decode(reply.args[2])
         return None
+
+    async def _fetch_tokens(self) -> dict:
+        url = sso.token_service(self.nexus, self.dialect.version)
+        self.tokens = await sso.fetch_tokens(self.reactor, self.handle, self.password, url, self.trust)
+        return self.tokens
 
     @_deferred
     async def sign_out(self) -> None:
@@ -531,12 +645,7 @@ class Client:
             self._schedule_ping(self.ping_interval)
 
     def _answer_challenge(self, text: str) -> None:
-        if self.dialect.uses_msnp11_challenge:
-            product = _MSNP11_PRODUCT
-            answer = challenges.msnp11_answer(text, product, challenges.MSNP11_PRODUCTS[product])
-        else:
-            product = _MD5_PRODUCT
-            answer = challenges.md5_answer(text, challenges.MD5_PRODUCTS[product])
+        product, answer = challenge_response(self.dialect.version, text)
         self._ns.request("QRY", product, payload=answer.encode("ascii")).addErrback(
             lambda failure: self.log.warn("challenge answer refused: {why}", why=failure.getErrorMessage())
         )
@@ -546,6 +655,9 @@ class Client:
     async def _synchronise(self) -> None:
         self.contacts.clear()
         self.groups.clear()
+        if self.dialect.lists_in_address_book:
+            await self._read_address_book()
+            return
         done = defer.Deferred()
         self._sync = {"done": done, "lists": 0, "groups": 0, "want_lists": None, "want_groups": None}
         args = (0, 0) if self.dialect.has_contact_ids else (0,)
@@ -557,6 +669,25 @@ class Client:
         elif self.dialect.merges_lists:
             self._sync_finished()
         await done
+
+    async def _read_address_book(self) -> None:
+        """
+        MSNP13+: the lists from the Sharing and address book services, my
+        privacy setting back to the server (BLP) and the initial ADL.
+        """
+        token = self.tokens.get(sso.CONTACTS)
+        if token is None:
+            raise SignInError("Passport gave no address book token")
+        book = await addressbook.fetch(self.reactor, self.nexus, token.ticket, self.trust)
+        for entry in book.entries.values():
+            contact = self._contact(entry.handle)
+            contact.lists = set(entry.lists)
+            contact.name = entry.name or contact.name
+            contact.groups = set(entry.groups)
+        self.groups.update(book.groups)
+        self.name = book.my_name or self.name
+        await self._session.request("BLP", book.blp)
+        await self._session.request("ADL", payload=addressbook.initial_adl(book))
 
     def _sync_progress(self) -> None:
         sync = self._sync
@@ -672,6 +803,15 @@ class Client:
         handle = handle.lower()
         existing = self.contacts.get(handle)
         name = name or (existing.name if existing else handle)
+        if self.dialect.lists_in_address_book:
+            if group is not None:
+                raise UnsupportedByDialect(f"{self.dialect.name} keeps groups in the address book service")
+            await self._session.request("ADL", payload=addressbook.adl(handle, [lst]))
+            contact = self._contact(handle)
+            contact.lists.add(lst)
+            if lst == "FL":
+                contact.name = name
+            return contact
         extra = (group,) if group is not None else ()
         if self.dialect.has_contact_ids:
             fields = (f"N={handle}",) + ((f"F={wire.url_encode(name)}",) if lst == "FL" else ())
@@ -693,6 +833,14 @@ class Client:
         handle = handle.lower()
         contact = self.contacts.get(handle)
         target = handle
+        if self.dialect.lists_in_address_book:
+            await self._session.request("RML", payload=addressbook.adl(handle, [lst]))
+            if contact is not None:
+                contact.lists.discard(lst)
+                if lst == "FL":
+                    contact.status = OFFLINE
+                    contact.groups.clear()
+            return
         if self.dialect.has_contact_ids and lst == "FL":
             if contact is None or contact.contact_id is None:
                 raise ServerError(216, "REM")
@@ -709,6 +857,8 @@ class Client:
         """
         Make a group; returns its id (a number before MSNP10, a GUID from).
         """
+        if self.dialect.lists_in_address_book:
+            raise UnsupportedByDialect(f"{self.dialect.name} keeps groups in the address book service")
         encoded = wire.url_encode(name)
         reply = await self._session.request("ADG", encoded, *(() if self.dialect.has_contact_ids else (0,)))
         group_id = reply.args[1] if self.dialect.has_contact_ids else reply.args[2]
@@ -717,6 +867,8 @@ class Client:
 
     @_deferred
     async def remove_group(self, group_id: str) -> None:
+        if self.dialect.lists_in_address_book:
+            raise UnsupportedByDialect(f"{self.dialect.name} keeps groups in the address book service")
         await self._session.request("RMG", group_id)
         self.groups.pop(group_id, None)
 
@@ -728,6 +880,8 @@ class Client:
         Set my status (L{ONLINE}, L{BUSY}, L{AWAY}, L{HIDDEN}, ...).
         """
         details = (0,) if self.dialect.chg_details else ()
+        if self.dialect.lists_in_address_book:
+            details = (self.dialect.capabilities(WLM_CAPS, WLM_CAPS_EX), 0)
         await self._session.request("CHG", status, *details)
         self.status = status
 
@@ -753,6 +907,17 @@ class Client:
         await self._session.request("UUX", payload=payload)
         self.personal_message = text
 
+    @_deferred
+    async def send_offline_message(self, handle: str, text: str) -> None:
+        """
+        MSNP18: leave C{text} for C{handle}, who is offline (UUM); fails
+        with L{ServerError} when it cannot be kept.
+        """
+        if self.dialect.version < 18:
+            raise UnsupportedByDialect(f"{self.dialect.name} sends offline messages through the web service, not UUM")
+        payload = f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nDest-Agent: client\r\n\r\n{text}".encode("utf-8")
+        await self._session.request("UUM", handle.lower(), 1, 1, payload=payload)
+
     # Conversations
 
     @_deferred
@@ -770,7 +935,7 @@ class Client:
         conversation = Conversation(self, connection)
         self.conversations.append(conversation)
         try:
-            await connection.request("USR", self.handle, cookie)
+            await connection.request("USR", self._endpoint_name, cookie)
             for handle in handles:
                 await conversation.invite(handle)
         except BaseException:
@@ -786,11 +951,20 @@ class Client:
         conversation = Conversation(self, connection, session_id)
         self.conversations.append(conversation)
         try:
-            await connection.request("ANS", self.handle, cookie, session_id)
+            await connection.request("ANS", self._endpoint_name, cookie, session_id)
         except Exception:
             await connection.close()
             raise
         self.events.fire("conversation", conversation)
+
+    @property
+    def _endpoint_name(self) -> str:
+        """
+        How I name myself to a switchboard: C{handle;{guid}} from MSNP16.
+        """
+        if self.dialect.has_multiple_points_of_presence:
+            return f"{self.handle};{self.machine_guid}"
+        return self.handle
 
     def _conversation_ended(self, conversation: Conversation) -> None:
         if conversation in self.conversations:
@@ -814,8 +988,12 @@ class Client:
             self.name = _decode(command.args[1])
 
     def _on_ILN(self, command):
-        if len(command.args) >= 3:
-            self._presence(*command.args[:3])
+        args = list(command.args)
+        if self.dialect.presence_network_id and len(args) >= 3:
+            # MSNP14-17: the network id after the handle.
+            del args[2]
+        if len(args) >= 3:
+            self._presence(args[0], _plain_handle(args[1]), args[2])
 
     _on_NLN = _on_ILN
 
@@ -827,14 +1005,18 @@ class Client:
 
     def _on_FLN(self, command):
         if command.args:
-            contact = self._contact(command.args[0])
+            contact = self._contact(_plain_handle(command.args[0]))
             contact.status = OFFLINE
             self.events.fire("presence", contact)
 
     def _on_UBX(self, command):
         if not command.args or command.payload is None:
             return
-        contact = self._contact(command.args[0])
+        handle = _plain_handle(command.args[0])
+        if handle == self.handle:
+            # MSNP16+: my own extended presence, as my endpoints hear it.
+            return
+        contact = self._contact(handle)
         found = _PSM.search(command.payload.decode("utf-8", "replace"))
         contact.personal_message = html.unescape(found.group(1)) if found else ""
         self.events.fire("presence", contact)
@@ -863,6 +1045,44 @@ class Client:
             contact = self._contact(args[-1])
             contact.lists.discard("RL")
             self.events.fire("removed_by", contact.handle)
+
+    def _on_ADL(self, command):
+        # MSNP13+: ADL 0 with l="8": someone put me on their list.
+        for handle, bits, name in _list_notice(command.payload):
+            if bits & addressbook.LIST_BITS["RL"]:
+                contact = self._contact(handle)
+                contact.lists.add("RL")
+                self.events.fire("added_by", handle, _decode(name or handle))
+
+    def _on_RML(self, command):
+        for handle, bits, _ in _list_notice(command.payload):
+            if bits & addressbook.LIST_BITS["RL"]:
+                contact = self._contact(handle)
+                contact.lists.discard("RL")
+                self.events.fire("removed_by", handle)
+
+    def _on_MSG(self, command):
+        # MSNP13+: the Mail-Data notices naming offline messages.
+        if command.payload is None or not self.dialect.lists_in_address_book:
+            return
+        headers, body = _parse_mime(command.payload)
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("text/x-msmsgsinitialmdatanotification", "text/x-msmsgsoimnotification"):
+            return
+        data = _parse_mime(body.encode("utf-8"))[0].get("mail-data", "")
+        ids = re.findall(r"<M>.*?<I>([^<]+)</I>.*?</M>", data, re.S)
+        if ids:
+            reading = defer.ensureDeferred(self._read_offline_messages(ids))
+            reading.addErrback(lambda failure: self.log.warn("could not read offline messages: {why}", why=failure.getErrorMessage()))
+
+    async def _read_offline_messages(self, ids) -> None:
+        token = self.tokens.get(sso.MESSENGER)
+        if token is None:
+            return
+        for message_id in ids:
+            message = await oim.get_message(self.reactor, self.nexus, token.ticket, message_id, self.trust)
+            await oim.delete_messages(self.reactor, self.nexus, token.ticket, [message_id], self.trust)
+            self.events.fire("offline_message", message)
 
     def _on_CHL(self, command):
         if command.args:

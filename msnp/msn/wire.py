@@ -278,12 +278,14 @@ class ServerLines:
     a request, with its TrID, and a line of a C{SYN} reply, without);
     errors carry one unless the request had none (a bare C{200}); every
     other command must.  Commands in C{payload_commands} end with the
-    length of the payload that follows.
+    length of the payload that follows, except when one in C{ok_answers}
+    is the bare acknowledgement C{NAME t OK}.
     """
 
     no_trid: frozenset = SERVER_NO_TRID_COMMANDS
     optional_trid: frozenset = frozenset()
     payload_commands: frozenset = SERVER_PAYLOAD_COMMANDS
+    ok_answers: frozenset = frozenset()
 
 
 # MSNP2-7: the lines of a SYN reply echo its TrID.
@@ -296,11 +298,13 @@ SERVER_LINES_MSNP8 = ServerLines(
 
 # MSNP13-18: no SYN; the server also sends ADL/RML (someone added or
 # removed the user), FQY answers, UBN/UBM relays and its policies in GCF,
-# all with payloads; UBN and UBM carry no TrID.
+# all with payloads; UBN and UBM carry no TrID.  The client's own ADL and
+# RML are answered "ADL t OK" without one.
 SERVER_LINES_MSNP13 = ServerLines(
     no_trid=SERVER_NO_TRID_COMMANDS | {"UBN", "UBM"},
     optional_trid=frozenset({"BLP", "PRP"}),
     payload_commands=SERVER_PAYLOAD_COMMANDS | {"ADL", "RML", "FQY", "UBN", "UBM"},
+    ok_answers=frozenset({"ADL", "RML"}),
 )
 
 
@@ -326,7 +330,7 @@ def parse_server_line(line: bytes, rules: ServerLines, payload_limit: int) -> tu
                 params = params[1:]
     else:
         trid, params = take_trid(name, params)
-    if name in rules.payload_commands:
+    if name in rules.payload_commands and not (name in rules.ok_answers and params == ["OK"]):
         if not params:
             raise WireError(None, trid, "payload command without a length")
         length = parse_payload_length(trid, params[-1], payload_limit)

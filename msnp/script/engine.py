@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import re
+import uuid
 from typing import Callable, Optional
 
 import attrs
@@ -21,7 +22,7 @@ from twisted.internet import defer, error
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
-from msnp.client import passport
+from msnp.client import addressbook, messenger, oim, passport, sso
 from msnp.client.connection import MAX_SERVER_LINE, MAX_SERVER_PAYLOAD
 from msnp.msn import dialects, wire
 from msnp.msn.framing import Framer, LineTooLong
@@ -36,6 +37,29 @@ AUTO_QRY_TRID = 4294967295
 
 _VER_REPLY = re.compile(r"^VER \d+ MSNP(\d+)\b")
 _CHL = re.compile(r"^CHL 0 (\S+)$")
+
+# The capabilities a client announces in its first CHG from MSNP13 (with
+# the extended word from MSNP16): those of Windows Live Messenger 2009.
+CLIENT_CAPS = str(messenger.WLM_CAPS)
+CLIENT_CAPS_EX = str(messenger.WLM_CAPS_EX)
+_GUID_NAMESPACE = uuid.UUID("5b1d3c52-9a0e-4b53-9f1e-6d2f3c1b7a10")
+
+
+def machine_guid(client: str) -> str:
+    """
+    The machine GUID a client named C{client} signs in with (MSNP16+):
+    the same for the same name, so C{alice} signing in again replaces
+    itself and C{alice-laptop} is another point of presence.
+    """
+    return "{" + str(uuid.uuid5(_GUID_NAMESPACE, client.lower())).upper() + "}"
+
+
+def client_version(dialect: int) -> str:
+    """
+    The version an official client of MSNP C{dialect} names in CVR: MSN
+    Messenger 7.5 until MSNP12, Windows Live Messenger 8.0, 8.5 or 2009.
+    """
+    return messenger.client_version(dialect)[5]
 
 
 class StepFailed(Exception):
@@ -273,6 +297,10 @@ class _FileRun:
         self.names: dict[str, str] = {}
         self.timeout = engine.default_timeout
         self.line = 0
+        # Each client's Passport tokens from its last single sign-on.
+        self.tokens: dict[str, dict] = {}
+        # Commands a client ignores, kept across its connections.
+        self.ignored: dict[str, set] = {}
 
     def passed(self, text: str) -> None:
         self.result.steps.append(text)
@@ -289,12 +317,15 @@ class _FileRun:
         connection = self.clients.get(client)
         dialect = connection.dialect if connection is not None else 0
         names.setdefault("product", expressions.product_for(dialect))
+        names.setdefault("guid", machine_guid(client))
         if private:
             names.update(private)
         helpers = dict(expressions.HELPERS)
         helpers["qry"] = lambda text: expressions.challenge_answer(dialect, text)
         helpers["password"] = self._password
-        helpers["ticket"] = lambda policy: self._ticket(client, policy)
+        helpers["ticket"] = lambda policy: self._ticket(client, dialect, policy)
+        helpers["sso"] = lambda nonce, service=None: self._sso(client, dialect, nonce, service)
+        helpers["guid"] = machine_guid
         return names, helpers
 
     def _password(self, handle: str) -> str:
@@ -303,13 +334,37 @@ class _FileRun:
                 return password
         raise expressions.ExpressionError(f"no password known for {handle}")
 
-    def _ticket(self, client: str, policy: str):
+    def _ticket(self, client: str, dialect: int, policy: str):
         account = self.engine.account_of(client)
         if account is None:
             raise expressions.ExpressionError(f"no account known for {client}")
+        if dialect >= 13:
+            # Windows Live Messenger 8.0 asks RST.srf for its TWN ticket.
+            return defer.ensureDeferred(self._fetch_tokens(client, dialect)).addCallback(lambda tokens: tokens[sso.MESSENGER].ticket)
         return defer.ensureDeferred(
             passport.fetch_ticket(self.engine.reactor, account[0], account[1], policy, self.engine.nexus, self.engine.trust)
         )
+
+    async def _sso(self, client: str, dialect: int, nonce: str, service: Optional[str] = None) -> str:
+        """
+        The ticket and MBI proof for C{USR SSO S}: the client's tokens from
+        the token service next to the nexus (C{RST.srf} before MSNP18,
+        C{RST2.srf} from; C{service} names one instead), the proof computed
+        for C{nonce} with the BinarySecret of the messenger ticket.
+        """
+        tokens = await self._fetch_tokens(client, dialect, service)
+        return sso.sso_answer(tokens[sso.MESSENGER_CLEAR], nonce)
+
+    async def _fetch_tokens(self, client: str, dialect: int, service: Optional[str] = None) -> dict:
+        account = self.engine.account_of(client)
+        if account is None:
+            raise expressions.ExpressionError(f"no account known for {client}")
+        url = sso.token_service(self.engine.nexus, dialect)
+        if service:
+            url = url.rpartition("/")[0] + "/" + service.lstrip("/")
+        tokens = await sso.fetch_tokens(self.engine.reactor, account[0], account[1], url, self.engine.trust)
+        self.tokens[client] = tokens
+        return tokens
 
     def client(self, name: str) -> LineClient:
         connection = self.clients.get(name)
@@ -425,6 +480,7 @@ class _FileRun:
             connection = await connectProtocol(endpoint, LineClient(client))
         except (error.ConnectError, error.DNSLookupError) as reason:
             raise StepFailed(self.line, f"{client} connects to {address}", f"({reason})")
+        connection.ignored.update(self.ignored.get(client, ()))
         self.clients[client] = connection
         self.passed(f"{client} connects to {address}")
 
@@ -456,8 +512,41 @@ class _FileRun:
         self.passed(step.text)
 
     async def do_ignores(self, step: Directive) -> None:
-        self.client(step.client).ignored.update(step.args)
+        ignored = self.ignored.setdefault(step.client, set())
+        ignored.update(step.args)
+        connection = self.clients.get(step.client)
+        if connection is not None:
+            connection.ignored.update(ignored)
+            # Lines already read but not yet matched are dropped too.
+            kept = [got for got in connection.lines if got[0][:3] not in ignored]
+            connection.lines.clear()
+            connection.lines.extend(kept)
         self.passed(step.text)
+
+    async def do_read_offline(self, step: Directive) -> None:
+        """
+        Read one kept offline message through the read service (rsi.asmx)
+        with the client's messenger.msn.com token, match its text against
+        the payload lines, then delete it as a client does once it has
+        shown it.
+        """
+        client = step.client
+        names, helpers = self.scope(client)
+        message_id = await expressions.substitute(step.args[0], names, helpers)
+        token = self.tokens.get(client, {}).get(sso.MESSENGER)
+        if token is None:
+            raise StepFailed(self.line, step.text, f"(no messenger.msn.com token: {client} has not signed in with MSNP13+)")
+        engine = self.engine
+        message = await oim.get_message(engine.reactor, engine.nexus, token.ticket, message_id, engine.trust)
+        shown = f"{client} reads offline message {message_id}: from {message.sender} ({message.sender_name}), #{message.sequence}"
+        if step.payload is not None:
+            body, _ = await expressions.payload_pattern(step.payload, names, helpers)
+            match = body.fullmatch(message.text)
+            if match is None:
+                raise StepFailed(self.line, _show(step.text, step.payload), _show(shown, message.text))
+            self.names.update(match.groupdict())
+        await oim.delete_messages(engine.reactor, engine.nexus, token.ticket, [message_id], engine.trust)
+        self.passed(_show(shown, message.text))
 
     async def do_raw(self, step: Directive) -> None:
         connection = self.client(step.client)
@@ -478,9 +567,11 @@ class _FileRun:
         """
         The whole login of a client, as an official one does it: VER, CVR
         and USR at the dispatch server, following XFR NS (or going on where
-        the server answers USR itself), the MD5 or Passport exchange, the
-        profile message; then, with C{as STATUS}, the first CHG.  TrIDs 1-8
-        are used; challenges are answered from then on.
+        the server answers USR itself), the MD5, Passport or single sign-on
+        exchange, the profile message; then, with C{as STATUS}, the first
+        CHG.  From MSNP13 the lists are read over SOAP and sent back as the
+        initial ADL, and the first CHG is followed by a UUX.  TrIDs 1-8
+        (1-11 from MSNP13) are used; challenges are answered from then on.
         """
         client = step.client
         dialect, status = step.args
@@ -489,7 +580,7 @@ class _FileRun:
         if account is None:
             raise StepFailed(self.line, step.text, f"(no account for {client}: give it in --accounts)")
         handle = account[0]
-        package = "TWN" if version >= 8 else "MD5"
+        package = "MD5" if version < 8 else "TWN" if version < 15 else "SSO"
         private: dict = {}
         await self.connect(client, "dispatch")
         trid = await self._opening(client, dialect, handle, 1, private)
@@ -503,12 +594,23 @@ class _FileRun:
             trid = await self._opening(client, dialect, handle, 4, private)
             await self.send(client, f"USR {trid} {package} I {handle}", None)
             got = await self.receive(client, f"{client}< USR {trid} {package} S ...")
-        challenge = re.match(rf"^USR {trid} {package} S (\S+)", got[0])
-        if not challenge:
+        if version >= 13 and got[0].startswith("GCF 0 "):
+            # The login policies the server sends before its USR S.
+            self.passed(f"{client}< {got[0]}")
+            got = await self.receive(client, f"{client}< USR {trid} {package} S ...")
+        challenge = re.match(rf"^USR {trid} {package} S (\S+)(?: (\S+))?$", got[0])
+        if not challenge or (package == "SSO" and not challenge.group(2)):
             raise StepFailed(self.line, f"{client}< USR {trid} {package} S ...", f"{client}< {got[0]}")
         self.passed(f"{client}< {got[0]}")
-        private["challenge"] = challenge.group(1)
-        proof = "{ticket(challenge)}" if package == "TWN" else "{md5(challenge + password)}"
+        if package == "SSO":
+            private["nonce"] = challenge.group(2)
+            proof = "{sso(nonce)}" + (" {guid}" if version >= 16 else "")
+        elif package == "TWN":
+            private["challenge"] = challenge.group(1)
+            proof = "{ticket(challenge)}"
+        else:
+            private["challenge"] = challenge.group(1)
+            proof = "{md5(challenge + password)}"
         await self.send(client, f"USR {trid + 1} {package} S {proof}", None, private)
         await self.expect(client, f"USR {trid + 1} OK {handle} ...", None, private)
         for _ in range(8):
@@ -516,15 +618,67 @@ class _FileRun:
             self.passed(_show(f"{client}< {got[0]}", None))
             if got[0].startswith("MSG Hotmail Hotmail"):
                 break
+        if version >= 16 and "UBX" not in self.client(client).ignored:
+            own = f"1:{handle}" if version >= 18 else f"{handle} 1"
+            await self.expect(client, f"UBX {own} 0", None)
         self.client(client).answers_challenges = True
+        if version >= 13:
+            await self._address_book_sync(client, version)
+        trid = 10 if version >= 13 else 8
         if status:
-            await self.send(client, f"CHG 8 {status}", None)
-            await self.expect(client, f"CHG 8 {status}...", None)
+            caps = ""
+            if version >= 13:
+                caps = f" {CLIENT_CAPS}" + (f":{CLIENT_CAPS_EX}" if version >= 16 else "")
+            elif version >= 8:
+                caps = " 0"
+            await self.send(client, f"CHG {trid} {status}{caps}", None)
+            await self.expect(client, f"CHG {trid} {status}...", None)
+            if version >= 13:
+                await self._send_held(
+                    client, "UUX 11 {length}", "<Data><PSM></PSM><CurrentMedia></CurrentMedia><MachineGuid>{guid}</MachineGuid></Data>", "UUX 11 0"
+                )
+
+    async def _address_book_sync(self, client: str, version: int) -> None:
+        """
+        MSNP13+: the lists read over SOAP (FindMembership, ABFindAll) with
+        the client's contacts token, then BLP 8 and the initial ADL 9.
+        """
+        tokens = self.tokens.get(client) or await self._fetch_tokens(client, version)
+        contacts = tokens.get(sso.CONTACTS)
+        if contacts is None:
+            raise StepFailed(self.line, "a contacts.msn.com token", "(Passport gave none)")
+        book = await addressbook.fetch(self.engine.reactor, self.engine.nexus, contacts.ticket, self.engine.trust)
+        listed = ", ".join(f"{e.handle} {'+'.join(sorted(e.lists))}" for e in sorted(book.entries.values(), key=lambda e: e.handle))
+        self.passed(f"{client} reads its lists over SOAP: {listed or 'none'}")
+        await self.send(client, f"BLP 8 {book.blp}", None)
+        await self.expect(client, f"BLP 8 {book.blp}...", None)
+        payload = addressbook.initial_adl(book).decode("utf-8")
+        await self.send(client, "ADL 9 {length}", payload)
+        await self.expect(client, "ADL 9 OK", None)
+
+    async def _send_held(self, client: str, text: str, payload: Optional[str], answer: str) -> None:
+        """
+        Send a request and wait for its C{answer}, keeping whatever else
+        arrives meanwhile for the transcript's own next steps.
+        """
+        await self.send(client, text, payload)
+        connection = self.client(client)
+        held = []
+        names, helpers = self.scope(client)
+        pattern, _ = await expressions.pattern_for(answer, names, helpers)
+        while True:
+            got = await self.receive(client, f"{client}< {answer}")
+            if pattern.fullmatch(got[0]):
+                self.passed(f"{client}< {got[0]}")
+                break
+            held.append(got)
+        connection.lines.extendleft(reversed(held))
 
     async def _opening(self, client: str, dialect: str, handle: str, trid: int, private: dict) -> int:
         await self.send(client, f"VER {trid} {dialect} CVR0", None)
         await self.expect(client, f"VER {trid} {dialect}", None, private)
-        await self.send(client, f"CVR {trid + 1} 0x0409 winnt 5.1 i386 MSNMSGR 7.5.0324 MSMSGS {handle}", None)
+        version = client_version(int(dialect[4:]))
+        await self.send(client, f"CVR {trid + 1} 0x0409 winnt 5.1 i386 MSNMSGR {version} MSMSGS {handle}", None)
         await self.expect(client, f"CVR {trid + 1} ...", None, private)
         return trid + 2
 

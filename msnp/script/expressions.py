@@ -12,20 +12,15 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-from typing import Callable, Optional
+from typing import Callable
 
 from twisted.internet import defer
 
-from msnp.msn import challenge as challenges
+from msnp.client import messenger
 from msnp.msn import wire
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-# The product ids a client answers CHL with: the plain md5 answer until
-# MSNP10, the keyed hash from MSNP11 (see msnp/msn/challenge.py).
-MD5_PRODUCT = "msmsgs@msnmsgr.com"
-MSNP11_PRODUCT = "PROD0090YUAUV{2B"
 
 
 class ExpressionError(Exception):
@@ -33,7 +28,12 @@ class ExpressionError(Exception):
 
 
 def product_for(dialect: int) -> str:
-    return MSNP11_PRODUCT if dialect >= 11 else MD5_PRODUCT
+    """
+    The product id the official client of MSNP C{dialect} answers CHL with
+    (the plain md5 answer until MSNP10, the keyed hash from MSNP11, the
+    Windows Live Messenger keys from MSNP13).
+    """
+    return messenger.challenge_product(dialect)
 
 
 def challenge_answer(dialect: int, text: str) -> str:
@@ -41,10 +41,7 @@ def challenge_answer(dialect: int, text: str) -> str:
     The QRY payload an official client of MSNP C{dialect} sends for the
     challenge C{text}.
     """
-    product = product_for(dialect)
-    if dialect >= 11:
-        return challenges.msnp11_answer(text, product, challenges.MSNP11_PRODUCTS[product])
-    return challenges.md5_answer(text, challenges.MD5_PRODUCTS[product])
+    return messenger.challenge_response(dialect, text)[1]
 
 
 def md5_hex(text: str) -> str:

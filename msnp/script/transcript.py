@@ -31,11 +31,14 @@ _DIRECTIVES = [
     ("ignores", re.compile(rf"^({_CLIENT}) ignores ([A-Z0-9]{{3}}(?:,\s*[A-Z0-9]{{3}})*)$")),
     ("raw", re.compile(rf"^({_CLIENT}) sends raw (\".*\"|'.*')$")),
     ("sign_in", re.compile(rf"^({_CLIENT}) signs in with (MSNP[0-9]+)(?: as ([A-Z]{{3}}))?$")),
+    ("read_offline", re.compile(rf"^({_CLIENT}) reads offline message (\S+)$")),
     ("wait", re.compile(rf"^wait {_DURATION}$")),
     ("timeout", re.compile(rf"^timeout {_DURATION}$")),
 ]
 
 ANY_ORDER = "in any order:"
+# Directives that may be followed by payload lines (what they must find).
+_WITH_PAYLOAD = frozenset({"read_offline"})
 
 
 class TranscriptSyntaxError(Exception):
@@ -85,7 +88,8 @@ class AnyOrder:
 class Directive:
     """
     One of the plain-English steps: C{kind} names it, C{client} is the
-    client it is about (None for C{wait} and C{timeout}), C{args} the rest.
+    client it is about (None for C{wait} and C{timeout}), C{args} the rest;
+    C{payload} the C{|} lines after the directives that take them.
     """
 
     kind: str
@@ -93,6 +97,7 @@ class Directive:
     args: tuple
     line: int = 0
     text: str = ""
+    payload: Optional[str] = None
 
 
 Step = Union[Send, Expect, AnyOrder, Directive]
@@ -134,7 +139,7 @@ def parse(text: str, path: str = "<transcript>") -> Transcript:
     """
     steps: list = []
     block: Optional[AnyOrder] = None
-    last: Optional[Union[Send, Expect]] = None
+    last: Optional[Union[Send, Expect, Directive]] = None
     for number, raw in enumerate(text.splitlines(), 1):
         stripped = raw.strip()
         indented = raw[:1].isspace()
@@ -168,7 +173,10 @@ def parse(text: str, path: str = "<transcript>") -> Transcript:
             last = Expect(expect.group(1), expect.group(2).rstrip(), None, number)
             steps.append(last)
         else:
-            steps.append(_directive(stripped, number, path))
+            directive = _directive(stripped, number, path)
+            steps.append(directive)
+            if directive.kind in _WITH_PAYLOAD:
+                last = directive
     for step in steps:
         if isinstance(step, AnyOrder) and not step.expects:
             raise TranscriptSyntaxError(path, step.line, "empty any-order block")
