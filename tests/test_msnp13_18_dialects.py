@@ -192,3 +192,14 @@ def test_profile_message_mpop():
     assert b"MPOPEnabled: 0" in dialects.profile_message(D[15], 0)
     assert b"MPOPEnabled: 1" in dialects.profile_message(D[18], 0)
     assert b"MPOPEnabled" not in dialects.profile_message(D[12], 0)
+
+
+def test_chg_reply_echoes_the_clients_zero_msn_object():
+    """
+    From MSNP13 the CHG reply echoes what the client sent, its C{0} for
+    no MSN object included; before MSNP13 a 0 object was never sent.
+    """
+    assert D[18].chg(9, "NLN", 1, "", ("1:2", "0"), 2) == b"CHG 9 NLN 1:2 0\r\n"
+    assert D[15].chg(9, "NLN", 1, "", ("1", "0")) == b"CHG 9 NLN 1 0\r\n"
+    assert D[18].chg(9, "NLN", 1, "", ("1:2",), 2) == b"CHG 9 NLN 1:2\r\n"
+    assert D[18].chg(9, "NLN", 1, "%3Cmsnobj%2F%3E", ("1:2", "%3Cmsnobj%2F%3E"), 2) == b"CHG 9 NLN 1:2 %3Cmsnobj%2F%3E\r\n"

@@ -37,7 +37,7 @@ def online(server, handle, dialect="MSNP18", status="NLN", caps="2788999212:48")
     if int(dialect[4:]) < 16:
         caps = caps.split(":")[0]
     client.send(f"CHG 6 {status} {caps} 0")
-    yield client.expect_line(f"CHG 6 {status} {caps}")
+    yield client.expect_line(f"CHG 6 {status} {caps} 0")
     yield expect_mail_data(client)
     if int(dialect[4:]) >= 16:
         yield expect_own_ubx(client, handle)
@@ -127,7 +127,7 @@ def test_adl_adds_and_both_see_each_other_at_msnp18(pp_server):
     notice = yield alice.next()
     assert notice.payload == b'<ml><d n="example.com"><c n="bob" l="8" t="1" f="Bob"/></d></ml>'
     alice.send("CHG 9 BSY 2788999212:48 0")
-    yield alice.expect_line("CHG 9 BSY 2788999212:48")
+    yield alice.expect_line("CHG 9 BSY 2788999212:48 0")
     yield bob.expect_line("NLN BSY 1:alice@example.com Alice 2788999212:48")
     yield alice.disconnect()
     yield bob.expect_line("FLN 1:alice@example.com 0:0")
@@ -302,7 +302,7 @@ def test_contacts_added_in_one_dialect_appear_in_every_other(pp_server):
     yield alice.expect_line("NLN NLN 1:dave@example.com Dave 0:0")
     yield dave.expect(r"ADD 0 RL \d+ alice@example.com Alice")
     alice.send("CHG 9 AWY 2788999212:48 0")
-    yield alice.expect_line("CHG 9 AWY 2788999212:48")
+    yield alice.expect_line("CHG 9 AWY 2788999212:48 0")
     yield expect_own_ubx(alice, "alice@example.com")
     yield carol.expect_line("NLN AWY alice@example.com Alice")
     yield dave.expect_line("NLN AWY alice@example.com Alice")
@@ -324,7 +324,7 @@ def test_msnp15_presence_shape(pp_server):
     # papyon writes caps:capsex at MSNP15 as well: taken, shown as MSNP18
     # shows it, echoed in MSNP15's form.
     alice.send("CHG 8 BSY 2754609152:48 0")
-    yield alice.expect_line("CHG 8 BSY 2754609152")
+    yield alice.expect_line("CHG 8 BSY 2754609152 0")
     yield bob.expect_line("NLN BSY 1:alice@example.com Alice 2754609152:48")
     yield bob.disconnect()
     yield alice.expect_line("FLN bob@example.com 1 0")
@@ -428,7 +428,7 @@ def test_points_of_presence_share_lists_and_presence(pp_server):
     second.send_payload("ADL 5", ml(initial=True))
     yield second.expect_line("ADL 5 OK")
     second.send("CHG 6 BSY 1:2 0")
-    yield second.expect_line("CHG 6 BSY 1:2")
+    yield second.expect_line("CHG 6 BSY 1:2 0")
     yield second.expect_line("NLN NLN 1:bob@example.com Bob 2788999212:48")
     yield expect_mail_data(second)
     for client in (first, second):
@@ -469,7 +469,7 @@ def test_switchboard_per_point_of_presence(pp_server):
     second.send_payload("ADL 5", ml(initial=True))
     yield second.expect_line("ADL 5 OK")
     second.send("CHG 6 NLN 7:8 0")
-    yield second.expect_line("CHG 6 NLN 7:8")
+    yield second.expect_line("CHG 6 NLN 7:8 0")
     first.send("XFR 10 SB")
     match = yield until(first, r"XFR 10 SB 127\.0\.0\.1:(\d+) CKI (\S+) U messenger\.msn\.com 1")
     sb = yield connect(int(match.group(1)), "sb-alice")

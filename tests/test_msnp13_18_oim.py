@@ -93,7 +93,7 @@ def test_oim_round_trip(pp_server):
     bob.send_payload("ADL 5", ml(initial=True))
     yield bob.expect_line("ADL 5 OK")
     bob.send("CHG 6 NLN 0 0")
-    yield bob.expect_line("CHG 6 NLN 0")
+    yield bob.expect_line("CHG 6 NLN 0 0")
     notice = yield expect_mail_data(bob, 1)
     assert b"<E>alice@example.com</E>" in notice.payload
     message_id = re.search(rb"<I>([0-9A-F-]{36})</I>", notice.payload).group(1).decode()

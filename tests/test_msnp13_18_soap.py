@@ -286,7 +286,7 @@ def test_msnp18_user_with_soap_and_adl_seen_by_msnp7(pp_server):
     alice.send_payload("ADL 5", b'<ml l="1"><d n="example.com"><c n="carol" l="3" t="1"/></d></ml>')
     yield alice.expect_line("ADL 5 OK")
     alice.send("CHG 6 NLN 2788999212:48 0")
-    yield alice.expect_line("CHG 6 NLN 2788999212:48")
+    yield alice.expect_line("CHG 6 NLN 2788999212:48 0")
     yield alice.expect_line("NLN NLN 1:carol@example.com Carol 0:0")
     yield expect_mail_data(alice)
     carol.send("ADD 7 FL alice@example.com Alice")
@@ -333,7 +333,7 @@ def test_storage_profile(pp_server):
     response, data = yield sso.post(pp_server, "/storageservice/SchematizedStore.asmx", storage_envelope("UpdateProfile", update, token))
     assert response.code == 200 and b"UpdateProfileResponse" in data
     alice.send("CHG 6 NLN 0:0 0")
-    yield alice.expect_line("CHG 6 NLN 0:0")
+    yield alice.expect_line("CHG 6 NLN 0:0 0")
     yield expect_mail_data(alice)
     yield carol.expect_line("NLN NLN alice@example.com Alice%20in%20Storage")
     response, data = yield sso.post(pp_server, "/storageservice/SchematizedStore.asmx", storage_envelope("FindDocuments", "", token))
@@ -355,7 +355,7 @@ def test_adl_after_contact_add_shows_presence(pp_server):
     alice.send_payload("ADL 5", b'<ml l="1"></ml>')
     yield alice.expect_line("ADL 5 OK")
     alice.send("CHG 6 NLN 2788999212:48 0")
-    yield alice.expect_line("CHG 6 NLN 2788999212:48")
+    yield alice.expect_line("CHG 6 NLN 2788999212:48 0")
     yield expect_mail_data(alice)
     yield alice.next()  # her own UBX
     code, _ = yield call(pp_server, "ab", "ABContactAdd", contact_add("bob@example.com"), tokens["contacts.msn.com"]["token"])

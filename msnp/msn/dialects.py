@@ -439,9 +439,13 @@ class Dialect:
         The reply to the client's C{CHG}: the state, then from MSNP8 the
         client's capabilities (0 when it gave none) and from MSNP9 its MSN
         object when it gave one, as in this dialect's ILN/NLN.  Before MSNP8
-        the parameters C{given} after the state are echoed as they came.
+        the parameters C{given} after the state are echoed as they came; from
+        MSNP13 a client's C{0} for no MSN object is echoed too (the reply
+        echoes what the client sent, as WLM's servers did).
         """
         extra = self._presence_extra(caps, msnobj, caps_ex) if self.version >= 8 else tuple(given)
+        if self.version >= 13 and not msnobj and len(given) >= 2 and given[1] == "0":
+            extra = (*extra, "0")
         return wire.format_line("CHG", trid, state, *extra)
 
     def fln(self, handle: str) -> bytes:
