@@ -71,7 +71,7 @@ def sentinel_set():
 
 
 @defer.inlineCallbacks
-def wait_for_log(process, text: str, timeout: float = 30.0):
+def wait_for_log(process, text: str, timeout: float = 60.0):
     for _ in range(int(timeout / 0.1)):
         if text in process.log():
             return
