@@ -257,6 +257,10 @@ def check_options(options) -> list[str]:
     roles = _roles(options)
     if not roles:
         raise usage.UsageError("--roles: name at least one of " + ", ".join(ROLES))
+    if "switchboard" not in roles and (options["rvp"] or options.get("sip") or options.get("sip-udp")):
+        # Their conversations live in this process's switchboard, and the
+        # RNG they send names its address.
+        raise usage.UsageError("--rvp and --sip need the switchboard role in the same process: add it to --roles")
     if options["log-format"] not in ("text", "json"):
         raise usage.UsageError(f"--log-format: 'text' or 'json', not {options['log-format']!r}")
     if options["redis"]:

@@ -127,6 +127,7 @@ def test_roles_and_node_id_choose_what_a_process_runs(redis_server, postgres_acc
         (["--redis", "redis+sentinel://127.0.0.1:1/mymaster/0"], "--redis: no Sentinel names the primary of mymaster: 127.0.0.1:1"),
         (["--redis", "redis+sentinel://127.0.0.1:1"], "--redis: .* names no Sentinel service"),
         (["--redis", redis_server.url, "--node-sweep", "0"], "--node-sweep: between"),
+        (["--roles", "notification", "--rvp", "tcp:0:interface=127.0.0.1"], "--rvp and --sip need the switchboard role"),
     ):
         with pytest.raises(SystemExit, match=said):
             service(*argv)
