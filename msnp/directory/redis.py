@@ -340,8 +340,9 @@ class _SentinelSet(txredisapi.Sentinel):
     address the first Sentinel to answer C{SENTINEL
     get-master-addr-by-name} gives; a connection then checks with C{ROLE}
     that it reached a primary (txredisapi's Sentinel protocol), else tries
-    again.  One question at a time per Sentinel, so one out of reach does
-    not pile up unanswered ones.
+    again.  One question at a time per Sentinel: a caller while one is
+    asked waits for its answer, so a Sentinel out of reach does not pile up
+    unanswered questions.
     """
 
     discovery_timeout = REPLY_TIMEOUT
@@ -351,18 +352,18 @@ class _SentinelSet(txredisapi.Sentinel):
         for sentinel in self.sentinels:
             _tune_reconnecting(sentinel)
         self._reactor = reactor
-        self._asking: list[Optional[Deferred]] = [None] * len(self.sentinels)
+        # For each Sentinel asked now, who waits for its answer.
+        self._waiting: list[Optional[list]] = [None] * len(self.sentinels)
 
     def discover_master(self, service_name):
         result = Deferred()
-        unanswered = [0]
+        unanswered = [len(self.sentinels)]
 
         def give_up(reason):
             if not result.called:
                 result.errback(txredisapi.MasterNotFoundError(f"no Sentinel named a primary for {service_name} ({reason})"))
 
-        def answered(reply, index):
-            self._asking[index] = None
+        def answered(reply):
             if result.called:
                 return
             if reply and len(reply) == 2:
@@ -372,18 +373,12 @@ class _SentinelSet(txredisapi.Sentinel):
             if unanswered[0] == 0:
                 give_up("none knows it")
 
-        def failed(failure, index):
-            self._asking[index] = None
-            answered(None, index)
-
         for index, sentinel in enumerate(self.sentinels):
-            if self._asking[index] is None:
-                unanswered[0] += 1
+            if self._waiting[index] is None:
+                self._waiting[index] = []
                 asking = sentinel.execute_command("SENTINEL", "get-master-addr-by-name", service_name)
-                self._asking[index] = asking
-                asking.addCallbacks(answered, failed, callbackArgs=(index,), errbackArgs=(index,))
-        # With every Sentinel still on an earlier question, the answers to
-        # those do not come here: the timeout decides.
+                asking.addCallbacks(self._answered, self._answered, callbackArgs=(index,), errbackArgs=(index,))
+            self._waiting[index].append(answered)
         timer = self._reactor.callLater(self.discovery_timeout, give_up, "no answer")
 
         def done(outcome):
@@ -392,6 +387,13 @@ class _SentinelSet(txredisapi.Sentinel):
             return outcome
 
         return result.addBoth(done)
+
+    def _answered(self, reply, index):
+        waiting, self._waiting[index] = self._waiting[index] or [], None
+        if isinstance(reply, Failure):
+            reply = None
+        for answered in waiting:
+            answered(reply)
 
 
 class _PrimaryEndpoint:
