@@ -112,7 +112,29 @@ class ClusterServer:
         self._wait_ready()
         self.stats = SummedStats([process.pid for process in self.processes.values()])
         self.redis_stats = ProcessStats(self.redis.pid())
+        self._cpu_at_start = (time.monotonic(), self.cpu_by_process())
         return self
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """
+        CPU seconds so far of each msnp process, Redis, and PostgreSQL (its
+        server and every backend).
+        """
+        cpu = {name: ProcessStats(process.pid).cpu_seconds() for name, process in self.processes.items()}
+        cpu["redis"] = self.redis_stats.cpu_seconds()
+        cpu["postgres"] = _tree_cpu_seconds(self.postgres.pid())
+        return cpu
+
+    def cpu_shares(self) -> str:
+        """
+        How the cores were shared since the start: each process's CPU time
+        as a percentage of one core over the wall time.
+        """
+        started, before = self._cpu_at_start
+        wall = time.monotonic() - started
+        now = self.cpu_by_process()
+        parts = [f"{name} {100 * (now[name] - before.get(name, 0.0)) / wall:.0f}%" for name in now]
+        return f"cluster CPU over {wall:.0f} s (% of one core): " + ", ".join(parts)
 
     def _launch(self, name: str, arguments: list[str]) -> None:
         twistd = str(Path(sys.executable).with_name("twistd"))
@@ -141,10 +163,11 @@ class ClusterServer:
                     time.sleep(0.05)
         # Every notification node holds its lease: the dispatch server
         # places logins over all of them.
-        for i in range(1, self.nodes + 1):
-            while self.redis.command("EXISTS", f"node:ns{i}") != "1":
+        # and the switchboard node, to which they refer XFR SB.
+        for name in [*(f"ns{i}" for i in range(1, self.nodes + 1)), "sb"]:
+            while self.redis.command("EXISTS", f"node:{name}") != "1":
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"ns{i} holds no lease:\n{self.log_tail(f'ns{i}')}")
+                    raise RuntimeError(f"{name} holds no lease:\n{self.log_tail(name)}")
                 time.sleep(0.05)
 
     def redis_commands(self) -> int:
@@ -167,6 +190,11 @@ class ClusterServer:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
+        if self.processes and getattr(self, "_cpu_at_start", None) is not None:
+            try:
+                print(self.cpu_shares(), file=sys.stderr)
+            except OSError:
+                pass
         processes, self.processes = self.processes, {}
         for process in processes.values():
             if process.poll() is None:
@@ -193,6 +221,27 @@ class ClusterServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _tree_cpu_seconds(pid: Optional[int]) -> float:
+    """
+    CPU seconds of process C{pid} and its children (PostgreSQL's
+    backends), from /proc.
+    """
+    if pid is None:
+        return 0.0
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def server_for(options, accounts: int, contacts: int, **single_process):

@@ -9,7 +9,8 @@ import signal
 from typing import Optional
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, gatherResults, inlineCallbacks
+from twisted.internet import error as internet_error
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
@@ -22,7 +23,8 @@ from msnp.metrics import TimedStore
 from msnp.core.accounts import LoginThrottle, PasswordHashChecker, ThrottledChecker
 from msnp.core.messenger import Messenger
 from msnp.core.reaped import announce_offline
-from msnp.directory.placement import choose_node
+from msnp.directory.interface import DirectoryUnavailable
+from msnp.directory.placement import choose_node, choose_switchboard
 from msnp.msn.abservice import AddressBookService, SharingService
 from msnp.msn.gateway import Gateway
 from msnp.msn.gateway import make_site as make_gateway_site
@@ -38,6 +40,10 @@ from msnp.store.sqlite import ThreadedStore
 from msnp.msn.switchboard import SwitchboardServer
 
 log = Logger()
+
+# Seconds an XFR SB waits for the directory to name the live switchboards
+# before it is refused (601).
+SWITCHBOARD_LOOKUP_TIMEOUT = 5.0
 
 
 class StartFailed(Exception):
@@ -177,6 +183,7 @@ class MessengerService(MultiService):
         self._add_listener("dispatch", endpoints.get("dispatch"), self.dispatch, "dispatch_port")
         self._add_listener("notification", endpoints.get("notification"), self.notification, "notification_port")
         self._add_listener("switchboard", endpoints.get("switchboard"), self.switchboard, "switchboard_port")
+        self._place_switchboards()
         if self.tickets is not None:
             # Guesses at the HTTPS login count with the account's failed
             # logins at the notification server.
@@ -218,17 +225,47 @@ class MessengerService(MultiService):
 
         return place
 
+    def _place_switchboards(self) -> None:
+        """
+        A notification server without a switchboard of its own, on a
+        directory that knows the live switchboard nodes, refers XFR SB to
+        one of them.
+        """
+        live_switchboards = getattr(self.directory, "live_switchboards", None)
+        if live_switchboards is None or "switchboard" in self.listeners:
+            return
+        reactor = self.reactor
+
+        def place():
+            d = live_switchboards().addTimeout(SWITCHBOARD_LOOKUP_TIMEOUT, reactor)
+
+            def unanswered(failure):
+                failure.trap(CancelledError, TimeoutError, internet_error.TimeoutError)
+                raise DirectoryUnavailable("no answer from the directory for the live switchboards")
+
+            return d.addCallbacks(lambda switchboards: (choose_switchboard(switchboards) or (None, None))[1], unanswered)
+
+        self.notification.place_switchboard = place
+
     def _hold_lease(self, _=None):
         """
-        A notification server on a shared directory holds a lease there
-        (and reaps nodes that lost theirs, telling their users' watchers).
+        A notification or switchboard server on a shared directory holds a
+        lease there, so that dispatch and notification servers refer
+        clients to it only while it lives (and reaps nodes that lost
+        theirs, telling their users' watchers).
         """
         hold_lease = getattr(self.directory, "hold_lease", None)
-        if hold_lease is None or "notification" not in self.listeners:
+        roles = [role for role in ("notification", "switchboard") if role in self.listeners]
+        if hold_lease is None or not roles:
             return _
         self.directory.on_reaped = lambda records: announce_offline(self.store, self.directory, records)
         config = self.config
-        return hold_lease(lambda: config.notification_address).addCallback(lambda ignored: _)
+        notification = (lambda: config.notification_address) if "notification" in roles else None
+        switchboard = None
+        if "switchboard" in roles:
+            participants = connections_of(self.switchboard)
+            switchboard = lambda: (config.switchboard_address, len(participants))  # noqa: E731
+        return hold_lease(notification, switchboard).addCallback(lambda ignored: _)
 
     def _web_services(self) -> list:
         """

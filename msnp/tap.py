@@ -66,8 +66,10 @@ class Options(usage.Options):
             "redis",
             None,
             None,
-            "URL redis://[:PASSWORD@]HOST[:PORT][/DB] of a Redis shared by every process of a cluster: who is "
-            "signed in where, presence, switchboard cookies, and delivery between processes (default: in-process).",
+            "URL redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] of a Redis shared by every process of a cluster: who is "
+            "signed in where, presence, switchboard cookies, and delivery between processes (default: in-process). "
+            "Or a Sentinel set, redis+sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/SERVICE[/DB] "
+            "(Sentinel port 26379 unless given): the primary of SERVICE, followed after a failover.",
             str,
         ],
         ["node-id", None, None, "NAME of this process among the cluster's (default: host name and notification port).", str],
@@ -75,8 +77,17 @@ class Options(usage.Options):
             "node-lease",
             None,
             10.0,
-            "Seconds a notification node stays live in the cluster without renewing its lease (renewed every third "
-            "of it); a node silent that long is reaped, its users shown offline (with --redis).",
+            "Seconds a notification or switchboard node stays live in the cluster without renewing its lease "
+            "(renewed every third of it); a node silent that long is reaped, its users shown offline, and no client "
+            "is referred to it any more (with --redis).",
+            float,
+        ],
+        [
+            "node-sweep",
+            None,
+            30.0,
+            "Seconds between checks that each signed-in user of this node was not replaced by a login on another "
+            "node whose OUT OTH did not arrive (with --redis).",
             float,
         ],
         [
@@ -246,12 +257,18 @@ def check_options(options) -> list[str]:
     roles = _roles(options)
     if not roles:
         raise usage.UsageError("--roles: name at least one of " + ", ".join(ROLES))
+    if "switchboard" not in roles and (options["rvp"] or options.get("sip") or options.get("sip-udp")):
+        # Their conversations live in this process's switchboard, and the
+        # RNG they send names its address.
+        raise usage.UsageError("--rvp and --sip need the switchboard role in the same process: add it to --roles")
     if options["log-format"] not in ("text", "json"):
         raise usage.UsageError(f"--log-format: 'text' or 'json', not {options['log-format']!r}")
     if options["redis"]:
         _check_redis(options["redis"])
     if not 0.3 <= options["node-lease"] <= 3600:
         raise usage.UsageError("--node-lease: between 0.3 and 3600 seconds")
+    if not 0.1 <= options["node-sweep"] <= 86400:
+        raise usage.UsageError("--node-sweep: between 0.1 and 86400 seconds")
     if options["postgres"]:
         _check_postgres(options["postgres"])
     else:
@@ -395,6 +412,8 @@ def _check_redis(url: str) -> None:
         settings = parse_redis_url(url)
     except ValueError as error:
         raise usage.UsageError(f"--redis: {error}")
+    if settings["sentinels"]:
+        settings["host"], settings["port"] = _primary_of(settings)
     commands = []
     if settings["password"] is not None:
         commands.append(["AUTH", *([settings["username"]] if settings["username"] else []), settings["password"]])
@@ -418,6 +437,36 @@ def _check_redis(url: str) -> None:
     refused = [line.decode("utf-8", "replace") for line in lines if not line.startswith(b"+")]
     if refused or len(lines) < len(commands):
         raise usage.UsageError(f"--redis: the server refused: {'; '.join(refused) or 'no answer'}")
+
+
+def _primary_of(settings: dict) -> tuple[str, int]:
+    """
+    The primary's address, from the first Sentinel that names it.
+    """
+    import socket
+
+    words = ["SENTINEL", "get-master-addr-by-name", settings["service"]]
+    request = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode()) for w in words)
+    problems = []
+    for host, port in settings["sentinels"]:
+        try:
+            with socket.create_connection((host, port), timeout=10) as connection:
+                connection.sendall(request)
+                reply = b""
+                # *2 $len host $len port: five lines; a null or an error: one.
+                while not (reply.startswith((b"-", b"*-1", b"$-1")) and reply.endswith(b"\r\n")) and reply.count(b"\r\n") < 5:
+                    chunk = connection.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+        except OSError as error:
+            problems.append(f"{host}:{port}: {error}")
+            continue
+        lines = reply.split(b"\r\n")
+        if reply.startswith(b"*2") and len(lines) >= 5 and lines[4].isdigit():
+            return lines[2].decode("utf-8", "replace"), int(lines[4])
+        problems.append(f"{host}:{port} does not know {settings['service']}: {lines[0].decode('utf-8', 'replace')}")
+    raise usage.UsageError(f"--redis: no Sentinel names the primary of {settings['service']}: {'; '.join(problems)}")
 
 
 def _check_postgres(conninfo: str) -> None:
@@ -609,7 +658,7 @@ def makeService(options):
         # Imported only now: its client takes Twisted's reactor on import.
         from msnp.directory.redis import RedisDirectory
 
-        directory = RedisDirectory(options["redis"], node, lease=options["node-lease"])
+        directory = RedisDirectory(options["redis"], node, lease=options["node-lease"], sweep=options["node-sweep"])
     else:
         from msnp.directory.local import LocalDirectory
 

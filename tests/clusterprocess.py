@@ -47,7 +47,12 @@ class ClusterProcess:
 
     @property
     def port(self) -> int:
-        return self.dispatch_port if self.roles == "dispatch" else self.notification_port
+        """
+        The port of its first role: dispatch, notification, switchboard.
+        """
+        if self.roles == "dispatch":
+            return self.dispatch_port
+        return self.notification_port if "notification" in self.roles else self.switchboard_port
 
     def start(self, redis_server=None) -> defer.Deferred:
         self.process = subprocess.Popen(
@@ -58,7 +63,8 @@ class ClusterProcess:
     @defer.inlineCallbacks
     def _wait_ready(self, redis_server):
         """
-        Listening, and (a notification node) holding its lease.
+        Listening, and (a notification or switchboard node) holding its
+        lease.
         """
         for _ in range(600):
             if self.process.poll() is not None:
@@ -72,7 +78,7 @@ class ClusterProcess:
             break
         else:
             raise AssertionError(f"{self.name} did not start listening")
-        if redis_server is not None and "notification" in self.roles:
+        if redis_server is not None and self.roles != "dispatch":
             yield self.wait_lease(redis_server)
 
     @defer.inlineCallbacks

@@ -228,15 +228,17 @@ class PostgresCluster:
 
 class RedisServer:
     """
-    A redis-server of its own, keeping nothing on disk.
+    A redis-server of its own, keeping nothing on disk; with C{replica_of}
+    (a RedisServer) a replica of that one.
     """
 
-    def __init__(self):
+    def __init__(self, replica_of: Optional["RedisServer"] = None):
         self.program = shutil.which("redis-server")
         if self.program is None:
             raise EngineMissing("redis-server is not installed: apt-get install redis-server")
         self.port: Optional[int] = None
         self.directory: Optional[str] = None
+        self.replica_of = replica_of
 
     @property
     def url(self) -> str:
@@ -261,7 +263,7 @@ class RedisServer:
             self._process = subprocess.Popen(
                 [self.program, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                  "--daemonize", "no", "--pidfile", self._pidfile, "--logfile", os.path.join(self.directory, "redis.log"),
-                 "--dir", self.directory],
+                 "--dir", self.directory, *self._replication()],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
             if self._wait_ready():
@@ -269,6 +271,34 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
         raise RuntimeError(f"redis-server did not start: see {self.directory}/redis.log")
+
+    def _replication(self) -> list[str]:
+        if self.replica_of is None:
+            return []
+        return ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
+
+    def info(self, section: str) -> dict:
+        """
+        The fields of one section of C{INFO}.
+        """
+        request = b"*2\r\n$4\r\nINFO\r\n$%d\r\n%s\r\n" % (len(section), section.encode())
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
+            connection.sendall(request)
+            reply = b""
+            while True:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+                header, _, body = reply.partition(b"\r\n")
+                if header.startswith(b"$") and len(body) >= int(header[1:]):
+                    break
+        fields = {}
+        for line in reply.decode().splitlines()[1:]:
+            key, colon, value = line.partition(":")
+            if colon:
+                fields[key] = value.strip()
+        return fields
 
     def _wait_ready(self, timeout: float = 15) -> bool:
         deadline = time.monotonic() + timeout
@@ -322,3 +352,148 @@ class RedisServer:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+
+
+class RedisSentinel:
+    """
+    A Redis Sentinel of its own (C{redis-server CONFIG --sentinel}, from
+    the redis-server package) watching C{primary} as service C{service},
+    with a quorum of one: C{SENTINEL FAILOVER} promotes a replica at once.
+    """
+
+    def __init__(self, primary: RedisServer, service: str = "mymaster"):
+        self.program = shutil.which("redis-server")
+        if self.program is None:
+            raise EngineMissing("redis-server is not installed: apt-get install redis-server")
+        self.primary = primary
+        self.service = service
+        self.port: Optional[int] = None
+        self.directory: Optional[str] = None
+        self._process: Optional[subprocess.Popen] = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}/{db}"
+
+    def start(self) -> "RedisSentinel":
+        self.directory = tempfile.mkdtemp(prefix="msnp-sentinel-")
+        for _ in range(5):
+            self.port = free_port()
+            # Sentinel rewrites its configuration file: one of its own.
+            config = os.path.join(self.directory, "sentinel.conf")
+            with open(config, "w") as f:
+                f.write(
+                    f"port {self.port}\nbind 127.0.0.1\ndaemonize no\n"
+                    f"logfile {os.path.join(self.directory, 'sentinel.log')}\ndir {self.directory}\n"
+                    f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 1\n"
+                    f"sentinel down-after-milliseconds {self.service} 2000\n"
+                    f"sentinel failover-timeout {self.service} 10000\n"
+                )
+            self._process = subprocess.Popen(
+                [self.program, config, "--sentinel"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and self._process.poll() is None:
+                try:
+                    if self.primary_port() == self.primary.port:
+                        return self
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            self.stop()
+        raise RuntimeError(f"redis sentinel did not start: see {self.directory}/sentinel.log")
+
+    def command(self, *words: str) -> bytes:
+        """
+        Send one command; returns the raw reply.
+        """
+        request = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode()) for w in words)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
+            connection.sendall(request)
+            reply = b""
+            while _resp_end(reply, 0) is None:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        return reply
+
+    def primary_port(self) -> Optional[int]:
+        """
+        The port of the primary the Sentinel names now.
+        """
+        lines = self.command("SENTINEL", "get-master-addr-by-name", self.service).split(b"\r\n")
+        return int(lines[4]) if len(lines) > 4 and lines[4].isdigit() else None
+
+    def knows_replica(self, replica: RedisServer) -> bool:
+        """
+        Whether the Sentinel lists C{replica} as a replica in good health
+        (only then will it promote it).
+        """
+        reply = self.command("SENTINEL", "replicas", self.service).decode(errors="replace")
+        if str(replica.port) not in reply:
+            return False
+        return "s_down" not in reply and "disconnected" not in reply
+
+    def failover(self, replica: RedisServer, timeout: float = 60.0) -> None:
+        """
+        Force a failover to C{replica} and wait until the Sentinel names it.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.knows_replica(replica):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sentinel never saw the replica in good health")
+            time.sleep(0.1)
+        while True:
+            reply = self.command("SENTINEL", "failover", self.service)
+            if reply.startswith(b"+OK"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"SENTINEL FAILOVER refused: {reply!r}")
+            time.sleep(0.2)
+        while self.primary_port() != replica.port:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the failover did not complete")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def destroy(self) -> None:
+        self.stop()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+
+def _resp_end(data: bytes, start: int) -> Optional[int]:
+    """
+    Where the RESP value at C{start} of C{data} ends, or None while it is
+    incomplete.
+    """
+    line_end = data.find(b"\r\n", start)
+    if line_end < 0:
+        return None
+    kind, header, after = data[start:start + 1], data[start + 1:line_end], line_end + 2
+    if kind in (b"+", b"-", b":"):
+        return after
+    if kind == b"$":
+        length = int(header)
+        if length < 0:
+            return after
+        return after + length + 2 if len(data) >= after + length + 2 else None
+    if kind == b"*":
+        position = after
+        for _ in range(max(int(header), 0)):
+            position = _resp_end(data, position)
+            if position is None:
+                return None
+        return position
+    raise ValueError(f"not a RESP reply: {data[start:start + 20]!r}")

@@ -124,6 +124,10 @@ def test_roles_and_node_id_choose_what_a_process_runs(redis_server, postgres_acc
         (["--roles", ","], "--roles: name at least one"),
         (["--redis", "redis://127.0.0.1:1/0"], "--redis: cannot reach 127.0.0.1:1"),
         (["--redis", "http://127.0.0.1/0"], "--redis: not a redis://"),
+        (["--redis", "redis+sentinel://127.0.0.1:1/mymaster/0"], "--redis: no Sentinel names the primary of mymaster: 127.0.0.1:1"),
+        (["--redis", "redis+sentinel://127.0.0.1:1"], "--redis: .* names no Sentinel service"),
+        (["--redis", redis_server.url, "--node-sweep", "0"], "--node-sweep: between"),
+        (["--roles", "notification", "--rvp", "tcp:0:interface=127.0.0.1"], "--rvp and --sip need the switchboard role"),
     ):
         with pytest.raises(SystemExit, match=said):
             service(*argv)

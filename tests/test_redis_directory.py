@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 from zope.interface import implementer
@@ -91,7 +93,8 @@ def nodes(redis_url):
 
 def test_parse_redis_url():
     assert parse_redis_url("redis://127.0.0.1:6390/2") == {
-        "host": "127.0.0.1", "port": 6390, "dbid": 2, "password": None, "username": None
+        "host": "127.0.0.1", "port": 6390, "dbid": 2, "password": None, "username": None, "sentinels": None,
+        "service": None,
     }
     assert parse_redis_url("redis://:s%40cret@cache.example.net")["password"] == "s@cret"
     assert parse_redis_url("redis://cache.example.net")["port"] == 6379
@@ -397,3 +400,151 @@ def test_points_of_presence_stay_side_by_side(nodes):
 
 def pop_record(endpoint_id: str, instance: str) -> EndpointRecord:
     return EndpointRecord(endpoint_id, ALICE, endpoint_id.split("/")[0], "msn", "MSNP18", instance=instance)
+
+
+@defer.inlineCallbacks
+def event_within(endpoint, seconds: float):
+    """
+    The next event C{endpoint} receives, or None when none comes within
+    C{seconds}.
+    """
+    try:
+        return (yield endpoint.next_event(timeout=seconds))
+    except AssertionError:
+        return None
+
+
+@pytest_twisted.inlineCallbacks
+def test_sweep_closes_an_endpoint_replaced_elsewhere(redis_url, redis_server):
+    """
+    Another node's login took alice's place in Redis and its kick never
+    arrived: n1's sweep finds her record gone while its lease is in place,
+    and her endpoint is told it was replaced (OUT OTH); bob's, whose
+    record is there, is left alone.
+    """
+    n1 = RedisDirectory(redis_url, "n1", reactor, lease=3.0, sweep=0.2)
+    yield n1.start()
+    yield n1.hold_lease(lambda: "127.0.0.1:1864")
+    try:
+        alice = RecordingEndpoint("n1/1", ALICE)
+        bob = RecordingEndpoint("n1/2", BOB)
+        yield n1.attach(alice, record("n1/1", ALICE))
+        yield n1.attach(bob, record("n1/2", BOB))
+        # What a login on n2 does, without the kick.
+        redis_server.command("HDEL", f"ep:{ALICE}", "n1/1")
+        redis_server.command("HSET", f"ep:{ALICE}", "n2/1", codec.dumps(record("n2/1", ALICE)))
+        assert (yield alice.next_event(timeout=10)) == events.Kicked(events.REPLACED)
+        assert len(n1) == 1 and n1.swept_count == 1
+        assert (yield event_within(bob, 1.0)) is None
+        assert [r.endpoint_id for r in (yield n1.endpoints_of(ALICE))] == ["n2/1"]
+    finally:
+        yield n1.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_sweep_leaves_endpoints_redis_lost_to_be_put_back(redis_url, redis_server):
+    """
+    Redis emptied: the records are gone with the lease, so nothing was
+    replaced.  The sweep closes nobody; the beat puts alice back.  But an
+    endpoint whose user meanwhile signed in elsewhere with the same
+    protocol is not put back: it is told it was replaced.
+    """
+    n1 = RedisDirectory(redis_url, "n1", reactor, lease=0.6, sweep=0.1)
+    yield n1.start()
+    yield n1.hold_lease(lambda: "127.0.0.1:1864")
+    try:
+        alice = RecordingEndpoint("n1/1", ALICE)
+        bob = RecordingEndpoint("n1/2", BOB)
+        yield n1.attach(alice, record("n1/1", ALICE))
+        yield n1.attach(bob, record("n1/2", BOB))
+        redis_server.command("FLUSHALL")
+        redis_server.command("HSET", f"ep:{BOB}", "n2/1", codec.dumps(record("n2/1", BOB)))
+        assert (yield bob.next_event(timeout=10)) == events.Kicked(events.REPLACED)
+        assert (yield event_within(alice, 1.0)) is None
+        assert [r.endpoint_id for r in (yield n1.endpoints_of(ALICE))] == ["n1/1"]
+        assert [r.endpoint_id for r in (yield n1.endpoints_of(BOB))] == ["n2/1"]
+    finally:
+        yield n1.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_leases_say_which_roles_a_node_serves(redis_url):
+    """
+    A switchboard-only node holds a lease naming its switchboard and
+    participants: it is a live switchboard, not a notification node; a
+    node with both roles is both.
+    """
+    n1 = RedisDirectory(redis_url, "n1", reactor)
+    n2 = RedisDirectory(redis_url, "n2", reactor)
+    n3 = RedisDirectory(redis_url, "n3", reactor)
+    for directory in (n1, n2, n3):
+        yield directory.start()
+    try:
+        yield n1.hold_lease(switchboard=lambda: ("127.0.0.1:1865", 3))
+        yield n2.hold_lease(lambda: "127.0.0.1:1864")
+        yield n3.hold_lease(lambda: "127.0.0.1:2864", lambda: ("127.0.0.1:2865", 0))
+        assert sorted((yield n1.live_nodes())) == [("n2", "127.0.0.1:1864", 0), ("n3", "127.0.0.1:2864", 0)]
+        assert sorted((yield n2.live_switchboards())) == [("n1", "127.0.0.1:1865", 3), ("n3", "127.0.0.1:2865", 0)]
+    finally:
+        for directory in (n1, n2, n3):
+            yield directory.stop()
+
+
+def test_choose_switchboard_takes_the_less_loaded_of_two():
+    import random
+
+    from msnp.directory.placement import choose_switchboard
+
+    assert choose_switchboard([]) is None
+    only = ("sb1", "127.0.0.1:1865", 40)
+    assert choose_switchboard([only]) == only
+    idle, busy = ("sb1", "a:1", 0), ("sb2", "b:1", 9)
+    assert {choose_switchboard([idle, busy], random.Random(seed)) for seed in range(20)} == {idle}
+    three = [("sb1", "a:1", 0), ("sb2", "b:1", 5), ("sb3", "c:1", 9)]
+    picks = {choose_switchboard(three, random.Random(seed)) for seed in range(200)}
+    # The busiest is never the less loaded of a pair; the others are picked.
+    assert picks == set(three[:2])
+
+
+_HOSTS = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,3}", fullmatch=True),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda address: f"[{address}]"),
+)
+
+
+@given(
+    sentinels=st.lists(st.tuples(_HOSTS, st.one_of(st.none(), st.integers(1, 65535))), min_size=1, max_size=4),
+    service=st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True),
+    db=st.one_of(st.none(), st.integers(0, 15)),
+    password=st.one_of(st.none(), st.text(min_size=1, max_size=12)),
+)
+def test_sentinel_urls_read_back(sentinels, service, db, password):
+    """
+    A redis+sentinel URL made of any Sentinel addresses, service, database
+    and password reads back as them.
+    """
+    from urllib.parse import quote
+
+    hosts = ",".join(host if port is None else f"{host}:{port}" for host, port in sentinels)
+    auth = f":{quote(password, safe='')}@" if password is not None else ""
+    url = f"redis+sentinel://{auth}{hosts}/{service}" + (f"/{db}" if db is not None else "")
+    settings = parse_redis_url(url)
+    assert settings["sentinels"] == [(host.strip("[]"), 26379 if port is None else port) for host, port in sentinels]
+    assert settings["service"] == service
+    assert settings["dbid"] == (db or 0)
+    assert settings["password"] == password
+
+
+@given(st.text(max_size=80))
+def test_redis_urls_are_read_or_refused(text):
+    """
+    Any text is either read as a URL's settings or refused with
+    ValueError, never another error.
+    """
+    for url in (text, "redis://" + text, "redis+sentinel://" + text):
+        try:
+            settings = parse_redis_url(url)
+        except ValueError:
+            continue
+        assert isinstance(settings["port"], int) and isinstance(settings["dbid"], int)

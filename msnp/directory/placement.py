@@ -7,12 +7,18 @@ lives, so an account signing in twice usually meets itself on one node)
 and moves only a dead node's users when one goes; the cap (bounded-load
 hashing) passes a login to the next node in the user's order when the
 first already holds more than (1 + balance) times its share.
+
+Which switchboard node an XFR SB goes to: the less loaded of two live
+switchboard nodes drawn at random (the power of two choices), so that
+loads as stale as a lease beat do not send every session of a beat to the
+one node that was the least loaded at that beat.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import random
 from typing import Optional, Sequence
 
 # How far above an even share a node may be loaded before logins move on.
@@ -49,3 +55,17 @@ def choose_node(handle: str, nodes: Sequence[tuple[str, str, int]], balance: flo
             return by_name[name]
     # Not reachable (the cap exceeds the least load), kept for safety.
     return by_name[order[0]]
+
+
+def choose_switchboard(switchboards: Sequence[tuple[str, str, int]], rng: random.Random = random) -> Optional[tuple[str, str, int]]:
+    """
+    The switchboard node (id, address, participants) for a new session:
+    of two drawn at random, the one with fewer participants.  None when
+    there is none.
+    """
+    if not switchboards:
+        return None
+    if len(switchboards) == 1:
+        return switchboards[0]
+    first, second = rng.sample(list(switchboards), 2)
+    return first if first[2] <= second[2] else second

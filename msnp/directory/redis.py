@@ -16,18 +16,30 @@ Keys (NODE is the node id, H a handle):
   inbox:NODE      stream of messages for that node's endpoints
   sbck:COOKIE     switchboard ticket, expiring with it
   sbsid:ID        the switchboard address holding session ID
-  node:NODE       a notification node's lease, "incarnation|address|load", expiring
+  node:NODE       a node's lease, "incarnation|ns-address|ns-load|sb-address|sb-load",
+                  expiring (an address is empty for a role the node does not have)
   nodes           zset of the nodes holding (or lately holding) a lease
   nodeinc         hash node -> incarnation holding its lease
   dead:NODE       the incarnation the reaper declared dead (fences it)
 
-Liveness: a process serving notification clients holds a lease, renewed
-every third of it.  Any live node reaps a node whose lease expired: it
+Liveness: a process serving notification or switchboard clients holds a
+lease, renewed every third of it.  Any live node reaps a node whose lease expired: it
 removes its endpoints and the presence they published, and the
 notification service tells their watchers they went offline.  The
 reaped incarnation is fenced: every script writing for it refuses
 (FENCED), and when it notices it drops its clients and starts again as a
-new incarnation.
+new incarnation.  Dispatch servers refer logins to the live nodes with a
+notification address, notification servers refer XFR SB to the live nodes
+with a switchboard address.
+
+Repair: a kick (OUT OTH) sent through an inbox can be lost (the node was
+out of reach, or a Redis failover dropped it).  Every sweep period each
+node checks that the records of its endpoints are still in Redis; one that
+is gone while the lease is in place was replaced by a login elsewhere, and
+its client is told so.  With a Sentinel set, each beat asks the Sentinels
+which server is the primary: after a failover the node moves its
+connections there and puts back what the promoted replica had not yet
+received.
 
 Values are JSON (L{msnp.directory.codec}).  The client is txredisapi, which
 imports Twisted's global reactor when it is imported: import this module
@@ -148,9 +160,24 @@ _SEND = _FENCE + """
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[4])
 """
 
-# Put an endpoint back after Redis lost it (restarted empty): its record,
-# and the presence it published unless another endpoint's is there now.
+# Put an endpoint back after Redis lost it (restarted empty, or a replica
+# promoted before it had everything): its record, and the presence it
+# published unless another endpoint's is there now.  With ARGV[7] (its
+# protocol, for an endpoint attached alone; ARGV[8] its instance), an
+# endpoint whose record is gone while the user has another that its attach
+# would have replaced (that protocol, the same instance or one unnamed) was
+# replaced: it is not put back, and 0 is returned.
 _REASSERT = _FENCE + """
+if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then
+  for _, rec in ipairs(redis.call('HVALS', KEYS[1])) do
+    local decoded = cjson.decode(rec)
+    local other = decoded['f']['instance'] or ''
+    if type(other) ~= 'string' then other = '' end
+    if decoded['f']['protocol'] == ARGV[7] and (ARGV[8] == '' or other == '' or string.lower(other) == ARGV[8]) then
+      return 0
+    end
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[6] .. ' ' .. ARGV[3])
 if ARGV[5] ~= '' then
@@ -160,6 +187,22 @@ if ARGV[5] ~= '' then
   end
 end
 return 1
+"""
+
+# The sweep: which of this node's endpoints (ARGV[3..], their records in
+# KEYS[2..]) have no record any more.  False while the lease (KEYS[1]) is
+# missing: Redis lost its data, and the beat puts the records back.
+_SWEEP = _FENCE + """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+local gone = {}
+for i = 2, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], ARGV[i + 1]) == 0 then
+    table.insert(gone, ARGV[i + 1])
+  end
+end
+return gone
 """
 
 # Renew this incarnation's lease (KEYS: node:ID, dead:ID, nodes, nodeinc;
@@ -193,7 +236,7 @@ end
 return expired
 """
 
-# The live nodes with their lease values ("incarnation|address|load").
+# The live nodes with their lease values.
 _LIVE = """
 local live = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -284,6 +327,107 @@ def _tune_reconnecting(connection):
     return connection
 
 
+# Seconds between sweeps for endpoints replaced elsewhere whose kick was
+# lost (each sweep asks Redis about every local endpoint).
+DEFAULT_SWEEP = 30.0
+# Endpoints asked about in one sweep script.
+SWEEP_BATCH = 1000
+
+
+class _SentinelSet(txredisapi.Sentinel):
+    """
+    The Sentinels of a C{redis+sentinel://} URL.  The primary is the
+    address the first Sentinel to answer C{SENTINEL
+    get-master-addr-by-name} gives; a connection then checks with C{ROLE}
+    that it reached a primary (txredisapi's Sentinel protocol), else tries
+    again.  One question at a time per Sentinel: a caller while one is
+    asked waits for its answer, so a Sentinel out of reach does not pile up
+    unanswered questions.
+    """
+
+    discovery_timeout = REPLY_TIMEOUT
+
+    def __init__(self, addresses, reactor):
+        super().__init__(addresses, replyTimeout=REPLY_TIMEOUT, connectTimeout=REPLY_TIMEOUT, convertNumbers=False)
+        for sentinel in self.sentinels:
+            _tune_reconnecting(sentinel)
+        self._reactor = reactor
+        # For each Sentinel asked now, who waits for its answer.
+        self._waiting: list[Optional[list]] = [None] * len(self.sentinels)
+
+    def discover_master(self, service_name):
+        result = Deferred()
+        unanswered = [len(self.sentinels)]
+
+        def give_up(reason):
+            if not result.called:
+                result.errback(txredisapi.MasterNotFoundError(f"no Sentinel named a primary for {service_name} ({reason})"))
+
+        def answered(reply):
+            if result.called:
+                return
+            if reply and len(reply) == 2:
+                result.callback((str(reply[0]), int(reply[1])))
+                return
+            unanswered[0] -= 1
+            if unanswered[0] == 0:
+                give_up("none knows it")
+
+        for index, sentinel in enumerate(self.sentinels):
+            if self._waiting[index] is None:
+                self._waiting[index] = []
+                asking = sentinel.execute_command("SENTINEL", "get-master-addr-by-name", service_name)
+                asking.addCallbacks(self._answered, self._answered, callbackArgs=(index,), errbackArgs=(index,))
+            self._waiting[index].append(answered)
+        timer = self._reactor.callLater(self.discovery_timeout, give_up, "no answer")
+
+        def done(outcome):
+            if timer.active():
+                timer.cancel()
+            return outcome
+
+        return result.addBoth(done)
+
+    def _answered(self, reply, index):
+        waiting, self._waiting[index] = self._waiting[index] or [], None
+        if isinstance(reply, Failure):
+            reply = None
+        for answered in waiting:
+            answered(reply)
+
+
+class _PrimaryEndpoint:
+    """
+    Connects to the primary the Sentinels name, asking them before every
+    connection; C{address} is the one the last connection went to.
+    """
+
+    def __init__(self, sentinels: _SentinelSet, service: str, reactor):
+        self.sentinels = sentinels
+        self.service = service
+        self.address: Optional[tuple[str, int]] = None
+        self._reactor = reactor
+
+    def connect(self, protocol_factory):
+        from twisted.internet.endpoints import HostnameEndpoint
+
+        def found(address):
+            self.address = address
+            endpoint = HostnameEndpoint(self._reactor, address[0], address[1], timeout=REPLY_TIMEOUT)
+            return endpoint.connect(protocol_factory)
+
+        return self.sentinels.discover_master(self.service).addCallback(found)
+
+
+class _PrimaryConnections(txredisapi.SentinelConnectionFactory):
+    """
+    Connections to the primary of a Sentinel set, retried at most a
+    second apart (see L{RECONNECT_MAX_DELAY}).
+    """
+
+    maxDelay = RECONNECT_MAX_DELAY
+
+
 def node_of(endpoint_id: str) -> str:
     return endpoint_id.rsplit("/", 1)[0]
 
@@ -294,7 +438,7 @@ class RedisDirectory:
     The directory of one node of a cluster sharing one Redis.
     """
 
-    def __init__(self, url: str, node: str = "", reactor=None, lease: float = DEFAULT_LEASE):
+    def __init__(self, url: str, node: str = "", reactor=None, lease: float = DEFAULT_LEASE, sweep: float = DEFAULT_SWEEP):
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
@@ -311,6 +455,12 @@ class RedisDirectory:
         self._domain_routes: dict[str, object] = {}
         self._redis = None
         self._reader = None
+        # With a Sentinel set: the Sentinels, the endpoint of each
+        # connection, and the primary the last beat found.
+        self._sentinels: Optional[_SentinelSet] = None
+        self._primary_endpoints: list[_PrimaryEndpoint] = []
+        self._primary: Optional[tuple[str, int]] = None
+        self._following: Optional[LoopingCall] = None
         self._reading: Optional[Deferred] = None
         self._running = False
         self.lease = lease
@@ -322,6 +472,15 @@ class RedisDirectory:
         # stale too).
         self._fenced = False
         self._advertised: Optional[Callable[[], str]] = None
+        self._switchboard: Optional[Callable[[], tuple[str, int]]] = None
+        # Endpoints whose record Redis holds (their attach answered), and
+        # those attached alone (replacing others of their protocol).
+        self._confirmed: set[str] = set()
+        self._single: set[str] = set()
+        self.sweep = sweep
+        self._last_sweep: Optional[float] = None
+        # How many local endpoints the sweep found replaced elsewhere.
+        self.swept_count = 0
         self._beating: Optional[LoopingCall] = None
         self._last_renewed: Optional[float] = None
         self._healthy_since: Optional[float] = None
@@ -337,6 +496,8 @@ class RedisDirectory:
 
     def _connect(self) -> Deferred:
         settings = self._settings
+        if settings["sentinels"]:
+            return self._connect_to_primary()
         return txredisapi.Connection(
             settings["host"],
             settings["port"],
@@ -348,6 +509,55 @@ class RedisDirectory:
             connectTimeout=REPLY_TIMEOUT,
             convertNumbers=False,
         ).addCallback(_tune_reconnecting)
+
+    def _connect_to_primary(self) -> Deferred:
+        """
+        A connection to the primary the Sentinels name, that follows it
+        to another server when they name another.
+        """
+        settings = self._settings
+        if self._sentinels is None:
+            self._sentinels = _SentinelSet(settings["sentinels"], self._reactor)
+        factory = _PrimaryConnections(
+            sentinel_manager=self._sentinels,
+            service_name=settings["service"],
+            is_master=True,
+            uuid=None,
+            dbid=settings["dbid"],
+            poolsize=1,
+            password=settings["password"],
+            username=settings["username"],
+            replyTimeout=REPLY_TIMEOUT,
+            convertNumbers=False,
+        )
+        endpoint = _PrimaryEndpoint(self._sentinels, settings["service"], self._reactor)
+        self._primary_endpoints.append(endpoint)
+        factory.startConnecting(endpoint)
+        return factory.deferred
+
+    @inlineCallbacks
+    def _follow_primary(self):
+        """
+        Ask the Sentinels which server is the primary; connections to
+        another one are closed (they reconnect to it).  True when the
+        primary is not the one of the last beat (a failover), None when
+        no Sentinel answered.
+        """
+        try:
+            primary = yield self._sentinels.discover_master(self._settings["service"])
+        except Exception as error:
+            log.warn("directory: no Sentinel named the primary of {service} ({error})",
+                     service=self._settings["service"], error=error)
+            return None
+        for endpoint, connection in zip(self._primary_endpoints, (self._redis, self._reader)):
+            if connection is not None and endpoint.address is not None and endpoint.address != primary:
+                for protocol in list(connection._factory.pool):
+                    protocol.transport.loseConnection()
+        previous, self._primary = self._primary, primary
+        if previous is not None and previous != primary:
+            log.info("directory: the Redis primary moved from {old} to {new}", old=_address(previous), new=_address(primary))
+            return True
+        return False
 
     @inlineCallbacks
     def start(self):
@@ -362,17 +572,34 @@ class RedisDirectory:
             log.info("directory: forgot {count} endpoints an earlier run of node {node} left", count=forgotten, node=self.node)
         self._running = True
         self._reading = self._read_inbox()
+        if self._sentinels is not None:
+            # A process holding no lease (a dispatch server) has no beat
+            # to notice a failover: it asks the Sentinels as often.
+            self._following = LoopingCall(self._follow_without_lease)
+            self._following.clock = self._reactor
+            self._following.start(self.lease / 3, now=False).addErrback(
+                lambda failure: log.failure("directory: following the Redis primary stopped", failure)
+            )
+
+    def _follow_without_lease(self):
+        if self._beating is None and self._running:
+            return self._follow_primary()
 
     # The lease, the reaper and fencing
 
-    def hold_lease(self, advertised: Callable[[], str]) -> Deferred:
+    def hold_lease(
+        self, advertised: Optional[Callable[[], str]] = None, switchboard: Optional[Callable[[], tuple[str, int]]] = None
+    ) -> Deferred:
         """
-        Hold a lease as a notification node; C{advertised()} is the address
-        clients are referred to.  Renewed every third of the lease; each
-        beat also reaps nodes whose lease expired.  Fires after the first
-        beat.
+        Hold a lease as a node: C{advertised()} is the address notification
+        clients are referred to (a notification node), C{switchboard()}
+        the address and load (participants) of its switchboard (a
+        switchboard node).  Renewed every third of the lease; each beat
+        also reaps nodes whose lease expired and, every sweep period,
+        sweeps.  Fires after the first beat.
         """
         self._advertised = advertised
+        self._switchboard = switchboard
         self._incarnation = secrets.token_hex(8)
         self._beating = LoopingCall(self._beat)
         self._beating.clock = self._reactor
@@ -386,7 +613,10 @@ class RedisDirectory:
         return [self.node, self._incarnation]
 
     def _lease_value(self) -> str:
-        return f"{self._incarnation}|{self._advertised()}|{len(self._endpoints)}"
+        address = self._advertised() if self._advertised is not None else ""
+        load = len(self._endpoints) if address else 0
+        switchboard, participants = self._switchboard() if self._switchboard is not None else ("", 0)
+        return f"{self._incarnation}|{address}|{load}|{switchboard}|{participants}"
 
     @inlineCallbacks
     def _beat(self):
@@ -394,6 +624,13 @@ class RedisDirectory:
         if self._fenced:
             self._incarnation = secrets.token_hex(8)
             self._fenced = False
+        moved = False
+        if self._sentinels is not None:
+            moved = yield self._follow_primary()
+            if moved:
+                # Other nodes follow within a beat: judge nobody for a
+                # lease, as after an outage.
+                self._healthy_since = None
         try:
             missing = yield self._redis.eval(
                 _HEARTBEAT,
@@ -412,10 +649,17 @@ class RedisDirectory:
         self._last_renewed = now
         if self._healthy_since is None:
             self._healthy_since = now
-        if str(missing) == "1" and self._endpoints:
-            # Not reaped, yet the lease was gone: Redis lost its data.
+        if (str(missing) == "1" or moved) and self._endpoints:
+            # Not reaped, yet the lease was gone (Redis lost its data), or
+            # a replica was promoted, which may lack the last writes.
             yield self._reassert()
         self._fire_first_beat()
+        if moved is not None and (self._last_sweep is None or now - self._last_sweep >= self.sweep):
+            self._last_sweep = now
+            try:
+                yield self._sweep()
+            except Exception as error:
+                self._failed_with(error, "sweep")
         # Reap only after renewing for a whole lease: after an outage of
         # Redis every lease has expired, and each node gets that long to
         # renew before anyone is declared dead.
@@ -433,19 +677,53 @@ class RedisDirectory:
 
     @inlineCallbacks
     def _reassert(self):
-        log.info("directory: Redis lost the records of {node}; putting back {count} endpoints", node=self.node, count=len(self._endpoints))
+        log.info("directory: Redis may have lost records of {node}; putting back {count} endpoints", node=self.node, count=len(self._endpoints))
         for endpoint_id, (_, record) in list(self._endpoints.items()):
             published = self._published.get(record.handle)
             presence = codec.dumps(published) if published is not None and published.endpoint_id == endpoint_id else ""
+            alone = record.protocol if endpoint_id in self._single else ""
             try:
-                yield self._redis.eval(
+                kept = yield self._redis.eval(
                     _REASSERT,
                     [f"ep:{record.handle}", self._index, f"pres:{record.handle}"],
-                    [*self._fence_args(), endpoint_id, codec.dumps(record), presence, record.handle],
+                    [*self._fence_args(), endpoint_id, codec.dumps(record), presence, record.handle, alone, record.instance.lower()],
                 )
             except Exception as error:
                 self._failed_with(error, "put back an endpoint")
                 return
+            if str(kept) == "0":
+                self._replaced_elsewhere(endpoint_id)
+            elif endpoint_id in self._endpoints:
+                self._confirmed.add(endpoint_id)
+
+    @inlineCallbacks
+    def _sweep(self):
+        """
+        Close, as replaced (OUT OTH), the local endpoints whose record is
+        gone from Redis: another login took their place and its kick did
+        not arrive.  Only endpoints whose attach Redis has answered are
+        asked about.
+        """
+        confirmed = [(endpoint_id, entry[1].handle) for endpoint_id, entry in self._endpoints.items() if endpoint_id in self._confirmed]
+        for start in range(0, len(confirmed), SWEEP_BATCH):
+            batch = confirmed[start:start + SWEEP_BATCH]
+            gone = yield self._redis.eval(
+                _SWEEP,
+                [f"node:{self.node}", *(f"ep:{handle}" for _, handle in batch)],
+                [*self._fence_args(), *(endpoint_id for endpoint_id, _ in batch)],
+            )
+            if gone is None:
+                return
+            for endpoint_id in gone or ():
+                self._replaced_elsewhere(endpoint_id)
+
+    def _replaced_elsewhere(self, endpoint_id: str) -> None:
+        entry = self._endpoints.get(endpoint_id)
+        if entry is None or endpoint_id not in self._confirmed:
+            return
+        log.info("directory: {id} ({handle}) was replaced by a login elsewhere; closing it", id=endpoint_id, handle=entry[1].handle)
+        self.swept_count += 1
+        self._kick(endpoint_id)
 
     @inlineCallbacks
     def _reap(self):
@@ -482,6 +760,8 @@ class RedisDirectory:
         dropped = list(self._endpoints.items())
         self._endpoints.clear()
         self._by_handle.clear()
+        self._confirmed.clear()
+        self._single.clear()
         for endpoint_id, (endpoint, _) in dropped:
             self.fenced_count += 1
             _give(endpoint, events.Kicked(events.SHUTDOWN))
@@ -504,15 +784,26 @@ class RedisDirectory:
         d = self._redis.eval(_LIVE, ["nodes"], [])
 
         def parsed(flat):
-            flat = list(flat or ())
             nodes = []
-            for node, value in zip(flat[0::2], flat[1::2]):
-                _, address, load = value.split("|")
-                nodes.append((node, address, int(load)))
+            for node, fields in _leases(flat):
+                if fields[1]:
+                    nodes.append((node, fields[1], int(fields[2])))
             return nodes
 
         # Callers may time the answer out; txredisapi's Deferred must not be
         # cancelled.
+        return _uncancellable(d.addCallback(parsed))
+
+    def live_switchboards(self) -> Deferred:
+        """
+        The switchboard nodes holding a lease: a list of (node id,
+        address, participants).
+        """
+        d = self._redis.eval(_LIVE, ["nodes"], [])
+
+        def parsed(flat):
+            return [(node, fields[3], int(fields[4])) for node, fields in _leases(flat) if len(fields) >= 5 and fields[3]]
+
         return _uncancellable(d.addCallback(parsed))
 
     @inlineCallbacks
@@ -536,6 +827,9 @@ class RedisDirectory:
     def stop(self):
         yield self.leave()
         self._running = False
+        following, self._following = self._following, None
+        if following is not None and following.running:
+            following.stop()
         for endpoint_id, (_, record) in list(self._endpoints.items()):
             self.detach(endpoint_id)
         connections, self._redis, self._reader = [self._redis, self._reader], None, None
@@ -552,6 +846,9 @@ class RedisDirectory:
             reading.addErrback(lambda failure: failure.trap(CancelledError))
             reading.cancel()
             yield reading
+        sentinels, self._sentinels = self._sentinels, None
+        if sentinels is not None:
+            yield sentinels.disconnect()
 
     # Endpoints
 
@@ -584,7 +881,12 @@ class RedisDirectory:
                 undo = self._redis.eval(_DETACH, [f"ep:{record.handle}", self._index], [record.endpoint_id, record.handle])
                 undo.addErrback(lambda _: None)
 
+        if single:
+            self._single.add(record.endpoint_id)
+
         def replaced(encoded):
+            if record.endpoint_id in self._endpoints:
+                self._confirmed.add(record.endpoint_id)
             records = [codec.loads(text) for text in encoded or ()]
             for old in records:
                 self._kick(old.endpoint_id)
@@ -605,6 +907,8 @@ class RedisDirectory:
             self._send(node_of(endpoint_id), {"k": "kick", "id": endpoint_id})
 
     def _forget_local(self, endpoint_id: str) -> Optional[EndpointRecord]:
+        self._confirmed.discard(endpoint_id)
+        self._single.discard(endpoint_id)
         entry = self._endpoints.pop(endpoint_id, None)
         if entry is None:
             return None
@@ -807,6 +1111,18 @@ class RedisDirectory:
             self._fence()
             return
         log.warn("directory: {what} failed: {error}", what=what, error=error)
+
+
+def _leases(flat) -> list:
+    """
+    The (node, lease fields) pairs of L{_LIVE}'s answer.
+    """
+    flat = list(flat or ())
+    return [(node, value.split("|")) for node, value in zip(flat[0::2], flat[1::2])]
+
+
+def _address(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
 
 
 def _uncancellable(d: Deferred, late: Optional[Callable] = None) -> Deferred:

@@ -1200,9 +1200,14 @@ class NotificationSession:
             raise CommandError(errors.INVALID_PARAMETER)
         if not self.me.shown:
             raise CommandError(errors.NOT_ALLOWED_WHEN_OFFLINE)
-        d = switchboard.grant_switchboard(self.messenger.directory, self.server.clock, self.config, self)
-        d.addCallback(lambda cookie: self.send(self.dialect.xfr_sb(command.trid, self.config.switchboard_address, cookie)))
-        return d
+
+        def granted(address):
+            if address is None:
+                raise CommandError(errors.SWITCHBOARD_FAILED, "no live switchboard")
+            d = switchboard.grant_switchboard(self.messenger.directory, self.server.clock, self.config, self)
+            return d.addCallback(lambda cookie: self.send(self.dialect.xfr_sb(command.trid, address, cookie)))
+
+        return self.server.switchboard_address().addCallback(granted)
 
     # Lists in the address book (MSNP13+)
 
@@ -1416,6 +1421,19 @@ class NotificationServer(Factory):
         self.portal = portal
         self.clock = clock
         self.login_throttle = login_throttle if login_throttle is not None else LoginThrottle(config, clock.seconds)
+
+    # Set on a cluster whose switchboards are other processes: a Deferred
+    # firing with the address of a live switchboard, or None for none.
+    place_switchboard = None
+
+    def switchboard_address(self) -> Deferred:
+        """
+        Where an XFR SB sends the client: this process's switchboard, or
+        the one L{place_switchboard} picks.
+        """
+        if self.place_switchboard is not None:
+            return self.place_switchboard()
+        return succeed(self.config.switchboard_address)
 
     def make_session(self, connection) -> NotificationSession:
         return NotificationSession(connection, self)
