@@ -26,7 +26,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="logins in flight in the sustained phase")
     parser.add_argument("--burst", type=int, default=2000, help="simultaneous logins in the burst (0: skip)")
     parser.add_argument("--backlog", type=int, default=None, help="listen backlog for the server's endpoints (default: the server's own default; Twisted's is 50)")
-    parser.add_argument("--lean-log", action="store_true", help="run the server with twistd --logger msnp.logs.observer instead of twistd's own log file observer")
+    parser.add_argument("--lean-log", action="store_true", help="run the server with twistd --logger msnp.logs.observer, to standard output, instead of its default observer writing to --logfile")
     parser.add_argument("--rounds", type=int, default=3, help="sustained phase repeated (everyone logs in, then out) this many times; the median and best are reported (default 3)")
 
 
@@ -142,7 +142,7 @@ def run(options) -> tuple[dict, Table]:
             "contacts": options.contacts,
             "workers": workers,
             "backlog": options.backlog or server_default_backlog() or "Twisted default (50)",
-            "log_observer": logger or "twistd default (--logfile)",
+            "log_observer": logger or "the server's default (--logfile)",
         },
         "sustained": sustained,
         "rounds": summarise_rounds(rounds),

@@ -1,5 +1,6 @@
 """
-A leaner text log observer for busy servers:
+A leaner text log observer, the one C{twistd msnp} logs through unless
+told otherwise (see L{msnp.tap.text_log_observer}); also usable as
 
     twistd --logger msnp.logs.observer -n msnp ... >> msnp.log
 

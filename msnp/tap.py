@@ -134,7 +134,7 @@ class Options(usage.Options):
             "Given, the token is required on every admin request, on loopback too.",
             str,
         ],
-        ["log-format", None, "text", "text (twistd's lines) or json (one JSON object a line, for log shippers).", str],
+        ["log-format", None, "text", "text (twistd's line shape) or json (one JSON object a line, for log shippers).", str],
         ["challenge-deadline", None, 50.0, "Seconds an MSNP6+ client has to answer a CHL challenge with QRY before it is closed.", float],
         ["rvp", None, None, "ENDPOINT of the RVP (Exchange 2000 Instant Messaging) server, e.g. tcp:80 (off when not given).", str],
         ["rvp-domain", None, None, "DOMAIN whose accounts are RVP principals, at http://RVP-HOST/instmsg/aliases/<local part>.", str],
@@ -570,9 +570,13 @@ class TwistdService(MultiService):
 
     def setServiceParent(self, parent):
         # twistd puts the service in an Application, whose ILogObserver
-        # component (when set) is the observer twistd starts logging to.
-        if self._log_format == "json" and hasattr(parent, "setComponent"):
-            parent.setComponent(ILogObserver, json_log_observer(self._twistd_options))
+        # component (when set) is the observer twistd starts logging to,
+        # unless --logger names another; syslog stays twistd's own.
+        if hasattr(parent, "setComponent") and not self._twistd_options.get("syslog"):
+            if self._log_format == "json":
+                parent.setComponent(ILogObserver, json_log_observer(self._twistd_options))
+            elif self._twistd_options:
+                parent.setComponent(ILogObserver, text_log_observer(self._twistd_options))
         super().setServiceParent(parent)
 
     def privilegedStartService(self) -> None:
@@ -604,20 +608,51 @@ class TwistdService(MultiService):
             pass
 
 
+def _log_stream(twistd_options):
+    """
+    Where twistd would write its log: standard output with C{-n} and no
+    C{--logfile} (or C{--logfile -}), else the log file, rotated by size
+    and on SIGUSR1 as twistd's own is.
+    """
+    from twisted.python.logfile import LogFile
+
+    name = twistd_options.get("logfile")
+    if name == "-" or (not name and twistd_options.get("nodaemon")):
+        return sys.stdout
+    stream = LogFile.fromFullPath(name or "twistd.log")
+    import signal
+
+    if not signal.getsignal(signal.SIGUSR1):
+
+        def rotate(number, frame):
+            from twisted.internet import reactor
+
+            reactor.callFromThread(stream.rotate)
+
+        signal.signal(signal.SIGUSR1, rotate)
+    return stream
+
+
 def json_log_observer(twistd_options):
     """
     twisted.logger's JSON observer, one event a line, writing where twistd
     would have written its text lines.
     """
     from twisted.logger import jsonFileLogObserver
-    from twisted.python.logfile import LogFile
 
-    name = twistd_options.get("logfile")
-    if name == "-" or (not name and twistd_options.get("nodaemon")):
-        stream = sys.stdout
-    else:
-        stream = LogFile.fromFullPath(name or "twistd.log")
-    return jsonFileLogObserver(stream, recordSeparator="")
+    return jsonFileLogObserver(_log_stream(twistd_options), recordSeparator="")
+
+
+def text_log_observer(twistd_options):
+    """
+    twistd's text lines, from the lean observer (L{msnp.logs}): the same
+    lines where twistd would write them, at a fraction of the cost (twistd's
+    own formats the time of every event; at a few hundred logins a second
+    that was a fifth of the server's CPU).
+    """
+    from msnp.logs import TextLineObserver
+
+    return TextLineObserver(_log_stream(twistd_options))
 
 
 def makeService(options):

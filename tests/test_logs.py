@@ -100,3 +100,81 @@ def test_twistd_logs_through_it(tmp_path):
     ), lines + [errors]
     assert "msnp stopped" in rest
     assert process.returncode == 0
+
+
+def _run_twistd(tmp_path, *twistd_args, msnp_args=()):
+    """
+    Start twistd msnp with C{twistd_args}, wait for an answer on its
+    dispatch port, stop it; returns its standard output.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dispatch_port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            os.path.join(BIN, "twistd"), *twistd_args, "-n", "--pidfile=", "msnp", *msnp_args,
+            "--db", str(tmp_path / "msnp.sqlite"),
+            "--dispatch", f"tcp:{dispatch_port}:interface=127.0.0.1", "--notification", "tcp:0:interface=127.0.0.1",
+            "--switchboard", "tcp:0:interface=127.0.0.1", "--admin", "none",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", dispatch_port), timeout=30) as client:
+                    client.sendall(b"VER 1 MSNP7\r\n")
+                    assert client.recv(100) == b"VER 1 MSNP7\r\n"
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        out, errors = process.communicate(timeout=30)
+    return out + errors
+
+
+def test_twistd_writes_the_lean_lines_where_it_would_write_its_own(tmp_path):
+    """
+    Without --logger, twistd msnp logs through the lean observer: to
+    standard output with -n, to the --logfile when given; JSON objects
+    instead with --log-format json.
+    """
+    out = _run_twistd(tmp_path)
+    assert "[msnp.service#info] msnp " in out and "dispatch connection from 127.0.0.1:" in out, out
+    log_file = tmp_path / "server.log"
+    out = _run_twistd(tmp_path, f"--logfile={log_file}")
+    assert "listening" not in out
+    text = log_file.read_text()
+    assert "[msnp.service#info] msnp " in text and "dispatch connection from 127.0.0.1:" in text, text
+    assert all(line[:4].isdigit() for line in text.splitlines() if line and not line.startswith("\t"))
+    json_file = tmp_path / "server.json"
+    _run_twistd(tmp_path, f"--logfile={json_file}", msnp_args=("--log-format", "json"))
+    import json
+
+    events = [json.loads(line) for line in json_file.read_text().splitlines() if line.strip()]
+    assert any(event.get("msnp_event") == "disconnection" and event.get("role") == "dispatch" for event in events)
+
+
+def test_the_lean_observer_is_twistds_unless_syslog_or_outside_twistd():
+    """
+    The service sets the application's log observer to the lean one when
+    twistd runs it, leaves twistd's syslog alone, and sets nothing when
+    made outside twistd.
+    """
+    from twisted.application.service import Application, Service
+    from twisted.logger import ILogObserver
+
+    from msnp.tap import TwistdService
+
+    def observer_for(options):
+        application = Application("msnp")
+        TwistdService(Service(), "text", options).setServiceParent(application)
+        return application.getComponent(ILogObserver, None)
+
+    assert isinstance(observer_for({"nodaemon": True}), TextLineObserver)
+    assert observer_for({"nodaemon": True, "syslog": True}) is None
+    assert observer_for({}) is None
+
