@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from hypothesis import given, strategies as st
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
@@ -178,3 +179,21 @@ def test_the_lean_observer_is_twistds_unless_syslog_or_outside_twistd():
     assert observer_for({"nodaemon": True, "syslog": True}) is None
     assert observer_for({}) is None
 
+
+
+@given(
+    st.lists(st.sampled_from(["{a}", "{b!r}", "{c:>5}", "{a.real}", "{f()}", "{missing}", "{{literal}}", "plain ", "{", "}", "{0}", "{b[0]}"]), max_size=6),
+    st.integers(),
+    st.text(max_size=8),
+)
+def test_fast_format_is_twisteds(parts, a, b):
+    """
+    The lean observer's text is exactly what twisted.logger's formatEvent
+    gives, for formats it handles in C and for those it leaves to Twisted.
+    """
+    from twisted.logger import formatEvent
+
+    from msnp.logs import format_text
+
+    event = {"log_format": "".join(parts), "a": a, "b": b, "c": "x", "f": lambda: "called"}
+    assert format_text(event) == formatEvent(event)
