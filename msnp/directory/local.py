@@ -73,8 +73,13 @@ class LocalDirectory:
         for handle in handles:
             held = by_handle.get(handle)
             if held:
-                for endpoint in list(held.values()):
-                    _give(endpoint, event)
+                # A copy: an endpoint may leave while it is given the event.
+                for endpoint in (*held.values(),):
+                    # As _give, inline: this loop runs once per watcher.
+                    try:
+                        endpoint.receive(event)
+                    except Exception:
+                        _failed(endpoint, event)
             elif self._domain_routes:
                 self._deliver_routed(handle, event)
 
@@ -171,4 +176,8 @@ def _give(endpoint, event) -> None:
     try:
         endpoint.receive(event)
     except Exception:
-        log.failure("endpoint {endpoint} failed on {event}", endpoint=getattr(endpoint, "endpoint_id", "?"), event=type(event).__name__)
+        _failed(endpoint, event)
+
+
+def _failed(endpoint, event) -> None:
+    log.failure("endpoint {endpoint} failed on {event}", endpoint=getattr(endpoint, "endpoint_id", "?"), event=type(event).__name__)

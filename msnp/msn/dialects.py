@@ -134,10 +134,12 @@ CONTACT_PHONE_KEYS = ("PHH", "PHW", "PHM", "MOB")
 SETTABLE_PHONE_KEYS = CONTACT_PHONE_KEYS
 
 
-@attrs.frozen(cache_hash=True)
+@attrs.frozen(eq=False)
 class Dialect:
     """
-    One MSNPn dialect.
+    One MSNPn dialect.  Compared and hashed by identity (one instance per
+    version, in L{ALL_DIALECTS}): events keep their rendered lines keyed by
+    dialect, and a hash computed in Python showed in every fan-out.
     """
 
     version: int
