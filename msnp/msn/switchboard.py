@@ -559,7 +559,7 @@ class SwitchboardProtocol(CommandProtocol):
             return False
         self._last_heard = self._seconds() if now is None else now
         # send(), written out: this is every relayed message's write.
-        self._bytes_out.inc(len(data))
+        self._bytes_out.value += len(data)
         if self._write(data) > self.outbound_limit:
             self._over_limit()
         return not self._closed
@@ -584,7 +584,7 @@ class SwitchboardProtocol(CommandProtocol):
         if self._closed:
             return
         self._last_heard = now = self._seconds()
-        self._bytes_in.inc(len(data))
+        self._bytes_in.value += len(data)
         framer = self.framer
         framer.feed(data)
         if self._reading:
@@ -605,7 +605,7 @@ class SwitchboardProtocol(CommandProtocol):
                         and self._messages.take(now)
                     ):
                         self._strikes = 0
-                        _MSG_COMMANDS.inc()
+                        _MSG_COMMANDS.value += 1
                         delivered = conversation.relay(session, payload, now)
                         if delivered.__class__ is not bool:
                             delivered.addCallback(_acknowledge_later, self, letter, trid)
@@ -618,7 +618,7 @@ class SwitchboardProtocol(CommandProtocol):
                             continue
                         # send(), written out as in relay_message().
                         if not self._closed:
-                            self._bytes_out.inc(len(answer))
+                            self._bytes_out.value += len(answer)
                             if self._write(answer) > self.outbound_limit:
                                 self._over_limit()
                         continue
