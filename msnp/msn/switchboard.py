@@ -199,7 +199,16 @@ class SwitchboardSession:
         except AttributeError:
             # A participant of another front-end.
             prefix = _relay_prefix(sender.handle, _encoded_name_of(sender))
-        return connection.relay_message(prefix + b"%d\r\n" % len(payload) + payload, now)
+        data = prefix + b"%d\r\n" % len(payload) + payload
+        # The connection's send(), written out, and being sent a message
+        # counts as activity: this runs for every recipient of every message.
+        if connection._closed:
+            return False
+        connection._last_heard = connection._seconds() if now is None else now
+        connection._bytes_out.value += len(data)
+        if connection._write(data) > connection.outbound_limit:
+            connection._over_limit()
+        return not connection._closed
 
     # Dispatch
 
@@ -551,19 +560,6 @@ class SwitchboardProtocol(CommandProtocol):
         self.send(data)
         return not self._closed
 
-    def relay_message(self, data: bytes, now: Optional[float] = None) -> bool:
-        """
-        Deliver a relayed C{MSG}; being sent a message counts as activity.
-        """
-        if self._closed:
-            return False
-        self._last_heard = self._seconds() if now is None else now
-        # send(), written out: this is every relayed message's write.
-        self._bytes_out.value += len(data)
-        if self._write(data) > self.outbound_limit:
-            self._over_limit()
-        return not self._closed
-
     def timeoutConnection(self) -> None:
         session = self.session
         if session is not None and session.in_conversation:
@@ -616,7 +612,7 @@ class SwitchboardProtocol(CommandProtocol):
                             answer = b"NAK %d\r\n" % trid
                         else:
                             continue
-                        # send(), written out as in relay_message().
+                        # send(), written out as in SwitchboardSession.message().
                         if not self._closed:
                             self._bytes_out.value += len(answer)
                             if self._write(answer) > self.outbound_limit:
