@@ -217,6 +217,58 @@ def test_fast_parser_gives_what_the_general_parser_gives(stream_pieces, sizes, m
     assert through_framer(framer, reads) == through_line_receiver(parse, max_length, reads)
 
 
+def through_framer_whole_first(framer: Framer, reads: list[bytes]) -> list:
+    """
+    As the switchboard reads: a read that is one whole fast frame is taken
+    by C{whole_fast_frame}, any other is fed and pulled.
+    """
+    frames = []
+    for data in reads:
+        frame = framer.whole_fast_frame(data)
+        if frame is not None:
+            frames.append(comparable(wire.plain_msg_command(frame)))
+            continue
+        framer.feed(data)
+        while not framer.drained:
+            frame = framer.next_frame()
+            if frame is None:
+                break
+            frames.append(comparable(wire.plain_msg_command(frame) if type(frame) is tuple else frame))
+    return frames
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(pieces, max_size=25), read_sizes, max_lengths, st.sampled_from([0, 5, 1664]), st.booleans())
+def test_whole_fast_frames_are_what_feeding_gives(stream_pieces, sizes, max_length, payload_limit, one_per_read):
+    """
+    Taking a read that is exactly one plain MSG without the framer's
+    queue gives the frames feeding every read gives, in the same order,
+    whether reads hold one frame each or are cut anywhere.
+    """
+    stream = b"".join(stream_pieces)
+
+    def parse(line):
+        return wire.parse_client_line(line, frozenset({"MSG"}), payload_limit)
+
+    reads = list(stream_pieces) if one_per_read else cut(stream, sizes)
+    reads = [r for r in reads if r]
+    fast = wire.plain_msg_parser(LETTERS, payload_limit)
+    assert through_framer_whole_first(Framer(parse, max_length, fast), reads) == through_framer(
+        Framer(parse, max_length, fast), reads
+    )
+
+
+def test_whole_fast_frame_takes_only_a_whole_read_with_nothing_held():
+    fast = wire.plain_msg_parser(LETTERS, 1664)
+    framer = Framer(lambda line: wire.parse_client_line(line, frozenset({"MSG"}), 1664), 1024, fast)
+    assert framer.whole_fast_frame(b"MSG 1 A 2\r\nhi") == (1, b"A", b"hi")
+    assert framer.whole_fast_frame(b"MSG 1 A 2\r\nhi!") is None
+    assert framer.whole_fast_frame(b"MSG 1 A 3\r\nhi") is None
+    framer.feed(b"MSG 2 A")
+    assert framer.next_frame() is None
+    assert framer.whole_fast_frame(b"MSG 3 A 2\r\nhi") is None
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(pieces, max_size=25), read_sizes, max_lengths, st.sampled_from([7, 8, 12]))
 def test_server_lines_frame_as_line_receiver_would(stream_pieces, sizes, max_length, version):

@@ -140,6 +140,34 @@ class Framer:
         self._payload = []
         self._needed = 0
 
+    def whole_fast_frame(self, data: bytes) -> Optional[tuple]:
+        """
+        The fast parser's frame when C{data}, one read, is exactly one such
+        frame and nothing is held from earlier reads: what C{feed(data)}
+        then C{next_frame()} would give, in one call.  Otherwise None, and
+        nothing is taken: feed C{data} as usual.
+        """
+        parse_fast = self.parse_fast
+        if (
+            parse_fast is None
+            or self._needed
+            or self._line
+            or self._queue
+            or self._position < len(self._data)
+            or self._closed
+        ):
+            return None
+        newline = data.find(b"\n")
+        if newline < 0 or newline > self.max_line_length:
+            return None
+        parsed = parse_fast(data[:newline])
+        if parsed is None:
+            return None
+        first, second, length = parsed
+        if newline + 1 + length != len(data):
+            return None
+        return (first, second, data[newline + 1 :])
+
     def next_frame(self) -> Optional[Frame]:
         """
         The next frame, or None until more bytes are fed.

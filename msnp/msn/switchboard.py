@@ -582,15 +582,24 @@ class SwitchboardProtocol(CommandProtocol):
         self._last_heard = now = self._seconds()
         self._bytes_in.value += len(data)
         framer = self.framer
-        framer.feed(data)
-        if self._reading:
-            return
+        # A read that is one whole plain MSG (the usual one) skips the
+        # framer's queue.
+        pending = None if self._reading or self._paused else framer.whole_fast_frame(data)
+        if pending is None:
+            framer.feed(data)
+            if self._reading:
+                return
         self._reading = True
         try:
-            while not framer.drained and not self._paused and not self._closed:
-                frame = framer.next_frame()
-                if frame is None:
-                    break
+            while True:
+                if pending is not None:
+                    frame, pending = pending, None
+                else:
+                    if framer.drained or self._paused or self._closed:
+                        break
+                    frame = framer.next_frame()
+                    if frame is None:
+                        break
                 if type(frame) is tuple:
                     session = self.session
                     conversation = session.conversation if session is not None else None
