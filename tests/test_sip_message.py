@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msnp.sip.grammar import Address, CSeq, GrammarError, URI, Via, display_name_part, split_list
-from msnp.sip.message import Headers, ParseError, Request, Response, StreamParser, parse_datagram
+from msnp.sip.message import COMPACT_FORMS, Headers, ParseError, Request, Response, StreamParser, parse_datagram
 
 MESSAGE = (
     "MESSAGE sip:alice@example.com SIP/2.0\r\n"
@@ -163,7 +163,10 @@ def test_addresses_and_via():
 # Properties
 
 tokens = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~", min_size=1, max_size=12)
-header_names = tokens.filter(lambda t: t.lower() not in {"content-length", "l"})
+# Extra header fields must not be a second copy, in any spelling, of one the
+# parser checks (a second From with a stray quote is rightly a 400).
+CHECKED_FIELDS = {"content-length", "from", "to", "via", "cseq", "call-id", "max-forwards"}
+header_names = tokens.filter(lambda t: COMPACT_FORMS.get(t.lower(), t.lower()) not in CHECKED_FIELDS)
 header_values = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\n"), max_size=40
 ).map(str.strip)
