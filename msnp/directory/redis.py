@@ -567,6 +567,10 @@ class RedisDirectory:
         """
         self._redis = yield self._connect()
         self._reader = yield self._connect()
+        if self._sentinels is not None and self._primary is None:
+            # The primary connected to is the one a failover moves from,
+            # even when it happens before the first beat asks again.
+            self._primary = self._primary_endpoints[0].address
         forgotten = yield self._redis.eval(_FORGET_NODE, [self._index, self._inbox])
         if forgotten:
             log.info("directory: forgot {count} endpoints an earlier run of node {node} left", count=forgotten, node=self.node)
