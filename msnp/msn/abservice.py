@@ -321,6 +321,21 @@ class SharingService(_ListsService):
             return contact
         return parse_email(name)
 
+    def _edited_members(self, user, requested):
+        """
+        (list, contact) for each member of an AddMember or DeleteMember
+        request whose role is kept here (Allow, Block); Reverse and Pending
+        are acknowledgements and change nothing.
+        """
+        for role, names in requested:
+            if role in ("Reverse", "Pending"):
+                continue
+            lst = ROLE_LISTS.get(role)
+            if lst not in ("AL", "BL"):
+                raise SOAPFault("BadArgument", f"Role {role} cannot be edited")
+            for name in names:
+                yield lst, self._member_handle(user, role, name)
+
     def op_AddMember(self, handle, operation):
         """
         Allow or block (moving the contact off the opposite list first);
@@ -333,24 +348,17 @@ class SharingService(_ListsService):
             user = me.user
             lists = self._messenger.lists
             steps = []
-            for role, names in requested:
-                lst = ROLE_LISTS.get(role)
-                if role in ("Reverse", "Pending"):
-                    continue
-                if lst not in ("AL", "BL"):
-                    raise SOAPFault("BadArgument", f"Role {role} cannot be edited")
-                for name in names:
-                    contact = self._member_handle(user, role, name)
+            for lst, contact in self._edited_members(user, requested):
 
-                    def add(lst=lst, contact=contact):
-                        if contact in user.lists[lst]:
-                            return None
-                        first = succeed(None)
-                        if contact in user.lists[_OPPOSITE[lst]]:
-                            first = lists.remove(me, _OPPOSITE[lst], contact)
-                        return first.addCallback(lambda _: lists.add(me, lst, contact, contact))
+                def add(lst=lst, contact=contact):
+                    if contact in user.lists[lst]:
+                        return None
+                    first = succeed(None)
+                    if contact in user.lists[_OPPOSITE[lst]]:
+                        first = lists.remove(me, _OPPOSITE[lst], contact)
+                    return first.addCallback(lambda _: lists.add(me, lst, contact, contact))
 
-                    steps.append(add)
+                steps.append(add)
             return _chain(steps).addCallbacks(
                 lambda _: _result("AddMember"),
                 lambda f: _fault_for(f, NoSuchUser=("UserDoesNotExist", "User does not exist")),
@@ -365,17 +373,10 @@ class SharingService(_ListsService):
             user = me.user
             lists = self._messenger.lists
             steps = []
-            for role, names in requested:
-                lst = ROLE_LISTS.get(role)
-                if role in ("Reverse", "Pending"):
-                    continue
-                if lst not in ("AL", "BL"):
-                    raise SOAPFault("BadArgument", f"Role {role} cannot be edited")
-                for name in names:
-                    contact = self._member_handle(user, role, name)
-                    if contact not in user.lists[lst]:
-                        raise SOAPFault("MemberDoesNotExist", "Member does not exist")
-                    steps.append(lambda lst=lst, contact=contact: lists.remove(me, lst, contact) if contact in user.lists[lst] else None)
+            for lst, contact in self._edited_members(user, requested):
+                if contact not in user.lists[lst]:
+                    raise SOAPFault("MemberDoesNotExist", "Member does not exist")
+                steps.append(lambda lst=lst, contact=contact: lists.remove(me, lst, contact) if contact in user.lists[lst] else None)
             return _chain(steps).addCallbacks(lambda _: _result("DeleteMember"), _fault_for)
 
         return self._me(handle).addCallback(edit)
