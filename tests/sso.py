@@ -38,8 +38,12 @@ GUIDS = {
 }
 
 
-def rst_envelope(handle: str, password: str, tokens=WLM_TOKENS) -> bytes:
-    requests = "".join(
+def token_requests(tokens) -> str:
+    """
+    One RequestSecurityToken per (address, policy), as every Passport
+    client of the era writes them in the envelope's body.
+    """
+    return "".join(
         f'<wst:RequestSecurityToken Id="RST{i}">'
         "<wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType>"
         f"<wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{escape(address)}</wsa:Address>"
@@ -48,6 +52,10 @@ def rst_envelope(handle: str, password: str, tokens=WLM_TOKENS) -> bytes:
         + "</wst:RequestSecurityToken>"
         for i, (address, policy) in enumerate(tokens)
     )
+
+
+def rst_envelope(handle: str, password: str, tokens=WLM_TOKENS) -> bytes:
+    requests = token_requests(tokens)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"'

@@ -8,7 +8,7 @@ not one, the other requested tokens, and tickets used up once.
 import io
 import re
 import xml.etree.ElementTree as ET
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 import pytest
 import pytest_twisted
@@ -22,6 +22,7 @@ from twisted.web.http_headers import Headers
 from msnclient import connect
 from msnp.msn import passport
 from msnp.config import ServerConfig
+import sso
 import twn
 from twn import pp_server  # noqa: F401 (fixture)
 
@@ -37,15 +38,7 @@ def rst_envelope(handle: str, password: str, tokens=TWN_TOKENS) -> bytes:
     The envelope MSN Messenger 7.5 posts: the UsernameToken in the header
     and one RequestSecurityToken per (address, policy) in the body.
     """
-    requests = "".join(
-        f'<wst:RequestSecurityToken Id="RST{i}">'
-        "<wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType>"
-        f"<wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{escape(address)}</wsa:Address>"
-        "</wsa:EndpointReference></wsp:AppliesTo>"
-        + (f"<wsse:PolicyReference URI={quoteattr(policy)}></wsse:PolicyReference>" if policy else "")
-        + "</wst:RequestSecurityToken>"
-        for i, (address, policy) in enumerate(tokens)
-    )
+    requests = sso.token_requests(tokens)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"'
