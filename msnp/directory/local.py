@@ -24,8 +24,10 @@ class LocalDirectory:
         self.node = node or default_node_id()
         # endpoint id -> (live endpoint, record)
         self._endpoints: dict[str, tuple[object, EndpointRecord]] = {}
-        # handle -> {endpoint id: live endpoint}
-        self._by_handle: dict[str, dict[str, object]] = {}
+        # handle -> the same (live endpoint, record) entries, in attaching
+        # order: a tuple rather than a dict, so that one endpoint per user
+        # costs one small object, and delivering walks it without a copy.
+        self._by_handle: dict[str, tuple[tuple[object, EndpointRecord], ...]] = {}
         self._presence: dict[str, object] = {}
         # Insertion order is expiry order (every cookie lives as long), so
         # expired cookies are swept from the front.
@@ -39,16 +41,16 @@ class LocalDirectory:
     def attach(self, endpoint, record: EndpointRecord, single: bool = True) -> Deferred:
         replaced = []
         if single:
-            for other_id in list(self._by_handle.get(record.handle, ())):
-                other = self._endpoints.get(other_id)
-                if other is not None and other_id != record.endpoint_id and _replaces(record, other[1]):
-                    replaced.append(other[1])
+            for _, other in self._by_handle.get(record.handle, ()):
+                if other.endpoint_id != record.endpoint_id and _replaces(record, other):
+                    replaced.append(other)
         for old in replaced:
             live = self._endpoints[old.endpoint_id][0]
             self.detach(old.endpoint_id)
             _give(live, events.Kicked(events.REPLACED))
-        self._endpoints[record.endpoint_id] = (endpoint, record)
-        self._by_handle.setdefault(record.handle, {})[record.endpoint_id] = endpoint
+        self.detach(record.endpoint_id)
+        entry = self._endpoints[record.endpoint_id] = (endpoint, record)
+        self._by_handle[record.handle] = (*self._by_handle.get(record.handle, ()), entry)
         return succeed(replaced)
 
     def detach(self, endpoint_id: str) -> None:
@@ -56,14 +58,14 @@ class LocalDirectory:
         if entry is None:
             return
         handle = entry[1].handle
-        held = self._by_handle.get(handle)
-        if held is not None:
-            held.pop(endpoint_id, None)
-            if not held:
-                del self._by_handle[handle]
+        rest = tuple(other for other in self._by_handle.get(handle, ()) if other is not entry)
+        if rest:
+            self._by_handle[handle] = rest
+        else:
+            self._by_handle.pop(handle, None)
 
     def endpoints_of(self, handle: str) -> Deferred:
-        return succeed([self._endpoints[i][1] for i in self._by_handle.get(handle, ())])
+        return succeed([record for _, record in self._by_handle.get(handle, ())])
 
     def all_endpoints(self) -> Deferred:
         return succeed([record for _, record in self._endpoints.values()])
@@ -73,8 +75,9 @@ class LocalDirectory:
         for handle in handles:
             held = by_handle.get(handle)
             if held:
-                # A copy: an endpoint may leave while it is given the event.
-                for endpoint in (*held.values(),):
+                # A tuple is never changed in place, so an endpoint leaving
+                # while it is given the event does not disturb this loop.
+                for endpoint, _ in held:
                     # As _give, inline: this loop runs once per watcher.
                     try:
                         endpoint.receive(event)

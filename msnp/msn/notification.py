@@ -373,14 +373,18 @@ class NotificationSession:
 
     def receive(self, event) -> None:
         me = self.me
-        if me is None or self.connection is None:
+        connection = self.connection
+        if me is None or connection is None:
             return
         kind = type(event)
         if kind is events.PresenceChanged:
+            # Once per watcher of every change: the line rendered for this
+            # dialect by the first watcher that speaks it, sent straight.
             if me.status is None or (event.details_only and not self.dialect.merges_lists):
                 return
             (metrics.PRESENCE_OFFLINE if event.status is None else metrics.PRESENCE_ONLINE).value += 1
-            self.send(self._presence_line(event))
+            line = event.rendered.get(self.dialect)
+            connection.send(line if line is not None else self._presence_line(event))
         elif kind is events.PersonalMessageChanged:
             if me.status is not None and self.dialect.has_personal_messages:
                 metrics.PRESENCE_PERSONAL_MESSAGE.inc()
