@@ -24,7 +24,7 @@ from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import PresenceRecord
 from msnp.core.privacy import PrivacyView
 from msnp.directory import codec
-from msnp.directory.interface import IDirectory
+from msnp.directory.interface import DirectoryUnavailable, IDirectory
 from msnp.directory.redis import RedisDirectory
 from msnp.directory.redisurl import parse_redis_url
 from msnp.msn.switchboard import SwitchboardTicket
@@ -548,3 +548,31 @@ def test_redis_urls_are_read_or_refused(text):
         except ValueError:
             continue
         assert isinstance(settings["port"], int) and isinstance(settings["dbid"], int)
+
+
+def test_asking_before_start_is_directory_unavailable():
+    """
+    The ports listen before the directory has connected: a login that
+    arrives in between asks a directory with no connection yet, and must
+    be told the directory is unavailable (MSNP 601), not fail with an
+    AttributeError (500).  Announcing calls are dropped quietly then.
+    """
+    directory = RedisDirectory("redis://127.0.0.1:1/0", "n1", reactor)
+    asked = [
+        directory.live_nodes(),
+        directory.live_switchboards(),
+        directory.attach(RecordingEndpoint("n1/1", "alice@example.com"), record("n1/1", "alice@example.com")),
+        directory.endpoints_of("alice@example.com"),
+        directory.all_endpoints(),
+        directory.presence_of(["alice@example.com"]),
+        directory.add_cookie("c", object(), 0.0),
+        directory.redeem_cookie("c", 0.0),
+        directory.claim_session_id("1", "127.0.0.1:1864"),
+    ]
+    for d in asked:
+        failure = []
+        d.addErrback(failure.append)
+        assert failure and failure[0].check(DirectoryUnavailable), d
+    directory.deliver(["alice@example.com"], events.Kicked(events.KICKED))
+    directory.withdraw_presence("alice@example.com", "n1/1")
+    directory.release_session_id("1")

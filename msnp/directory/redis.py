@@ -52,7 +52,7 @@ import secrets
 from typing import Callable, Iterable, Optional
 
 import txredisapi
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError as NoAnswer, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError as NoAnswer, fail, inlineCallbacks, succeed
 from twisted.python.failure import Failure
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -66,6 +66,24 @@ from msnp.directory.local import _give
 from msnp.directory.redisurl import parse_redis_url
 
 log = Logger()
+
+
+def _connected(method):
+    """
+    An asking call made before L{RedisDirectory.start} has connected (a
+    client can arrive as soon as the ports listen) or after stop fails
+    with L{DirectoryUnavailable}, which clients are told as such, rather
+    than with an AttributeError.
+    """
+
+    def checked(self, *args, **kwargs):
+        if self._redis is None:
+            return fail(DirectoryUnavailable("not connected to Redis"))
+        return method(self, *args, **kwargs)
+
+    checked.__name__ = method.__name__
+    checked.__doc__ = method.__doc__
+    return checked
 
 # Seconds a blocking inbox read waits for messages, and the reply timeout
 # of every command (above the blocking wait).
@@ -780,6 +798,7 @@ class RedisDirectory:
             self._last_renewed is None or self._reactor.seconds() - self._last_renewed > self.lease
         )
 
+    @_connected
     def live_nodes(self) -> Deferred:
         """
         The notification nodes holding a lease: a list of (node id,
@@ -798,6 +817,7 @@ class RedisDirectory:
         # cancelled.
         return _uncancellable(d.addCallback(parsed))
 
+    @_connected
     def live_switchboards(self) -> Deferred:
         """
         The switchboard nodes holding a lease: a list of (node id,
@@ -856,6 +876,7 @@ class RedisDirectory:
 
     # Endpoints
 
+    @_connected
     def attach(self, endpoint, record: EndpointRecord, single: bool = True) -> Deferred:
         if self._fenced:
             from twisted.internet.defer import fail
@@ -934,10 +955,12 @@ class RedisDirectory:
             d = self._redis.eval(_DETACH, [f"ep:{record.handle}", self._index], [endpoint_id, record.handle])
             d.addErrback(self._failed, "detach")
 
+    @_connected
     def endpoints_of(self, handle: str) -> Deferred:
         d = self._redis.hvals(f"ep:{handle}")
         return d.addCallback(lambda values: [codec.loads(text) for text in values or ()])
 
+    @_connected
     @inlineCallbacks
     def all_endpoints(self):
         records = []
@@ -1015,7 +1038,7 @@ class RedisDirectory:
     # Presence
 
     def publish_presence(self, record) -> None:
-        if self._fenced:
+        if self._fenced or self._redis is None:
             return
         if record.endpoint_id in self._endpoints:
             self._published[record.handle] = record
@@ -1029,6 +1052,7 @@ class RedisDirectory:
             return
         self._redis.eval(_WITHDRAW, [f"pres:{handle}"], [endpoint_id]).addErrback(self._failed, "withdraw presence")
 
+    @_connected
     def presence_of(self, handles: Iterable[str]) -> Deferred:
         handles = list(handles)
         if not handles:
@@ -1042,11 +1066,13 @@ class RedisDirectory:
 
     # Switchboard cookies and session ids
 
+    @_connected
     def add_cookie(self, cookie: str, ticket, now: float) -> Deferred:
         lifetime_ms = max(1, int((ticket.expires - now) * 1000))
         d = self._redis.execute_command("SET", f"sbck:{cookie}", codec.dumps(ticket), "PX", lifetime_ms)
         return d.addCallback(lambda _: None)
 
+    @_connected
     def redeem_cookie(self, cookie: str, now: float) -> Deferred:
         d = self._redis.execute_command("GETDEL", f"sbck:{cookie}")
 
@@ -1058,6 +1084,7 @@ class RedisDirectory:
 
         return d.addCallback(redeemed)
 
+    @_connected
     def claim_session_id(self, session_id: str, address: str) -> Deferred:
         d = self._redis.execute_command("SET", f"sbsid:{session_id}", address, "NX")
         return d.addCallback(lambda reply: reply is not None)
@@ -1069,7 +1096,7 @@ class RedisDirectory:
     # The inbox
 
     def _send(self, node: str, message: dict) -> None:
-        if self._fenced:
+        if self._fenced or self._redis is None:
             return
         d = self._redis.eval(_SEND, [f"inbox:{node}"], [*self._fence_args(), INBOX_LENGTH, codec.dumps(message)])
         d.addErrback(self._failed, f"send to node {node}")
