@@ -19,7 +19,7 @@ when they are gone.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional, Union
 
 import twisted
 from twisted.internet import tcp
@@ -28,9 +28,10 @@ from twisted.internet import tcp
 # send queue was checked to mean what this module reads.
 CHECKED_TWISTED = ((24, 3), (26, 10))
 
-# (write, queued): write(data) sends data and returns how many bytes are
-# queued for the peer afterwards; queued() reads that again later.
-Outbound = tuple[Callable[[bytes], int], Callable[[], int]]
+# A writer: write(data) sends data and returns how many bytes are queued
+# for the peer afterwards; queued() reads that again later.  One object per
+# connection (not a pair of bound methods), kept small.
+Outbound = Union["PlainWriter", "MeasuredWriter", "DirectWriter", "ProducerGauge"]
 
 
 def internals_known(version: Optional[tuple[int, int]] = None) -> bool:
@@ -80,10 +81,6 @@ def writes_through(transport) -> bool:
     )
 
 
-def _nothing_queued() -> int:
-    return 0
-
-
 def outbound(transport, write_through: bool = True, measure: bool = True) -> Outbound:
     """
     How a connection writes to C{transport}: straight to the socket when
@@ -92,29 +89,34 @@ def outbound(transport, write_through: bool = True, measure: bool = True) -> Out
     """
     if not internals_known():
         if measure and hasattr(transport, "registerProducer"):
-            gauge = ProducerGauge(transport)
-            return gauge.write, gauge.queued
-        return _plain_writer(transport), _nothing_queued
+            return ProducerGauge(transport)
+        return PlainWriter(transport)
     queue = send_queue_of(transport)
     if queue is None or not measure:
         queue = None
     if write_through and writes_through(transport):
-        direct = DirectWriter(transport, queue is not None)
-        return direct.write, (direct.queued if queue is not None else _nothing_queued)
+        return DirectWriter(transport, queue is not None)
     if queue is None:
-        return _plain_writer(transport), _nothing_queued
-    measured = MeasuredWriter(transport, queue)
-    return measured.write, measured.queued
+        return PlainWriter(transport)
+    return MeasuredWriter(transport, queue)
 
 
-def _plain_writer(transport) -> Callable[[bytes], int]:
-    write = transport.write
+class PlainWriter:
+    """
+    Writes through C{transport.write} and does not measure.
+    """
 
-    def plain(data: bytes) -> int:
-        write(data)
+    __slots__ = ("_write",)
+
+    def __init__(self, transport):
+        self._write = transport.write
+
+    def write(self, data: bytes) -> int:
+        self._write(data)
         return 0
 
-    return plain
+    def queued(self) -> int:
+        return 0
 
 
 class MeasuredWriter:
@@ -172,6 +174,8 @@ class DirectWriter:
         return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
     def queued(self) -> int:
+        if not self._measure:
+            return 0
         transport = self._transport
         return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 

@@ -131,7 +131,8 @@ def test_twisted_send_queue_means_what_msnp_reads():
 
         transport.write(b"first ")
         assert write_through.queued_bytes(transport) == 6, "a write no longer waits in _tempDataLen"
-        write, queued = write_through.outbound(transport)
+        writer = write_through.outbound(transport)
+        write, queued = writer.write, writer.queued
         # Something waits: the next write must queue behind it.
         assert write(b"second ") == 13
         assert queued() == 13
@@ -160,7 +161,8 @@ def test_unchecked_twisted_uses_public_api(monkeypatch):
         transport = server.transport
         assert not write_through.writes_through(transport)
         assert write_through.queued_bytes(transport) == 0
-        write, queued = write_through.outbound(transport)
+        writer = write_through.outbound(transport)
+        write, queued = writer.write, writer.queued
         assert isinstance(transport.producer, write_through.ProducerGauge)
         assert write(b"hello") == 0
         yield until(lambda: client.received == b"hello")

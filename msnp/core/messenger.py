@@ -30,8 +30,9 @@ class Messenger:
         self.lists = ContactLists(store, directory, self.presence, list_limits, max_groups)
         self.conversations = Conversations(directory, clock)
         self.endpoint_ids = EndpointIds(directory.node)
-        # handle -> {endpoint id: SignedInUser} of the endpoints here
-        self._signed_in: dict[str, dict[str, SignedInUser]] = {}
+        # handle -> the endpoints signed in here, in signing-in order (a
+        # tuple: one small object per user for the usual single endpoint)
+        self._signed_in: dict[str, tuple[SignedInUser, ...]] = {}
         # (messages, bytes of text) per recipient, bytes per message
         self.offline = OfflineMessages(store, directory, clock, self.service_user, *offline_limits)
 
@@ -46,24 +47,24 @@ class Messenger:
         record = endpoint.endpoint_record(user.handle, self.clock.seconds())
 
         def attached(replaced):
-            live = self._signed_in.get(user.handle)
-            shared = next(iter(live.values())).user if live else user
+            live = tuple(other for other in self._signed_in.get(user.handle, ()) if other.endpoint_id != record.endpoint_id)
+            shared = live[0].user if live else user
             me = SignedInUser(shared, record.endpoint_id)
             me.instance = record.instance
-            self._signed_in.setdefault(user.handle, {})[record.endpoint_id] = me
+            self._signed_in[user.handle] = (*live, me)
             return me
 
         return self.directory.attach(endpoint, record).addCallback(attached)
 
     def sign_out(self, me: SignedInUser) -> None:
-        held = self._signed_in.get(me.handle, {})
-        held.pop(me.endpoint_id, None)
-        if not held:
-            self._signed_in.pop(me.handle, None)
-            self.presence.signed_out(me)
-        else:
+        held = tuple(other for other in self._signed_in.get(me.handle, ()) if other is not me)
+        if held:
+            self._signed_in[me.handle] = held
             # Another point of presence stays: the user is shown as it is.
             self.presence.endpoint_left(me, self._presence_holder(held))
+        else:
+            self._signed_in.pop(me.handle, None)
+            self.presence.signed_out(me)
         self.directory.detach(me.endpoint_id)
 
     def lock(self, handle: str) -> Deferred:
@@ -98,7 +99,7 @@ class Messenger:
         """
         The user's endpoints signed in through this process.
         """
-        return list(self._signed_in.get(handle, {}).values())
+        return list(self._signed_in.get(handle, ()))
 
     def service_user(self, handle: str) -> Deferred:
         """
@@ -113,10 +114,10 @@ class Messenger:
         return self.store.load_user(handle).addCallback(lambda user: None if user is None else SignedInUser(user, ""))
 
     @staticmethod
-    def _presence_holder(held: dict) -> SignedInUser:
+    def _presence_holder(held: tuple) -> SignedInUser:
         # The endpoint whose status the user shows: the latest one shown.
-        shown = [me for me in held.values() if me.shown]
-        return (shown or list(held.values()))[-1]
+        shown = [me for me in held if me.shown]
+        return (shown or held)[-1]
 
     def kick(self, handle: str, reason: str = events.KICKED) -> Deferred:
         """

@@ -66,6 +66,7 @@ class SignedInUser:
         "_privacy",
         "instance",
         "endpoint_details",
+        "status_order",
     )
 
     def __init__(self, user: UserState, endpoint_id: str):
@@ -82,6 +83,9 @@ class SignedInUser:
         # and what its front-end says of it (opaque here).
         self.instance = ""
         self.endpoint_details: dict = {}
+        # When the status last changed, in the order of the user's endpoints'
+        # changes (L{msnp.core.shared_presence}).
+        self.status_order = 0
 
     @property
     def handle(self) -> str:

@@ -41,8 +41,10 @@ class OnePresencePerUser(Presence):
 
     def __init__(self, directory):
         super().__init__(directory)
-        # handle → endpoint id → [when its status last changed, the endpoint]
-        self._endpoints: dict[str, dict[str, list]] = {}
+        # handle → the endpoints that have set a status, in that order (a
+        # tuple: one small object for the usual single endpoint); each keeps
+        # when its status last changed in its status_order.
+        self._endpoints: dict[str, tuple[SignedInUser, ...]] = {}
         self._order = itertools.count()
         self._quiet = False
 
@@ -51,21 +53,17 @@ class OnePresencePerUser(Presence):
         The endpoint whose state C{handle} shows: the last to set its status,
         passing over idle ones while another is not idle.
         """
-        entries = self._endpoints.get(handle)
-        if not entries:
-            return None
         chosen = None
-        for when, me in entries.values():
+        for me in self._endpoints.get(handle, ()):
             if me.status is None:
                 continue  # signed out (or not yet in)
-            rank = (me.status != statuses.IDLE, when)
+            rank = (me.status != statuses.IDLE, me.status_order)
             if chosen is None or rank > chosen[0]:
                 chosen = (rank, me)
         return chosen[1] if chosen is not None else None
 
     def _face(self, me: SignedInUser) -> SignedInUser:
-        entries = self._endpoints.get(me.handle)
-        if entries is None or len(entries) < 2:
+        if len(self._endpoints.get(me.handle, ())) < 2:
             return me
         return self.published_endpoint(me.handle) or me
 
@@ -84,16 +82,20 @@ class OnePresencePerUser(Presence):
             super()._announce_personal_message(self._face(me))
 
     def set_status(self, me: SignedInUser, status: str, *args, **kwargs) -> bool:
-        entries = self._endpoints.setdefault(me.handle, {})
-        entry = entries.get(me.endpoint_id)
-        when = next(self._order) if entry is None or status != me.status else entry[0]
-        others = any(other is not me and other.status is not None for _, other in entries.values())
+        held = self._endpoints.get(me.handle, ())
+        known = any(other is me for other in held)
+        when = next(self._order) if not known or status != me.status else me.status_order
+        if not known:
+            self._endpoints[me.handle] = (*held, me)
+        others = any(other is not me and other.status is not None for other in held)
         if not others:
-            entries[me.endpoint_id] = [when, me]
+            me.status_order = when
             return super().set_status(me, status, *args, **kwargs)
+        # Before this change counts: me still shows its previous state
+        # (None when it had none, so it is passed over).
         before = self.published_endpoint(me.handle)
         seen_before = _shown_as(before) if before is not None else (None,)
-        entries[me.endpoint_id] = [when, me]
+        me.status_order = when
         self._quiet = True
         try:
             first = super().set_status(me, status, *args, **kwargs)
@@ -103,12 +105,9 @@ class OnePresencePerUser(Presence):
         return first
 
     def signed_out(self, me: SignedInUser) -> None:
-        entries = self._endpoints.get(me.handle, {})
-        if any(other is not me and other.status is not None for _, other in entries.values()):
+        if any(other is not me and other.status is not None for other in self._endpoints.get(me.handle, ())):
             return self._leave(me)
-        entries.pop(me.endpoint_id, None)
-        if not entries:
-            self._endpoints.pop(me.handle, None)
+        self._forget(me)
         super().signed_out(me)
 
     def endpoint_left(self, me: SignedInUser, remaining: SignedInUser) -> None:
@@ -121,12 +120,9 @@ class OnePresencePerUser(Presence):
         watchers see the state of the one now published, FLN only when none
         shows a status.
         """
-        entries = self._endpoints.get(me.handle, {})
         before = self.published_endpoint(me.handle)
         seen_before = _shown_as(before) if before is not None else (None,)
-        entries.pop(me.endpoint_id, None)
-        if not entries:
-            self._endpoints.pop(me.handle, None)
+        self._forget(me)
         now = self.published_endpoint(me.handle)
         if now is None and statuses.is_shown(seen_before[0]):
             super()._announce(before, None)
@@ -134,6 +130,13 @@ class OnePresencePerUser(Presence):
         self._directory.withdraw_presence(me.handle, me.endpoint_id)
         if now is not None:
             self._show(me.handle, seen_before)
+
+    def _forget(self, me: SignedInUser) -> None:
+        rest = tuple(other for other in self._endpoints.get(me.handle, ()) if other is not me)
+        if rest:
+            self._endpoints[me.handle] = rest
+        else:
+            self._endpoints.pop(me.handle, None)
 
     def name_changed(self, me: SignedInUser) -> None:
         super().name_changed(self._face(me))

@@ -42,6 +42,9 @@ class TokenBucket:
     C{now()}.
     """
 
+    # One or two per connection.
+    __slots__ = ("_rate", "_burst", "_now", "_tokens", "_stamp")
+
     def __init__(self, rate: float, burst: int, now: Callable[[], float]):
         self._rate = rate
         self._burst = burst
@@ -153,8 +156,8 @@ class CommandProtocol(Protocol, TimeoutMixin):
         self._reading = False
         self._strikes = 0
         self._backlog_check = None
-        self._write = None
-        self._queued = None
+        # How this connection writes (msnp.write_through.outbound).
+        self._out = None
         self._close_reason = ""
         self.peer = "?"
         self.address = "?"
@@ -194,7 +197,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
         self.framer = Framer(self.parse_line, self.max_line_length)
         # Found once: the chain of transports does not change, and walking
         # it after every write costs more than the write itself.
-        self._write, self._queued = write_through.outbound(self.transport, self.write_through, bool(self.outbound_limit))
+        self._out = write_through.outbound(self.transport, self.write_through, bool(self.outbound_limit))
         # Replies and notifications are small lines: without this, Nagle
         # holds each one back until the client's delayed ACK (~40 ms).
         if hasattr(self.transport, "setTcpNoDelay"):
@@ -252,14 +255,14 @@ class CommandProtocol(Protocol, TimeoutMixin):
         if self._closed:
             return
         self._bytes_out.value += len(data)
-        if self._write(data) > self.outbound_limit:
+        if self._out.write(data) > self.outbound_limit:
             self._over_limit()
 
     def _over_limit(self) -> None:
         """
         More than the outbound limit is queued for the client.
         """
-        if self._queued() > self.outbound_limit * OUTBOUND_HARD_FACTOR:
+        if self._out.queued() > self.outbound_limit * OUTBOUND_HARD_FACTOR:
             self._drop_slow_reader()
         elif self._backlog_check is None:
             # A burst written within one turn of the reactor is over the
@@ -269,7 +272,7 @@ class CommandProtocol(Protocol, TimeoutMixin):
 
     def _check_backlog(self) -> None:
         self._backlog_check = None
-        if not self._closed and self._queued() > self.outbound_limit:
+        if not self._closed and self._out.queued() > self.outbound_limit:
             self._drop_slow_reader()
 
     def _drop_slow_reader(self) -> None:

@@ -206,7 +206,7 @@ class SwitchboardSession:
             return False
         connection._last_heard = connection._seconds() if now is None else now
         connection._bytes_out.value += len(data)
-        if connection._write(data) > connection.outbound_limit:
+        if connection._out.write(data) > connection.outbound_limit:
             connection._over_limit()
         return not connection._closed
 
@@ -624,7 +624,7 @@ class SwitchboardProtocol(CommandProtocol):
                         # send(), written out as in SwitchboardSession.message().
                         if not self._closed:
                             self._bytes_out.value += len(answer)
-                            if self._write(answer) > self.outbound_limit:
+                            if self._out.write(answer) > self.outbound_limit:
                                 self._over_limit()
                         continue
                     frame = wire.plain_msg_command(frame)
