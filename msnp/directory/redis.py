@@ -52,7 +52,7 @@ import secrets
 from typing import Callable, Iterable, Optional
 
 import txredisapi
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError as NoAnswer, fail, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError as NoAnswer, fail, inlineCallbacks, succeed
 from twisted.python.failure import Failure
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -60,9 +60,10 @@ from zope.interface import implementer
 
 from msnp.core import events
 from msnp.core.endpoints import EndpointRecord, default_node_id
-from msnp.directory import codec
+from msnp.directory import codec, redis_scripts as scripts
 from msnp.directory.interface import DirectoryUnavailable, IDirectory
 from msnp.directory.local import _give
+from msnp.directory.redis_connections import REPLY_TIMEOUT, PrimaryConnections, PrimaryEndpoint, SentinelSet, tune_reconnecting
 from msnp.directory.redisurl import parse_redis_url
 
 log = Logger()
@@ -85,10 +86,10 @@ def _connected(method):
     checked.__doc__ = method.__doc__
     return checked
 
-# Seconds a blocking inbox read waits for messages, and the reply timeout
-# of every command (above the blocking wait).
+
+# Milliseconds a blocking inbox read waits for messages (below the reply
+# timeout of every command, REPLY_TIMEOUT).
 INBOX_BLOCK_MS = 1000
-REPLY_TIMEOUT = 5
 INBOX_LENGTH = 10000
 # Seconds a login waits for Redis to record its endpoint before it is
 # refused (601): the client may try again, through a dispatch server.
@@ -103,246 +104,6 @@ class Fenced(DirectoryUnavailable):
     lease is held by another incarnation): it must not write or deliver.
     """
 
-# Every script that writes for a node's endpoints starts with this check:
-# ARGV[1] is the node id, ARGV[2] the incarnation holding its lease (empty
-# for a process without one).  An incarnation the reaper declared dead (its
-# tombstone dead:NODE), or whose lease another incarnation holds, writes
-# nothing: the node is fenced and told so with the FENCED error.
-_FENCE = """
-if ARGV[2] ~= '' then
-  if redis.call('GET', 'dead:' .. ARGV[1]) == ARGV[2] then
-    return redis.error_reply('FENCED')
-  end
-  local lease = redis.call('GET', 'node:' .. ARGV[1])
-  if lease and string.sub(lease, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then
-    return redis.error_reply('FENCED')
-  end
-end
-"""
-
-# Put a new endpoint's record in place; with ARGV[5] "1", first take out
-# the user's other endpoints of the same protocol and return their records.
-_ATTACH = _FENCE + """
-local replaced = {}
-if ARGV[5] == '1' then
-  local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    local id, rec = all[i], all[i + 1]
-    if id ~= ARGV[3] then
-      local decoded = cjson.decode(rec)
-      local other = decoded['f']['instance'] or ''
-      if type(other) ~= 'string' then other = '' end
-      -- Points of presence of different instances stay side by side.
-      if decoded['f']['protocol'] == ARGV[6] and (ARGV[8] == '' or other == '' or string.lower(other) == ARGV[8]) then
-        redis.call('HDEL', KEYS[1], id)
-        table.insert(replaced, rec)
-      end
-    end
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[7] .. ' ' .. ARGV[3])
-return replaced
-"""
-
-_DETACH = """
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('SREM', KEYS[2], ARGV[2] .. ' ' .. ARGV[1])
-return 1
-"""
-
-# The endpoint ids of each of KEYS (ep:H), in order.
-_ENDPOINT_IDS = _FENCE + """
-local found = {}
-for i, key in ipairs(KEYS) do
-  found[i] = redis.call('HKEYS', key)
-end
-return found
-"""
-
-_WITHDRAW = """
-if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# Publish a presence record (ARGV[3] endpoint id, ARGV[4] the record).
-_PUBLISH = _FENCE + """
-redis.call('HSET', KEYS[1], 'id', ARGV[3], 'rec', ARGV[4])
-return 1
-"""
-
-# A message into another node's inbox (KEYS[1]), ARGV[3] its maximum length.
-_SEND = _FENCE + """
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[4])
-"""
-
-# Put an endpoint back after Redis lost it (restarted empty, or a replica
-# promoted before it had everything): its record, and the presence it
-# published unless another endpoint's is there now.  With ARGV[7] (its
-# protocol, for an endpoint attached alone; ARGV[8] its instance), an
-# endpoint whose record is gone while the user has another that its attach
-# would have replaced (that protocol, the same instance or one unnamed) was
-# replaced: it is not put back, and 0 is returned.
-_REASSERT = _FENCE + """
-if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then
-  for _, rec in ipairs(redis.call('HVALS', KEYS[1])) do
-    local decoded = cjson.decode(rec)
-    local other = decoded['f']['instance'] or ''
-    if type(other) ~= 'string' then other = '' end
-    if decoded['f']['protocol'] == ARGV[7] and (ARGV[8] == '' or other == '' or string.lower(other) == ARGV[8]) then
-      return 0
-    end
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[6] .. ' ' .. ARGV[3])
-if ARGV[5] ~= '' then
-  local holder = redis.call('HGET', KEYS[3], 'id')
-  if not holder or holder == ARGV[3] then
-    redis.call('HSET', KEYS[3], 'id', ARGV[3], 'rec', ARGV[5])
-  end
-end
-return 1
-"""
-
-# The sweep: which of this node's endpoints (ARGV[3..], their records in
-# KEYS[2..]) have no record any more.  False while the lease (KEYS[1]) is
-# missing: Redis lost its data, and the beat puts the records back.
-_SWEEP = _FENCE + """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return false
-end
-local gone = {}
-for i = 2, #KEYS do
-  if redis.call('HEXISTS', KEYS[i], ARGV[i + 1]) == 0 then
-    table.insert(gone, ARGV[i + 1])
-  end
-end
-return gone
-"""
-
-# Renew this incarnation's lease (KEYS: node:ID, dead:ID, nodes, nodeinc;
-# ARGV: node id, incarnation, lease value, lease in ms).  Fenced (the FENCED
-# error) once reaped or replaced; returns 1 when the lease was missing
-# (the first beat, or Redis lost it), else 0.
-_HEARTBEAT = """
-if redis.call('GET', KEYS[2]) == ARGV[2] then
-  return redis.error_reply('FENCED')
-end
-local current = redis.call('GET', KEYS[1])
-if current and string.sub(current, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then
-  return redis.error_reply('FENCED')
-end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-local now = redis.call('TIME')
-redis.call('ZADD', KEYS[3], now[1] * 1000 + math.floor(now[2] / 1000), ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
-if current then return 0 end
-return 1
-"""
-
-# The nodes of KEYS[1] (nodes) whose lease has expired.
-_EXPIRED = """
-local expired = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if redis.call('EXISTS', 'node:' .. id) == 0 then
-    table.insert(expired, id)
-  end
-end
-return expired
-"""
-
-# The live nodes with their lease values.
-_LIVE = """
-local live = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local value = redis.call('GET', 'node:' .. id)
-  if value then
-    table.insert(live, id)
-    table.insert(live, value)
-  end
-end
-return live
-"""
-
-# Reap node ARGV[1] whose lease expired (KEYS: node:ID, nodeeps:ID,
-# inbox:ID, nodes, dead:ID, nodeinc): unless it renewed meanwhile or was
-# reaped already, remove its endpoints, its inbox, its membership, leave
-# the tombstone that fences its incarnation, and return the presence
-# records its endpoints had published (each user whose watchers must now
-# be told they went offline).
-_REAP = """
-if redis.call('EXISTS', KEYS[1]) == 1 or not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
-  return false
-end
-local gone = {}
-for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local space = string.find(member, ' ', 1, true)
-  local handle, id = string.sub(member, 1, space - 1), string.sub(member, space + 1)
-  redis.call('HDEL', 'ep:' .. handle, id)
-  if redis.call('HGET', 'pres:' .. handle, 'id') == id then
-    table.insert(gone, redis.call('HGET', 'pres:' .. handle, 'rec'))
-    redis.call('DEL', 'pres:' .. handle)
-  end
-end
-local incarnation = redis.call('HGET', KEYS[6], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HDEL', KEYS[6], ARGV[1])
-if incarnation then
-  redis.call('SET', KEYS[5], incarnation, 'EX', 3600)
-end
-return gone
-"""
-
-# A graceful stop: the lease of this incarnation goes.
-_LEAVE = """
-local lease = redis.call('GET', KEYS[1])
-if lease and string.sub(lease, 1, #ARGV[2] + 1) == ARGV[2] .. '|' then
-  redis.call('DEL', KEYS[1])
-end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-return 1
-"""
-
-_PRESENCE_OF = """
-local found = {}
-for i, key in ipairs(KEYS) do
-  found[i] = redis.call('HGET', key, 'rec') or ''
-end
-return found
-"""
-
-# Forget what a previous run of this node left: its endpoints, and the
-# presence they published.
-_FORGET_NODE = """
-local members = redis.call('SMEMBERS', KEYS[1])
-for _, member in ipairs(members) do
-  local space = string.find(member, ' ', 1, true)
-  local handle, id = string.sub(member, 1, space - 1), string.sub(member, space + 1)
-  redis.call('HDEL', 'ep:' .. handle, id)
-  if redis.call('HGET', 'pres:' .. handle, 'id') == id then
-    redis.call('DEL', 'pres:' .. handle)
-  end
-end
-redis.call('DEL', KEYS[1], KEYS[2])
-return #members
-"""
-
-
-# Seconds between attempts to reconnect at most (txredisapi's default, 10,
-# is longer than a lease: service would resume long after Redis did).
-RECONNECT_MAX_DELAY = 1.0
-
-
-def _tune_reconnecting(connection):
-    # txredisapi has no argument for it; its factory reads the attribute
-    # on every retry.
-    connection._factory.maxDelay = RECONNECT_MAX_DELAY
-    return connection
 
 
 # Seconds between sweeps for endpoints replaced elsewhere whose kick was
@@ -350,100 +111,6 @@ def _tune_reconnecting(connection):
 DEFAULT_SWEEP = 30.0
 # Endpoints asked about in one sweep script.
 SWEEP_BATCH = 1000
-
-
-class _SentinelSet(txredisapi.Sentinel):
-    """
-    The Sentinels of a C{redis+sentinel://} URL.  The primary is the
-    address the first Sentinel to answer C{SENTINEL
-    get-master-addr-by-name} gives; a connection then checks with C{ROLE}
-    that it reached a primary (txredisapi's Sentinel protocol), else tries
-    again.  One question at a time per Sentinel: a caller while one is
-    asked waits for its answer, so a Sentinel out of reach does not pile up
-    unanswered questions.
-    """
-
-    discovery_timeout = REPLY_TIMEOUT
-
-    def __init__(self, addresses, reactor):
-        super().__init__(addresses, replyTimeout=REPLY_TIMEOUT, connectTimeout=REPLY_TIMEOUT, convertNumbers=False)
-        for sentinel in self.sentinels:
-            _tune_reconnecting(sentinel)
-        self._reactor = reactor
-        # For each Sentinel asked now, who waits for its answer.
-        self._waiting: list[Optional[list]] = [None] * len(self.sentinels)
-
-    def discover_master(self, service_name):
-        result = Deferred()
-        unanswered = [len(self.sentinels)]
-
-        def give_up(reason):
-            if not result.called:
-                result.errback(txredisapi.MasterNotFoundError(f"no Sentinel named a primary for {service_name} ({reason})"))
-
-        def answered(reply):
-            if result.called:
-                return
-            if reply and len(reply) == 2:
-                result.callback((str(reply[0]), int(reply[1])))
-                return
-            unanswered[0] -= 1
-            if unanswered[0] == 0:
-                give_up("none knows it")
-
-        for index, sentinel in enumerate(self.sentinels):
-            if self._waiting[index] is None:
-                self._waiting[index] = []
-                asking = sentinel.execute_command("SENTINEL", "get-master-addr-by-name", service_name)
-                asking.addCallbacks(self._answered, self._answered, callbackArgs=(index,), errbackArgs=(index,))
-            self._waiting[index].append(answered)
-        timer = self._reactor.callLater(self.discovery_timeout, give_up, "no answer")
-
-        def done(outcome):
-            if timer.active():
-                timer.cancel()
-            return outcome
-
-        return result.addBoth(done)
-
-    def _answered(self, reply, index):
-        waiting, self._waiting[index] = self._waiting[index] or [], None
-        if isinstance(reply, Failure):
-            reply = None
-        for answered in waiting:
-            answered(reply)
-
-
-class _PrimaryEndpoint:
-    """
-    Connects to the primary the Sentinels name, asking them before every
-    connection; C{address} is the one the last connection went to.
-    """
-
-    def __init__(self, sentinels: _SentinelSet, service: str, reactor):
-        self.sentinels = sentinels
-        self.service = service
-        self.address: Optional[tuple[str, int]] = None
-        self._reactor = reactor
-
-    def connect(self, protocol_factory):
-        from twisted.internet.endpoints import HostnameEndpoint
-
-        def found(address):
-            self.address = address
-            endpoint = HostnameEndpoint(self._reactor, address[0], address[1], timeout=REPLY_TIMEOUT)
-            return endpoint.connect(protocol_factory)
-
-        return self.sentinels.discover_master(self.service).addCallback(found)
-
-
-class _PrimaryConnections(txredisapi.SentinelConnectionFactory):
-    """
-    Connections to the primary of a Sentinel set, retried at most a
-    second apart (see L{RECONNECT_MAX_DELAY}).
-    """
-
-    maxDelay = RECONNECT_MAX_DELAY
 
 
 def node_of(endpoint_id: str) -> str:
@@ -475,8 +142,8 @@ class RedisDirectory:
         self._reader = None
         # With a Sentinel set: the Sentinels, the endpoint of each
         # connection, and the primary the last beat found.
-        self._sentinels: Optional[_SentinelSet] = None
-        self._primary_endpoints: list[_PrimaryEndpoint] = []
+        self._sentinels: Optional[SentinelSet] = None
+        self._primary_endpoints: list[PrimaryEndpoint] = []
         self._primary: Optional[tuple[str, int]] = None
         self._following: Optional[LoopingCall] = None
         self._reading: Optional[Deferred] = None
@@ -526,7 +193,7 @@ class RedisDirectory:
             replyTimeout=REPLY_TIMEOUT,
             connectTimeout=REPLY_TIMEOUT,
             convertNumbers=False,
-        ).addCallback(_tune_reconnecting)
+        ).addCallback(tune_reconnecting)
 
     def _connect_to_primary(self) -> Deferred:
         """
@@ -535,8 +202,8 @@ class RedisDirectory:
         """
         settings = self._settings
         if self._sentinels is None:
-            self._sentinels = _SentinelSet(settings["sentinels"], self._reactor)
-        factory = _PrimaryConnections(
+            self._sentinels = SentinelSet(settings["sentinels"], self._reactor)
+        factory = PrimaryConnections(
             sentinel_manager=self._sentinels,
             service_name=settings["service"],
             is_master=True,
@@ -548,7 +215,7 @@ class RedisDirectory:
             replyTimeout=REPLY_TIMEOUT,
             convertNumbers=False,
         )
-        endpoint = _PrimaryEndpoint(self._sentinels, settings["service"], self._reactor)
+        endpoint = PrimaryEndpoint(self._sentinels, settings["service"], self._reactor)
         self._primary_endpoints.append(endpoint)
         factory.startConnecting(endpoint)
         return factory.deferred
@@ -589,7 +256,7 @@ class RedisDirectory:
             # The primary connected to is the one a failover moves from,
             # even when it happens before the first beat asks again.
             self._primary = self._primary_endpoints[0].address
-        forgotten = yield self._redis.eval(_FORGET_NODE, [self._index, self._inbox])
+        forgotten = yield self._redis.eval(scripts.FORGET_NODE, [self._index, self._inbox])
         if forgotten:
             log.info("directory: forgot {count} endpoints an earlier run of node {node} left", count=forgotten, node=self.node)
         self._running = True
@@ -655,7 +322,7 @@ class RedisDirectory:
                 self._healthy_since = None
         try:
             missing = yield self._redis.eval(
-                _HEARTBEAT,
+                scripts.HEARTBEAT,
                 [f"node:{self.node}", f"dead:{self.node}", "nodes", "nodeinc"],
                 [self.node, self._incarnation, self._lease_value(), int(self.lease * 1000)],
             )
@@ -706,7 +373,7 @@ class RedisDirectory:
             alone = record.protocol if endpoint_id in self._single else ""
             try:
                 kept = yield self._redis.eval(
-                    _REASSERT,
+                    scripts.REASSERT,
                     [f"ep:{record.handle}", self._index, f"pres:{record.handle}"],
                     [*self._fence_args(), endpoint_id, codec.dumps(record), presence, record.handle, alone, record.instance.lower()],
                 )
@@ -730,7 +397,7 @@ class RedisDirectory:
         for start in range(0, len(confirmed), SWEEP_BATCH):
             batch = confirmed[start:start + SWEEP_BATCH]
             gone = yield self._redis.eval(
-                _SWEEP,
+                scripts.SWEEP,
                 [f"node:{self.node}", *(f"ep:{handle}" for _, handle in batch)],
                 [*self._fence_args(), *(endpoint_id for endpoint_id, _ in batch)],
             )
@@ -749,12 +416,12 @@ class RedisDirectory:
 
     @inlineCallbacks
     def _reap(self):
-        expired = yield self._redis.eval(_EXPIRED, ["nodes"], [])
+        expired = yield self._redis.eval(scripts.EXPIRED, ["nodes"], [])
         for node in expired or ():
             if node == self.node:
                 continue
             keys = [f"node:{node}", f"nodeeps:{node}", f"inbox:{node}", "nodes", f"dead:{node}", "nodeinc"]
-            gone = yield self._redis.eval(_REAP, keys, [node])
+            gone = yield self._redis.eval(scripts.REAP, keys, [node])
             if gone is None:
                 continue
             records = [codec.loads(text) for text in gone or ()]
@@ -804,7 +471,7 @@ class RedisDirectory:
         The notification nodes holding a lease: a list of (node id,
         address, load).
         """
-        d = self._redis.eval(_LIVE, ["nodes"], [])
+        d = self._redis.eval(scripts.LIVE, ["nodes"], [])
 
         def parsed(flat):
             nodes = []
@@ -823,7 +490,7 @@ class RedisDirectory:
         The switchboard nodes holding a lease: a list of (node id,
         address, participants).
         """
-        d = self._redis.eval(_LIVE, ["nodes"], [])
+        d = self._redis.eval(scripts.LIVE, ["nodes"], [])
 
         def parsed(flat):
             return [(node, fields[3], int(fields[4])) for node, fields in _leases(flat) if len(fields) >= 5 and fields[3]]
@@ -843,7 +510,7 @@ class RedisDirectory:
         self._fire_first_beat()
         if self._incarnation and self._redis is not None:
             try:
-                yield self._redis.eval(_LEAVE, [f"node:{self.node}", "nodes", "nodeinc"], [self.node, self._incarnation])
+                yield self._redis.eval(scripts.LEAVE, [f"node:{self.node}", "nodes", "nodeinc"], [self.node, self._incarnation])
             except Exception as error:
                 log.warn("directory: giving up the lease of {node} failed ({error})", node=self.node, error=error)
 
@@ -885,7 +552,7 @@ class RedisDirectory:
         self._endpoints[record.endpoint_id] = (endpoint, record)
         self._by_handle.setdefault(record.handle, {})[record.endpoint_id] = endpoint
         d = self._redis.eval(
-            _ATTACH,
+            scripts.ATTACH,
             [f"ep:{record.handle}", self._index],
             [*self._fence_args(), record.endpoint_id, codec.dumps(record), "1" if single else "0", record.protocol, record.handle, record.instance.lower()],
         )
@@ -903,7 +570,7 @@ class RedisDirectory:
         def late(result):
             # Redis answered after the login was refused: undo the attach.
             if not isinstance(result, Failure):
-                undo = self._redis.eval(_DETACH, [f"ep:{record.handle}", self._index], [record.endpoint_id, record.handle])
+                undo = self._redis.eval(scripts.DETACH, [f"ep:{record.handle}", self._index], [record.endpoint_id, record.handle])
                 undo.addErrback(lambda _: None)
 
         if single:
@@ -952,7 +619,7 @@ class RedisDirectory:
             if published is not None and published.endpoint_id == endpoint_id:
                 del self._published[record.handle]
         if record is not None and self._redis is not None:
-            d = self._redis.eval(_DETACH, [f"ep:{record.handle}", self._index], [endpoint_id, record.handle])
+            d = self._redis.eval(scripts.DETACH, [f"ep:{record.handle}", self._index], [endpoint_id, record.handle])
             d.addErrback(self._failed, "detach")
 
     @_connected
@@ -985,7 +652,7 @@ class RedisDirectory:
         # Which other nodes hold endpoints of these users: one round trip,
         # then one inbox message per node.  The script refuses a fenced
         # node; a stale one delivers even locally only once it has not.
-        d = self._redis.eval(_ENDPOINT_IDS, [f"ep:{handle}" for handle in handles], self._fence_args())
+        d = self._redis.eval(scripts.ENDPOINT_IDS, [f"ep:{handle}" for handle in handles], self._fence_args())
 
         def route(found):
             if stale:
@@ -1043,21 +710,21 @@ class RedisDirectory:
         if record.endpoint_id in self._endpoints:
             self._published[record.handle] = record
         d = self._redis.eval(
-            _PUBLISH, [f"pres:{record.handle}"], [*self._fence_args(), record.endpoint_id, codec.dumps(record)]
+            scripts.PUBLISH, [f"pres:{record.handle}"], [*self._fence_args(), record.endpoint_id, codec.dumps(record)]
         )
         d.addErrback(self._failed, "publish presence")
 
     def withdraw_presence(self, handle: str, endpoint_id: str) -> None:
         if self._redis is None or self._fenced:
             return
-        self._redis.eval(_WITHDRAW, [f"pres:{handle}"], [endpoint_id]).addErrback(self._failed, "withdraw presence")
+        self._redis.eval(scripts.WITHDRAW, [f"pres:{handle}"], [endpoint_id]).addErrback(self._failed, "withdraw presence")
 
     @_connected
     def presence_of(self, handles: Iterable[str]) -> Deferred:
         handles = list(handles)
         if not handles:
             return succeed({})
-        d = self._redis.eval(_PRESENCE_OF, [f"pres:{handle}" for handle in handles], [])
+        d = self._redis.eval(scripts.PRESENCE_OF, [f"pres:{handle}" for handle in handles], [])
 
         def found(values):
             return {handle: codec.loads(text) for handle, text in zip(handles, values or ()) if text}
@@ -1098,7 +765,7 @@ class RedisDirectory:
     def _send(self, node: str, message: dict) -> None:
         if self._fenced or self._redis is None:
             return
-        d = self._redis.eval(_SEND, [f"inbox:{node}"], [*self._fence_args(), INBOX_LENGTH, codec.dumps(message)])
+        d = self._redis.eval(scripts.SEND, [f"inbox:{node}"], [*self._fence_args(), INBOX_LENGTH, codec.dumps(message)])
         d.addErrback(self._failed, f"send to node {node}")
 
     @inlineCallbacks
@@ -1146,7 +813,7 @@ class RedisDirectory:
 
 def _leases(flat) -> list:
     """
-    The (node, lease fields) pairs of L{_LIVE}'s answer.
+    The (node, lease fields) pairs of L{scripts.LIVE}'s answer.
     """
     flat = list(flat or ())
     return [(node, value.split("|")) for node, value in zip(flat[0::2], flat[1::2])]
