@@ -29,14 +29,9 @@ MSN Messenger 6-7.5 also fetch their configuration here
 (C{/Config/MsgrConfig.asmx}, C{/etc/MsgrConfig}) and the tab and portal
 pages under C{/svcs/mms/}; they get minimal documents.
 
-Request targets in absolute form (C{GET https://host/login2.srf}, RFC 9112
-section 3.2.2) are served like their origin form, on every path, and a run
-of slashes in a path counts as one (libpurple asks for C{//RST.srf}).  Every
-refused request is logged once, with the client's address and the reason.
-
-twisted.web writes header names in its own canonical case
-(C{Passporturls}); the official client matches C{PassportURLs} exactly, so
-the channel here writes the names it was given in the case it was given.
+The HTTP plumbing under every resource of the site (exact-case header
+names, bounded bodies, absolute-form targets, refusal logging, the shared
+password check) is L{msnp.msn.passport_http}.
 """
 
 from __future__ import annotations
@@ -49,167 +44,20 @@ from typing import Optional
 from urllib.parse import unquote
 from xml.sax.saxutils import escape, quoteattr
 
-from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
-from msnp import metrics
-from msnp.msn import safexml, sso, wire
-from msnp.core.accounts import MALFORMED, AddressedUsernamePassword, LoginRefused, refusal_of
+from msnp.msn import safexml, sso
+from msnp.msn.passport_http import MAX_BODY, Hangup, PassportSite, client_address, finish, refuse, refuse_login, sign_in
 
 log = Logger()
 
-# Header names whose exact case the official client depends on.
-# papyon reads the gateway's X-MSN-Messenger header by its exact name too.
-_EXACT_CASE = {name.lower(): name for name in (b"PassportURLs", b"X-MSN-Messenger")}
+_NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 
 _FAILED = (
     "Passport1.4 da-status=failed,srealm=Passport.NET,ts=-3,prompt,"
     "cburl=http://messenger.msn.com/images/logo.gif,cbtxt=Invalid%20sign-in%20name%20or%20password"
 )
-
-
-class ExactCaseHTTPChannel(http.HTTPChannel):
-    """
-    An HTTP/1.1 channel that restores the exact case of the header names in
-    L{_EXACT_CASE} when it writes a response, and logs the requests it
-    refuses before they reach a resource (a malformed request line or
-    header).
-    """
-
-    def _respondToBadRequestAndDisconnect(self):
-        log_refusal(getattr(self.transport.getPeer(), "host", None), "bad request (malformed HTTP)")
-        super()._respondToBadRequestAndDisconnect()
-
-    def writeHeaders(self, version, code, reason, headers):
-        lines = [version, b" ", code, b" ", reason, b"\r\n"]
-        for name, values in headers.getAllRawHeaders():
-            name = _EXACT_CASE.get(name.lower(), name)
-            for value in values:
-                lines.extend((name, b": ", value, b"\r\n"))
-        lines.append(b"\r\n")
-        self.transport.writeSequence(lines)
-
-
-_TOO_LARGE = b"HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-
-
-class BoundedRequest(server.Request):
-    """
-    A request whose body may not pass L{RST_MAX_BODY} bytes: past it the
-    client gets 413 and is disconnected, before the body is stored.
-    """
-
-    _refused = False
-
-    def gotLength(self, length):
-        if length is not None and length > RST_MAX_BODY:
-            self._refuse_body()
-        super().gotLength(None if self._refused else length)
-
-    def handleContentChunk(self, data):
-        if self._refused:
-            return
-        if self.content.tell() + len(data) > RST_MAX_BODY:
-            self._refuse_body()
-            return
-        super().handleContentChunk(data)
-
-    def _refuse_body(self) -> None:
-        if not self._refused:
-            self._refused = True
-            log_refusal(_client_address(self), f"body over {RST_MAX_BODY} bytes")
-            self.channel.transport.write(_TOO_LARGE)
-            # The channel's own close: it lets go of the transport first.
-            self.channel.loseConnection()
-
-    def requestReceived(self, command, path, version):
-        if self._refused:
-            return
-        path, authority = origin_form(path)
-        path = merge_slashes(path)
-        if authority:
-            # RFC 9112 section 3.2.2: the target's authority stands in for
-            # any Host header.
-            self.requestHeaders.setRawHeaders(b"host", [authority])
-        super().requestReceived(command, path, version)
-
-
-def origin_form(target: bytes) -> tuple[bytes, Optional[bytes]]:
-    """
-    The origin form of a request target and the authority it named (None
-    when it named none).  An absolute-form target (C{http://} or
-    C{https://}, any case) loses its scheme and authority and keeps its path
-    and query, C{/} when it has no path; any other target is returned as
-    it came.
-    """
-    scheme, separator, rest = target.partition(b"://")
-    if not separator or scheme.lower() not in (b"http", b"https"):
-        return target, None
-    end = len(rest)
-    for mark in (b"/", b"?"):
-        index = rest.find(mark)
-        if index != -1:
-            end = min(end, index)
-    authority, remainder = rest[:end], rest[end:]
-    if not remainder.startswith(b"/"):
-        remainder = b"/" + remainder
-    return remainder, authority
-
-
-def merge_slashes(target: bytes) -> bytes:
-    """
-    The target with every run of C{/} in its path made one; the query (from
-    the first C{?}) is kept as it came.  libpurple 2.5-2.10 put a C{/} in
-    front of paths that already start with one (C{POST //RST.srf}, C{POST
-    //abservice/abservice.asmx}); Microsoft's servers answered those as
-    the single-slash paths.
-    """
-    path, mark, query = target.partition(b"?")
-    while b"//" in path:
-        path = path.replace(b"//", b"/")
-    return path + mark + query
-
-
-# The reason logged for a refusal a resource did not name itself.
-_REFUSALS = {
-    http.BAD_REQUEST: "bad request",
-    http.UNAUTHORIZED: "refused login",
-    http.NOT_FOUND: "unknown path",
-    http.NOT_ALLOWED: "method not allowed",
-}
-
-
-def log_refusal(address: Optional[str], reason: str, **fields) -> None:
-    log.info("passport request refused from {address}: {reason}", address=address or "?", reason=reason, **fields)
-
-
-def refuse(request, reason: str, **fields) -> None:
-    """
-    Mark C{request} as refused for C{reason}: the site logs it when the
-    answer is written, whatever its status code (with C{fields} added to
-    the log event).
-    """
-    request.refusal = reason
-    request.refusal_fields = fields
-
-
-class PassportSite(server.Site):
-    protocol = ExactCaseHTTPChannel
-    requestFactory = BoundedRequest
-
-    def log(self, request):
-        # No access log: it would carry the Authorization header's
-        # neighbours and ticket-bearing replies.  Refusals get one line,
-        # without the query string (clients may put anything there).
-        reason = getattr(request, "refusal", None)
-        if reason is None and request.code >= 400:
-            reason = _REFUSALS.get(request.code, f"status {request.code}")
-        if reason is not None:
-            target = request.path[:100].decode("ascii", "replace")
-            fields = getattr(request, "refusal_fields", {})
-            log_refusal(_client_address(request), f"{reason} ({request.method.decode('ascii', 'replace')} {target})", **fields)
 
 
 def policy(now: float) -> str:
@@ -293,66 +141,6 @@ class NexusResource(resource.Resource):
         return b""
 
 
-def sign_in(
-    checker,
-    handle: str,
-    password: Optional[str],
-    address: Optional[str] = None,
-    method: str = "passport_http",
-    refusals: Optional[list] = None,
-) -> Deferred:
-    """
-    Checks a sign-in name and password through C{checker} (which applies
-    the account's growing delay to refusals).  Fires with the account's
-    handle, or None when refused: a malformed name, a wrong password and an
-    unknown account are not told apart to the client.  Every Passport login
-    uses this, C{method} naming which (for the metrics); C{address}, the
-    client's, counts refusals per source as well.  Why it was refused (a
-    L{LoginRefused}) goes into C{refusals}; the caller logs the refusal
-    (L{refuse_login}).
-    """
-    refusals = refusals if refusals is not None else []
-
-    def refused_for(refusal: LoginRefused) -> None:
-        refusals.append(refusal)
-        metrics.LOGINS_REFUSED.labels(method, "throttled" if refusal.delayed else refusal.label).inc()
-
-    if not wire.is_valid_handle(handle) or password is None:
-        refused_for(LoginRefused(*MALFORMED))
-        return succeed(None)
-    d = checker.requestAvatarId(AddressedUsernamePassword(handle.encode("utf-8"), password.encode("utf-8"), address))
-
-    def accepted(avatar_id):
-        metrics.LOGINS_ACCEPTED.labels(method).inc()
-        return avatar_id
-
-    def refused(failure):
-        if not failure.check(UnauthorizedLogin):
-            log.failure("passport login failed", failure)
-        refused_for(refusal_of(failure))
-        return None
-
-    return d.addCallbacks(accepted, refused)
-
-
-def refuse_login(request, handle: Optional[str], method: str, refusals: list) -> None:
-    """
-    Mark C{request} as a refused login, saying why for the operator.
-    """
-    refusal = refusals[0] if refusals else None
-    reason = ""
-    if refusal is not None:
-        reason = refusal.reason + (f" (throttled: answered after {refusal.delayed:g} s)" if refusal.delayed else "")
-    refuse(
-        request,
-        _login_refusal(handle) + (f": {reason}" if reason else ""),
-        msnp_event="login_refused",
-        handle=(handle or "?")[:100],
-        method=method,
-        refused_because=reason,
-    )
-
-
 class LoginResource(resource.Resource):
     """
     Checks the sign-in name and password of a C{Passport1.4} request and
@@ -369,7 +157,7 @@ class LoginResource(resource.Resource):
     def render_GET(self, request):
         request.setHeader(b"Content-Type", b"text/html")
         fields = parse_authorization(request.getHeader(b"authorization")) or {}
-        hangup = _Hangup(request)
+        hangup = Hangup(request)
 
         def answer(avatar_id):
             if avatar_id is None:
@@ -383,21 +171,13 @@ class LoginResource(resource.Resource):
                 request.setResponseCode(http.OK)
             # An empty body said outright, as the nexus does, not chunked.
             request.setHeader(b"Content-Length", b"0")
-            _finish(request, hangup)
+            finish(request, hangup)
 
         refusals = []
         sign_in(
-            self._checker, fields.get("sign-in", ""), fields.get("pwd"), _client_address(request), "passport_http", refusals
+            self._checker, fields.get("sign-in", ""), fields.get("pwd"), client_address(request), "passport_http", refusals
         ).addCallback(answer)
         return server.NOT_DONE_YET
-
-
-def _login_refusal(handle: Optional[str]) -> str:
-    if not handle:
-        return "refused login: no sign-in name"
-    if not wire.is_valid_handle(handle):
-        return "refused login: malformed sign-in name"
-    return f"refused login for {handle}"
 
 
 # Escargot's header login (web helpers and patched MSN 7.5): the ticket for
@@ -443,7 +223,7 @@ class HeaderLoginResource(resource.Resource):
             request.setResponseCode(http.BAD_REQUEST)
             return b""
 
-        hangup = _Hangup(request)
+        hangup = Hangup(request)
 
         def answer(avatar_id):
             if avatar_id is None:
@@ -452,19 +232,17 @@ class HeaderLoginResource(resource.Resource):
                 request.setHeader(b"X-Token", self._tickets.issue(avatar_id).encode("ascii"))
                 log.info("passport ticket issued to {handle}", handle=avatar_id)
             request.setResponseCode(http.OK)
-            _finish(request, hangup)
+            finish(request, hangup)
 
-        hangup = _Hangup(request)
+        hangup = Hangup(request)
         refusals = []
-        sign_in(self._checker, handle, password, _client_address(request), "passport_header", refusals).addCallback(answer)
+        sign_in(self._checker, handle, password, client_address(request), "passport_header", refusals).addCallback(answer)
         return server.NOT_DONE_YET
 
 
 # Passport SOAP (RST), MSN Messenger 7.5 / MSNP12: the same ticket, asked
 # for with a WS-Trust RequestSecurityToken envelope instead of a header.
 
-# Bigger envelopes are refused unparsed; a real one is about 2 KB.
-RST_MAX_BODY = 64 * 1024
 # Token requests answered in one envelope; clients ask for two to five.
 RST_MAX_TOKENS = 16
 # The addresses whose token is the ticket for USR TWN S (and, for
@@ -475,7 +253,6 @@ SSO_ADDRESS = "messengerclear.live.com"
 # legacy token.
 LEGACY_ADDRESS = "http://Passport.NET/tb"
 
-_NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 _NS_WST = "http://schemas.xmlsoap.org/ws/2004/04/trust"
 _NS_WSSE = "http://schemas.xmlsoap.org/ws/2003/06/secext"
 _NS_WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
@@ -757,16 +534,16 @@ class RSTResource(resource.Resource):
 
     def render_POST(self, request):
         request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
-        data = request.content.read(RST_MAX_BODY + 1)
+        data = request.content.read(MAX_BODY + 1)
         try:
-            if len(data) > RST_MAX_BODY:
+            if len(data) > MAX_BODY:
                 raise MalformedEnvelope("envelope too large")
             handle, password, addresses = parse_rst(data)
         except MalformedEnvelope as e:
             refuse(request, f"bad request: {e}")
             request.setResponseCode(http.BAD_REQUEST)
             return self._invalid
-        hangup = _Hangup(request)
+        hangup = Hangup(request)
 
         def answer(avatar_id):
             # Passport answered a refusal with 200 and the fault; clients
@@ -779,10 +556,10 @@ class RSTResource(resource.Resource):
             request.setHeader(b"Content-Length", b"%d" % len(body))
             if not hangup.happened:
                 request.write(body)
-            _finish(request, hangup)
+            finish(request, hangup)
 
         refusals = []
-        sign_in(self._checker, handle, password, _client_address(request), "passport_soap", refusals).addCallback(answer)
+        sign_in(self._checker, handle, password, client_address(request), "passport_soap", refusals).addCallback(answer)
         return server.NOT_DONE_YET
 
     def render_GET(self, request):
@@ -814,14 +591,6 @@ class RSTResource(resource.Resource):
                 # Without the web services, a token nobody checks.
                 tokens.append((address, f"t={secrets.token_urlsafe(24)}&p={secrets.token_urlsafe(24)}", None, ticket_lifetime))
         return rst_success(handle, tokens, self._now(), ticket_lifetime, self._flavour)
-
-
-def _client_address(request) -> Optional[str]:
-    try:
-        return getattr(request.getClientAddress(), "host", None)
-    except AttributeError:
-        # A request refused before it was tied to its channel.
-        return None
 
 
 # Configuration MSN Messenger 6-7.5 fetch at start-up: no tabs, no phone
@@ -900,27 +669,6 @@ class StaticDocument(resource.Resource):
     def render_GET(self, request):
         request.setHeader(b"Content-Type", self._content_type)
         return self._body
-
-
-class _Hangup:
-    """
-    Whether the client of C{request} hung up, learnt from
-    C{notifyFinish()} (which fails when the connection is lost first).
-    """
-
-    def __init__(self, request):
-        self.happened = False
-        request.notifyFinish().addErrback(self._lost)
-
-    def _lost(self, _failure) -> None:
-        self.happened = True
-
-
-def _finish(request, hangup: _Hangup) -> None:
-    # The client may have hung up while the password was being checked.
-    if request.finished or hangup.happened:
-        return
-    request.finish()
 
 
 def make_site(config, checker, tickets, service_tokens=None, services=()) -> PassportSite:
