@@ -1,6 +1,7 @@
 """
-The HTTP plumbing shared by the Passport site (L{msnp.msn.passport}) and
-the HTTP gateway (L{msnp.msn.gateway}); no resource of its own.
+The HTTP plumbing shared by the Passport site (L{msnp.msn.passport},
+L{msnp.msn.token_service}) and the HTTP gateway (L{msnp.msn.gateway}); no
+resource of its own.
 
  - L{ExactCaseHTTPChannel} writes header names in the case it was given:
    twisted.web writes its own canonical case (C{Passporturls}), and the
