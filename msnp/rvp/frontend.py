@@ -13,7 +13,7 @@ import attrs
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.logger import Logger
 
-from msnp.rvp import xmldoc
+from msnp.rvp import documents, xmldoc
 from msnp.rvp.digest import DigestAuthority, handle_for_username, parse_authorization
 from msnp.rvp.home import InstantMessage, IRvpHome, Privacy
 from msnp.rvp.httpwire import Request, Response, response, split_target
@@ -23,14 +23,14 @@ from msnp.rvp.state import (
     HIDDEN_STATES,
     LOGIN,
     PROPCHANGE,
-    STATES,
     PresenceTable,
     Subscription,
     SubscriptionTable,
     grant_lease,
     grant_lifetime,
 )
-from msnp.rvp.xmldoc import CData, XmlError, document, element, text_element
+from msnp.rvp.documents import InvalidDocument
+from msnp.rvp.xmldoc import XmlError, document, element, text_element
 
 log = Logger()
 
@@ -38,11 +38,7 @@ NOT_IMPLEMENTED = frozenset({"GET", "HEAD", "POST", "PUT", "LOCK", "UNLOCK", "OP
 NOT_ALLOWED = frozenset({"COPY", "MOVE"})
 MAX_HOP_COUNT = 8
 MAX_DISPLAY_NAME = 129
-MAX_PRIVACY_ENTRIES = 1000
 XML = "text/xml"
-OK_STATUS = "HTTP/1.1 200 OK"
-RIGHTS = ("list", "read", "write", "send-to", "receive-from", "readacl", "writeacl", "presence", "subscriptions", "subscribe-others")
-CREDENTIALS = ("assertion", "digest", "ntlm")
 _ASK = object()  # "look it up", for an optional state argument
 
 
@@ -172,6 +168,8 @@ class RvpFrontEnd:
             result = yield handler(request, caller, node, account)
         except Refused as refused:
             return _error(refused.status, refused.reason)
+        except InvalidDocument as invalid:
+            return _error(400, str(invalid))
         except XmlError as error:
             return _error(400, f"bad XML: {error}")
         return result
@@ -348,7 +346,7 @@ class RvpFrontEnd:
             yield self.home.watcher_from_peer(node, viewer)
         properties = yield self._properties(node, account, viewer)
         self._last_told[subscription.sub_id] = properties["state"]
-        body = self._multistatus(node, [(self._property_nodes(properties, PROPERTY_NAMES), OK_STATUS)])
+        body = documents.multistatus(self.principals.url_of(node), [(documents.property_nodes(properties, documents.PROPERTY_NAMES), documents.OK_STATUS)])
         return response(207, body, XML, **granted)
 
     @staticmethod
@@ -409,7 +407,7 @@ class RvpFrontEnd:
             # subscription, so no id and no timeout.
             watchers = yield self.home.reverse_list(node)
             for watcher in sorted(set(watchers) - listed):
-                principal = self._principal_text(watcher)
+                principal = documents.principal_text(self.principals, watcher)
                 entries.append(
                     element(
                         "r:subscription",
@@ -458,23 +456,6 @@ class RvpFrontEnd:
             "mobile-description": "",
         }
 
-    @staticmethod
-    def _property_nodes(properties: dict, names) -> list:
-        nodes = []
-        for prefix, name in names:
-            if name == "state":
-                nodes.append(element("r:state", (f"r:{properties['state']}", "")))
-            else:
-                nodes.append(text_element(f"{prefix}:{name}", properties[name]))
-        return nodes
-
-    def _multistatus(self, node: str, propstats: list) -> bytes:
-        parts = [text_element("d:href", self.principals.url_of(node))]
-        for props, status in propstats:
-            if props:
-                parts.append(element("d:propstat", element("d:prop", *props), text_element("d:status", status)))
-        return document(element("d:multistatus", element("d:response", *parts)))
-
     @inlineCallbacks
     def do_PROPFIND(self, request: Request, caller: Caller, node: str, account):
         if (request.headers.get("Depth") or "").strip() != "0":
@@ -489,7 +470,7 @@ class RvpFrontEnd:
             if root.find("propname") is not None:
                 names_only = True
             elif prop is not None:
-                wanted = [(child.namespace, child.name, _prefix_for(child.namespace)) for child in prop.children]
+                wanted = [(child.namespace, child.name, documents.prefix_for(child.namespace)) for child in prop.children]
                 if not wanted:
                     raise Refused(400, "propfind names no property")
             elif root.find("allprop") is None:
@@ -497,18 +478,18 @@ class RvpFrontEnd:
         viewer = caller.handle if caller.handle is not None else self._viewer_of(self._caller_principal(caller, request))
         properties = yield self._properties(node, account, viewer)
         if names_only:
-            names = [element(f"{prefix}:{name}") for prefix, name in PROPERTY_NAMES]
-            return response(207, self._multistatus(node, [(names, OK_STATUS)]), XML)
+            names = [element(f"{prefix}:{name}") for prefix, name in documents.PROPERTY_NAMES]
+            return response(207, documents.multistatus(self.principals.url_of(node), [(names, documents.OK_STATUS)]), XML)
         if not wanted:
-            found = self._property_nodes(properties, PROPERTY_NAMES)
-            return response(207, self._multistatus(node, [(found, OK_STATUS)]), XML)
+            found = documents.property_nodes(properties, documents.PROPERTY_NAMES)
+            return response(207, documents.multistatus(self.principals.url_of(node), [(found, documents.OK_STATUS)]), XML)
         found, missing = [], []
         for namespace, name, prefix in wanted:
-            if (prefix, name) in PROPERTY_NAMES:
-                found.extend(self._property_nodes(properties, [(prefix, name)]))
+            if (prefix, name) in documents.PROPERTY_NAMES:
+                found.extend(documents.property_nodes(properties, [(prefix, name)]))
             else:
                 missing.append(element(f"{prefix}:{name}" if prefix else name))
-        body = self._multistatus(node, [(found, OK_STATUS), (missing, "HTTP/1.1 404 Not Found")])
+        body = documents.multistatus(self.principals.url_of(node), [(found, documents.OK_STATUS), (missing, "HTTP/1.1 404 Not Found")])
         return response(207, body, XML)
 
     @inlineCallbacks
@@ -524,7 +505,7 @@ class RvpFrontEnd:
                 continue
             for prop in action.find_all("prop"):
                 for item in prop.children:
-                    prefix = _prefix_for(item.namespace)
+                    prefix = documents.prefix_for(item.namespace)
                     label = f"{prefix}:{item.name}" if prefix else item.name
                     if action.name == "set" and item.name == "state":
                         done.append(self._set_state(node, item))
@@ -541,7 +522,7 @@ class RvpFrontEnd:
         publishing = self._publishing.pop(node, None)
         if publishing is not None:
             yield publishing
-        body = self._multistatus(node, [(done, OK_STATUS), (refused, "HTTP/1.1 403 Forbidden")])
+        body = documents.multistatus(self.principals.url_of(node), [(done, documents.OK_STATUS), (refused, "HTTP/1.1 403 Forbidden")])
         return response(207, body, XML)
 
     def _set_state(self, node: str, item) -> tuple:
@@ -549,28 +530,19 @@ class RvpFrontEnd:
         view_id = item.child_text("view-id")
         view_id = view_id.strip() if view_id else None
         if leased is not None:
-            value = _status_of(leased.find("value"))
+            value = documents.status_of(leased.find("value"))
             default_element = leased.find("default-value")
-            default = _status_of(default_element) if default_element is not None else "offline"
+            default = documents.status_of(default_element) if default_element is not None else "offline"
             timeout_text = leased.child_text("timeout")
             requested = _number(timeout_text)
             if timeout_text is not None and requested is None:
                 raise Refused(400, "timeout is not a number of seconds")
             timeout = grant_lease(requested)
         else:
-            value = _status_of(item)
+            value = documents.status_of(item)
             default, timeout = "offline", grant_lease(None)
         view = self.presence.set_state(node, view_id, value, default, timeout)
-        return element(
-            "r:state",
-            element(
-                "r:leased-value",
-                element("r:value", (f"r:{view.value}", "")),
-                element("r:default-value", (f"r:{view.default}", "")),
-                text_element("d:timeout", str(int(view.timeout))),
-            ),
-            text_element("r:view-id", view.view_id),
-        )
+        return documents.leased_state(view)
 
     # Presence fan-out to property subscriptions
 
@@ -619,23 +591,8 @@ class RvpFrontEnd:
         if sends:
             yield DeferredList(sends, consumeErrors=True)
 
-    def _propnotification(self, node: str, subscriber: str, state: str) -> bytes:
-        contact = lambda url: element("r:contact", text_element("d:href", url), element("r:description"))
-        update = element("d:propertyupdate", element("d:set", element("d:prop", element("r:state", (f"r:{state}", "")))))
-        return document(
-            element(
-                "r:notification",
-                element(
-                    "r:propnotification",
-                    element("r:notification-from", contact(self.principals.url_of(node))),
-                    element("r:notification-to", contact(subscriber)),
-                    update,
-                ),
-            )
-        )
-
     def _notify_property(self, subscription: Subscription, state: str) -> Deferred:
-        body = self._propnotification(subscription.node, subscription.subscriber, state)
+        body = documents.propnotification(self.principals.url_of(subscription.node), subscription.subscriber, state)
         headers = {"RVP-From-Principal": self.principals.server_name, "Subscription-Id": subscription.sub_id}
         # Queued behind a slow Call-Back, an older state is replaced by this one.
         key = ("propchange", subscription.sub_id)
@@ -720,17 +677,8 @@ class RvpFrontEnd:
         A message from another front-end's user: NOTIFYed to C{recipient}'s
         local nodes as a message from C{sender}'s principal.
         """
-        contact = lambda url, name: element("r:contact", text_element("d:href", url), text_element("r:description", name))
-        body = document(
-            element(
-                "r:notification",
-                element(
-                    "r:message",
-                    element("r:notification-from", contact(self.principals.url_of(sender), sender_name)),
-                    element("r:notification-to", contact(self.principals.url_of(recipient), "")),
-                    element("r:msgbody", ("r:mime-data", CData(mime))),
-                ),
-            )
+        body = documents.message_notification(
+            self.principals.url_of(sender), sender_name, self.principals.url_of(recipient), mime
         )
         headers = {"RVP-From-Principal": self.principals.url_of(sender)}
         if not self.principals.is_local_handle(recipient):
@@ -773,7 +721,7 @@ class RvpFrontEnd:
             self.track(self._to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop", coalesce_key=key))
             contact = self.principals.handle_of_url(origin.text.strip())
             if caller.peer is not None and contact is not None:
-                self.home.presence_from_peer(node, contact, _state_in(update))
+                self.home.presence_from_peer(node, contact, documents.state_in(update))
             return response(200)
         raise Refused(400, "notification holds neither message nor propnotification")
 
@@ -805,7 +753,7 @@ class RvpFrontEnd:
             for href in [to.path("contact", "href")]
             if href is not None
         )
-        instant = InstantMessage(origin.text.strip(), recipients, mime.text, _session_id(mime.text))
+        instant = InstantMessage(origin.text.strip(), recipients, mime.text, documents.session_id(mime.text))
         body = document(xmldoc.to_node(root))
         headers = {"RVP-From-Principal": sender_principal}
         order = ("messages", origin.text.strip().lower())
@@ -842,142 +790,17 @@ class RvpFrontEnd:
             root = xmldoc.parse(request.body)
             if root.name != "rvpacl":
                 raise Refused(400, "expected an rvpacl")
-            privacy = self._privacy_from_acl(node, root)
+            privacy = documents.privacy_from_acl(self.principals, node, root)
             yield self.home.set_privacy(node, privacy)
             yield self.refresh_watchers(node)
             return response(200)
         privacy = yield self.home.privacy(node)
-        return response(200, self._acl_document(node, privacy), XML)
-
-    def _principal_text(self, handle: str) -> str:
-        domain = handle.partition("@")[2]
-        if domain == self.principals.domain or domain in self.principals.peers:
-            return self.principals.url_of(handle)
-        return "mailto:" + handle
-
-    def _handle_of_principal(self, text: str) -> Optional[str]:
-        text = text.strip()
-        if text.lower().startswith("mailto:"):
-            handle = text[7:].strip().lower()
-            return handle if re.fullmatch(r"[^@\s]{1,64}@[A-Za-z0-9.\-]{1,64}", handle) else None
-        return self.principals.handle_of_url(text)
-
-    def _acl_document(self, node: str, privacy: Privacy) -> bytes:
-        credentials = element("a:credentials", *[element(f"a:{c}") for c in CREDENTIALS])
-        rights = lambda names: [element(f"a:{n}") for n in names]
-        aces = []
-        for handle in sorted(privacy.blocked):
-            aces.append(element(
-                "a:ace",
-                element("a:principal", text_element("a:rvp-principal", self._principal_text(handle)), credentials),
-                element("a:grant"),
-                element("a:deny", *rights(("send-to", "presence"))),
-            ))
-        for handle in sorted(privacy.allowed - privacy.blocked):
-            aces.append(element(
-                "a:ace",
-                element("a:principal", text_element("a:rvp-principal", self._principal_text(handle)), credentials),
-                element("a:grant", *rights(("send-to", "presence"))),
-                element("a:deny"),
-            ))
-        if privacy.blp == "AL":
-            everyone = (rights(("list", "read", "send-to", "presence")), [])
-        else:
-            everyone = (rights(("list", "read")), rights(("send-to", "presence")))
-        aces.append(element(
-            "a:ace",
-            element("a:principal", element("a:allprincipals"), credentials),
-            element("a:grant", *everyone[0]),
-            element("a:deny", *everyone[1]),
-        ))
-        aces.append(element(
-            "a:ace",
-            element("a:principal", text_element("a:rvp-principal", self.principals.url_of(node)), element("a:credentials", element("a:assertion"))),
-            element("a:grant", *rights(RIGHTS)),
-            element("a:deny"),
-        ))
-        return document(element("a:rvpacl", element("a:acl", text_element("a:inheritance", "none"), *aces)))
-
-    def _privacy_from_acl(self, node: str, root) -> Privacy:
-        acl = root.find("acl")
-        if acl is None:
-            raise Refused(400, "rvpacl without acl")
-        blp = "AL"
-        allowed, blocked = set(), set()
-        for ace in acl.find_all("ace"):
-            principal = ace.find("principal")
-            if principal is None:
-                raise Refused(400, "ace without principal")
-            if principal.find("credentials") is None:
-                raise Refused(400, "credentials not specified")
-            grant = {c.name for c in (ace.find("grant") or xmldoc.Element("", "grant")).children}
-            deny = {c.name for c in (ace.find("deny") or xmldoc.Element("", "deny")).children}
-            denies = bool(deny & {"send-to", "presence", "all"})
-            grants = bool(grant & {"send-to", "presence", "all"})
-            if principal.find("allprincipals") is not None:
-                blp = "BL" if denies else "AL"
-                continue
-            named = principal.child_text("rvp-principal")
-            if named is None:
-                raise Refused(400, "ace principal names nobody")
-            handle = self._handle_of_principal(named)
-            if handle is None or handle == node:
-                continue  # not a user our lists can hold, or the owner
-            if denies:
-                blocked.add(handle)
-                allowed.discard(handle)
-            elif grants and handle not in blocked:
-                allowed.add(handle)
-        if len(allowed) > MAX_PRIVACY_ENTRIES or len(blocked) > MAX_PRIVACY_ENTRIES:
-            raise Refused(400, "too many principals in the ACL")
-        return Privacy(blp, frozenset(allowed), frozenset(blocked))
+        return response(200, documents.acl_document(self.principals, node, privacy), XML)
 
 
 FORWARDED_HEADERS = ("Notification-Type", "Call-Back", "Subscription-Lifetime", "Subscription-Id", "Depth", "RVP-Ack-Type", "Content-Type")
 RELAYED_HEADERS = ("Subscription-Id", "Subscription-Lifetime", "Content-Type")
 
-PROPERTY_NAMES = (("d", "displayname"), ("r", "state"), ("r", "email"), ("r", "mobile-state"), ("r", "mobile-description"))
-
-
-def _prefix_for(namespace: str) -> str:
-    for prefix, uri in xmldoc.NAMESPACES:
-        if namespace.lower().rstrip("/") == uri.lower().rstrip("/"):
-            return prefix
-    return ""
-
-
-def _status_of(container) -> str:
-    if container is None or container.first_child() is None:
-        raise Refused(400, "a state without a status element")
-    status = container.first_child().name
-    if status not in STATES:
-        raise Refused(400, f"unknown state {status}")
-    return status
-
-
-def _state_in(update) -> Optional[str]:
-    """
-    The status element a propnotification's property update carries.
-    """
-    for node in xmldoc.walk(update):
-        if node.name == "state":
-            first = node.first_child()
-            if first is not None and first.name == "leased-value":
-                value = first.find("value")
-                first = value.first_child() if value is not None else None
-            return first.name if first is not None and first.name in STATES else None
-    return None
-
-
 def _is_principal_url(url: str) -> bool:
     target = split_target(url)
     return target is not None and "/instmsg/" in target.path.lower()
-
-
-_SESSION_ID = re.compile(r"^Session-Id:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
-
-
-def _session_id(mime: str) -> Optional[str]:
-    head = mime.lstrip().replace("\r\n", "\n").split("\n\n", 1)[0]
-    match = _SESSION_ID.search(head)
-    return match.group(1) if match else None
