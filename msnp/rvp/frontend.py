@@ -1,7 +1,10 @@
 """
 The RVP home server: every method as protocol-notes/rvp.md describes it,
-over the soft state in L{msnp.rvp.state}, the accounts and lists behind
-L{IRvpHome}, and L{OutboundClient} for the NOTIFYs it sends.
+over the soft state in L{msnp.rvp.state} and the accounts and lists behind
+L{IRvpHome}.  This module answers the requests: who may do what, and the
+changes they make.  The NOTIFYs the server sends, and when, are
+L{msnp.rvp.notify}; the XML documents it answers with and reads are
+L{msnp.rvp.documents}.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ import re
 from typing import Optional
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.logger import Logger
 
 from msnp.rvp import documents, xmldoc
 from msnp.rvp.digest import DigestAuthority, handle_for_username, parse_authorization
-from msnp.rvp.home import InstantMessage, IRvpHome, Privacy
+from msnp.rvp.home import InstantMessage, IRvpHome
 from msnp.rvp.httpwire import Request, Response, response, split_target
+from msnp.rvp.notify import Notifier
 from msnp.rvp.outbound import OutboundClient, PeerLocator
 from msnp.rvp.principals import Principals, Site
 from msnp.rvp.state import (
@@ -39,7 +43,6 @@ NOT_ALLOWED = frozenset({"COPY", "MOVE"})
 MAX_HOP_COUNT = 8
 MAX_DISPLAY_NAME = 129
 XML = "text/xml"
-_ASK = object()  # "look it up", for an optional state argument
 
 
 @attrs.define
@@ -103,22 +106,13 @@ class RvpFrontEnd:
         self.home = home
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
-        self._reactor = reactor
         self.principals = Principals(settings.domain, settings.site, settings.peers)
         self.digest = DigestAuthority(settings.domain.lower(), self.clock)
         self.presence = PresenceTable(self.clock, self._presence_changed)
         self.subscriptions = SubscriptionTable(self.clock, self._subscription_expired)
         self.outbound = outbound if outbound is not None else OutboundClient(reactor, settings.deliver_timeout)
         self.locator = PeerLocator(settings.peers, resolver)
-        # What each property subscription was last told, so a change of
-        # privacy or presence notifies only those who see a difference.
-        self._last_told: dict[str, str] = {}
-        # Nodes whose watchers are refreshed on the reactor's next turn.
-        self._refreshing: dict[str, object] = {}
-        self._background: set[Deferred] = set()
-        # The latest state change of each principal on its way to the other
-        # front-ends: a PROPPATCH is answered once its change is there.
-        self._publishing: dict[str, Deferred] = {}
+        self.notifier = Notifier(self.principals, self.presence, self.subscriptions, home, self.outbound, reactor)
         home.bind(self)
 
     def set_site(self, site: Site) -> None:
@@ -135,9 +129,7 @@ class RvpFrontEnd:
         yield self.home.stop()
         self.presence.stop()
         self.subscriptions.stop()
-        for call in self._refreshing.values():
-            call.cancel()
-        self._refreshing.clear()
+        self.notifier.stop()
         yield self.outbound.stop()
 
     # Entry point
@@ -345,7 +337,7 @@ class RvpFrontEnd:
         elif caller.peer is not None and viewer is not None:
             yield self.home.watcher_from_peer(node, viewer)
         properties = yield self._properties(node, account, viewer)
-        self._last_told[subscription.sub_id] = properties["state"]
+        self.notifier.told(subscription.sub_id, properties["state"])
         body = documents.multistatus(self.principals.url_of(node), [(documents.property_nodes(properties, documents.PROPERTY_NAMES), documents.OK_STATUS)])
         return response(207, body, XML, **granted)
 
@@ -378,7 +370,7 @@ class RvpFrontEnd:
             raise Refused(400, "Subscription-Id missing")
         subscription = self._owned_subscription(sub_id.strip(), node, caller, request)
         self.subscriptions.remove(subscription.sub_id)
-        self._last_told.pop(subscription.sub_id, None)
+        self.notifier.forget(subscription.sub_id)
         return response(200)
 
     @inlineCallbacks
@@ -418,36 +410,16 @@ class RvpFrontEnd:
         return response(200, document(element("r:subscriptions", *entries)), XML)
 
     def _subscription_expired(self, subscription: Subscription) -> None:
-        self._last_told.pop(subscription.sub_id, None)
+        self.notifier.forget(subscription.sub_id)
+
+    def _presence_changed(self, node: str, published: str) -> None:
+        self.notifier.presence_changed(node, published)
 
     # Properties: PROPFIND, PROPPATCH
 
     @inlineCallbacks
-    def _state_of(self, node: str, viewer: Optional[str], privacy: Optional[Privacy] = None, other=_ASK):
-        """
-        The state C{viewer} may see of C{node}: the one the core publishes
-        for the user when another front-end's endpoint is the published
-        one (C{other}, when known; one presence per user, whatever the
-        number of clients), else RVP's published state; offline when
-        privacy hides it.
-        """
-        state = self.presence.published(node)
-        if other is _ASK:
-            other = yield self.home.other_presence(node)
-        if other is not None:
-            state = other
-        if state in HIDDEN_STATES:
-            return "offline"
-        if viewer != node:
-            if privacy is None:
-                privacy = yield self.home.privacy(node)
-            if not privacy.allows(viewer):
-                return "offline"
-        return state
-
-    @inlineCallbacks
     def _properties(self, node: str, account, viewer: Optional[str]):
-        state = yield self._state_of(node, viewer)
+        state = yield self.notifier.state_of(node, viewer)
         return {
             "displayname": account.display_name,
             "state": state,
@@ -519,7 +491,7 @@ class RvpFrontEnd:
                         refused.append(element(label))
         if not done and not refused:
             raise Refused(400, "propertyupdate sets nothing")
-        publishing = self._publishing.pop(node, None)
+        publishing = self.notifier.publishing(node)
         if publishing is not None:
             yield publishing
         body = documents.multistatus(self.principals.url_of(node), [(done, documents.OK_STATUS), (refused, "HTTP/1.1 403 Forbidden")])
@@ -544,150 +516,22 @@ class RvpFrontEnd:
         view = self.presence.set_state(node, view_id, value, default, timeout)
         return documents.leased_state(view)
 
-    # Presence fan-out to property subscriptions
-
-    def _presence_changed(self, node: str, published: str) -> None:
-        applied = self.home.rvp_presence_changed(node, published)
-        self._publishing[node] = applied
-
-        def refresh(result):
-            # Once the core has it: it decides what the user shows when
-            # signed in through another front-end too.
-            self.track(self.refresh_watchers(node))
-            return result
-
-        applied.addCallback(refresh)
-
-    def track(self, d: Deferred) -> None:
-        self._background.add(d)
-
-        def done(result):
-            self._background.discard(d)
-            if hasattr(result, "getTraceback"):
-                log.failure("RVP notification failed", result)
-
-        d.addBoth(done)
-
-    @inlineCallbacks
-    def refresh_watchers(self, node: str, other=_ASK):
-        """
-        Tell every property subscriber of C{node} whose view of its state
-        changed (presence or privacy): a propnotification to its Call-Back.
-        C{other}: C{node}'s state on the other front-ends, when known.
-        """
-        subscriptions = self.subscriptions.of_node(node, PROPCHANGE)
-        if not subscriptions:
-            return
-        privacy = yield self.home.privacy(node)
-        if other is _ASK:
-            other = yield self.home.other_presence(node)
-        sends = []
-        for subscription in subscriptions:
-            state = yield self._state_of(node, self._viewer_of(subscription.subscriber), privacy, other)
-            if self._last_told.get(subscription.sub_id) == state:
-                continue
-            self._last_told[subscription.sub_id] = state
-            sends.append(self._notify_property(subscription, state))
-        if sends:
-            yield DeferredList(sends, consumeErrors=True)
-
-    def _notify_property(self, subscription: Subscription, state: str) -> Deferred:
-        body = documents.propnotification(self.principals.url_of(subscription.node), subscription.subscriber, state)
-        headers = {"RVP-From-Principal": self.principals.server_name, "Subscription-Id": subscription.sub_id}
-        # Queued behind a slow Call-Back, an older state is replaced by this one.
-        key = ("propchange", subscription.sub_id)
-        local = self.principals.handle_of_url(subscription.callback)
-        if local is not None and self.principals.is_local_handle(local):
-            # One of ours watches: straight to its local nodes.
-            d = self._to_local_nodes(local, body, headers, hop=3, ack="SingleHop", coalesce_key=key)
-            told = lambda statuses: all(status is not None for status in statuses)
-        else:
-            hop = 2 if _is_principal_url(subscription.callback) else 3
-            d = self._send_notify(subscription.callback, body, dict(headers, **{"RVP-Hop-Count": str(hop)}), coalesce_key=key)
-            told = lambda reply: reply is not None
-
-        def sent(result):
-            if not told(result) and self._last_told.get(subscription.sub_id) == state:
-                # Not delivered (logged and counted where it failed): the
-                # next change tells this subscriber again.
-                del self._last_told[subscription.sub_id]
-            return result
-
-        return d.addCallback(sent)
-
-    def _send_notify(self, url: str, body: bytes, headers: dict, order_key=None, coalesce_key=None) -> Deferred:
-        d = self.outbound.request("NOTIFY", url, headers, body, order_key=order_key, coalesce_key=coalesce_key)
-
-        def failed(failure):
-            log.info("NOTIFY to {url} failed: {error}", url=url, error=failure.getErrorMessage())
-            return None
-
-        return d.addErrback(failed)
-
-    def _to_local_nodes(self, handle: str, body: bytes, headers: dict, hop: int, ack: str, order_key=None, coalesce_key=None) -> Deferred:
-        """
-        NOTIFY C{body} to every local node (login subscription) of C{handle};
-        fires with the list of statuses (None for a failed connection).
-        """
-        logins = self.subscriptions.of_node(handle, LOGIN)
-        sends = []
-        for login in logins:
-            extra = {"RVP-Hop-Count": str(hop), "RVP-Ack-Type": ack}
-            d = self.outbound.request(
-                "NOTIFY", login.callback, dict(headers, **extra), body, order_key=order_key, coalesce_key=coalesce_key
-            )
-            d.addCallbacks(lambda reply: reply.status, self._not_delivered, errbackArgs=(login.callback,))
-            sends.append(d)
-        if not sends:
-            return succeed([])
-        return DeferredList(sends).addCallback(lambda results: [value for _, value in results])
-
-    @staticmethod
-    def _not_delivered(failure, url: str) -> None:
-        log.info("NOTIFY to {url} failed: {error}", url=url, error=failure.getErrorMessage())
-        return None
-
-    # What the home reports from the other front-ends
-
-    def contact_changed(self, handle: str, state: Optional[str]) -> None:
-        """
-        C{handle}'s presence changed elsewhere (an MSN user's CHG, FLN) to
-        C{state} (None: offline there, or hidden from the one told).
-        """
-        if not self.subscriptions.of_node(handle, PROPCHANGE) or handle in self._refreshing:
-            return
-        # The core tells each of our users watching C{handle} (one event per
-        # watcher, and before it withdraws a record that signs out): one
-        # refresh on the next turn reads what the core then publishes and
-        # covers every subscription.
-        self._refreshing[handle] = self._reactor.callLater(0, self._refresh_contact, handle)
-
-    def _refresh_contact(self, handle: str) -> None:
-        del self._refreshing[handle]
-        self.track(self.refresh_watchers(handle))
-
-    def has_local_node(self, handle: str) -> bool:
-        return bool(self.subscriptions.of_node(handle, LOGIN))
+    # The outgoing side (L{Notifier}), as the home and federation ask it
 
     def start(self):
         return self.home.start()
 
+    def track(self, d: Deferred) -> None:
+        self.notifier.track(d)
+
+    def contact_changed(self, handle: str, state: Optional[str]) -> None:
+        self.notifier.contact_changed(handle, state)
+
+    def has_local_node(self, handle: str) -> bool:
+        return self.notifier.has_local_node(handle)
+
     def message_from_core(self, recipient: str, sender: str, sender_name: str, mime: str) -> None:
-        """
-        A message from another front-end's user: NOTIFYed to C{recipient}'s
-        local nodes as a message from C{sender}'s principal.
-        """
-        body = documents.message_notification(
-            self.principals.url_of(sender), sender_name, self.principals.url_of(recipient), mime
-        )
-        headers = {"RVP-From-Principal": self.principals.url_of(sender)}
-        if not self.principals.is_local_handle(recipient):
-            # A user of a federated domain: server to server.
-            headers.update({"RVP-Hop-Count": "2", "RVP-Ack-Type": "DeepOr"})
-            self.track(self._send_notify(self.principals.url_of(recipient), body, headers, order_key=("messages", self.principals.url_of(sender).lower())))
-            return
-        # A conversation's messages reach each local node in the order sent.
-        self.track(self._to_local_nodes(recipient, body, headers, hop=3, ack="DeepOr", order_key=("messages", self.principals.url_of(sender).lower())))
+        self.notifier.message_from_core(recipient, sender, sender_name, mime)
 
     # NOTIFY
 
@@ -718,7 +562,7 @@ class RvpFrontEnd:
             body = document(xmldoc.to_node(root))
             # A later state from the same subscription replaces a waiting one.
             key = ("relayed", origin.text.strip().lower(), request.headers.get("Subscription-Id") or "")
-            self.track(self._to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop", coalesce_key=key))
+            self.notifier.track(self.notifier.to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop", coalesce_key=key))
             contact = self.principals.handle_of_url(origin.text.strip())
             if caller.peer is not None and contact is not None:
                 self.home.presence_from_peer(node, contact, documents.state_in(update))
@@ -757,7 +601,7 @@ class RvpFrontEnd:
         body = document(xmldoc.to_node(root))
         headers = {"RVP-From-Principal": sender_principal}
         order = ("messages", origin.text.strip().lower())
-        deliveries = [self._to_local_nodes(node, body, headers, hop=hop + 1, ack=ack, order_key=order)]
+        deliveries = [self.notifier.to_local_nodes(node, body, headers, hop=hop + 1, ack=ack, order_key=order)]
         deliveries.append(self.home.deliver_message(node, instant).addCallback(lambda ok: [200 if ok else None]))
         if ack.lower() == "singlehop":
             reachable = self.subscriptions.of_node(node, LOGIN)
@@ -765,7 +609,7 @@ class RvpFrontEnd:
             if not reachable and (other is None or other in HIDDEN_STATES):
                 raise Refused(412, "recipient not logged in")
             for d in deliveries:
-                self.track(d)
+                self.notifier.track(d)
             return response(200)
         results = yield DeferredList(deliveries, consumeErrors=True)
         statuses = [status for ok, values in results if ok for status in values]
@@ -792,7 +636,7 @@ class RvpFrontEnd:
                 raise Refused(400, "expected an rvpacl")
             privacy = documents.privacy_from_acl(self.principals, node, root)
             yield self.home.set_privacy(node, privacy)
-            yield self.refresh_watchers(node)
+            yield self.notifier.refresh_watchers(node)
             return response(200)
         privacy = yield self.home.privacy(node)
         return response(200, documents.acl_document(self.principals, node, privacy), XML)
@@ -800,7 +644,3 @@ class RvpFrontEnd:
 
 FORWARDED_HEADERS = ("Notification-Type", "Call-Back", "Subscription-Lifetime", "Subscription-Id", "Depth", "RVP-Ack-Type", "Content-Type")
 RELAYED_HEADERS = ("Subscription-Id", "Subscription-Lifetime", "Content-Type")
-
-def _is_principal_url(url: str) -> bool:
-    target = split_target(url)
-    return target is not None and "/instmsg/" in target.path.lower()
