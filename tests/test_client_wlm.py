@@ -19,7 +19,7 @@ from twisted.internet import defer, reactor
 
 from msnp.client import addressbook, oim, passport, sso
 from msnp.client.messenger import _list_notice, _plain_handle
-from msnp.msn import challenge, dialects, membership, passport as server_passport, wire
+from msnp.msn import challenge, dialects, membership, token_service, wire
 from msnp.msn import oim as server_oim
 from msnp.msn import sso as mbi
 from msnp.script import engine, expressions, transcript
@@ -30,14 +30,14 @@ from twn import pp_server  # noqa: F401 (fixture)
 SECRET = bytes(range(24))
 
 
-@pytest.mark.parametrize("flavour", [server_passport.SOAP11, server_passport.SOAP12])
+@pytest.mark.parametrize("flavour", [token_service.SOAP11, token_service.SOAP12])
 def test_tokens_read_from_both_answers(flavour):
     """
     The tokens of an RST.srf (SOAP 1.1) or RST2.srf (SOAP 1.2) answer, by
     address, with the BinarySecret of the messenger ticket; the MBI answer
     made from it is the one the server verifies.
     """
-    answer = server_passport.rst_success(
+    answer = token_service.rst_success(
         "alice@example.com",
         [("http://Passport.NET/tb", None), ("messengerclear.live.com", "t=a&p=b", SECRET, 300), ("contacts.msn.com", "t=c&p=d")],
         1_700_000_000,
@@ -60,10 +60,10 @@ def test_faults_and_the_token_service_address():
     The authentication fault of either flavour is a refused password, any
     other fault an SSOError; RST2.srf serves MSNP18, RST.srf the others.
     """
-    for fault in (server_passport.RST_FAILED, server_passport.RST2_FAILED):
+    for fault in (token_service.RST_FAILED, token_service.RST2_FAILED):
         with pytest.raises(passport.PassportRefused):
             sso.parse_tokens(fault)
-    for fault in (server_passport.RST_INVALID, server_passport.RST2_INVALID, b"<!DOCTYPE x><x/>", b"not xml"):
+    for fault in (token_service.RST_INVALID, token_service.RST2_INVALID, b"<!DOCTYPE x><x/>", b"not xml"):
         with pytest.raises(sso.SSOError):
             sso.parse_tokens(fault)
     nexus = "https://login.example.com:1443/rdr/pprdr.asp"

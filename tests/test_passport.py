@@ -11,7 +11,7 @@ from twisted.internet.testing import StringTransport
 from twisted.web.http_headers import Headers
 
 from msnclient import connect
-from msnp.msn import passport
+from msnp.msn import passport, passport_http
 from msnp.msn.auth import PassportTickets
 from msnp.config import ServerConfig
 from msnp.tap import Options, config_from_options
@@ -41,7 +41,7 @@ def test_exact_case_channel_keeps_other_headers():
     """
     from twisted.web.http_headers import Headers as H
 
-    channel = passport.ExactCaseHTTPChannel()
+    channel = passport_http.ExactCaseHTTPChannel()
     transport = StringTransport()
     channel.makeConnection(transport)
     headers = H({b"PassportURLs": [b"a=b"], b"content-type": [b"text/html"]})

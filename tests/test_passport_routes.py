@@ -21,7 +21,7 @@ from twisted.internet import defer, reactor
 from twisted.logger import formatEvent, globalLogPublisher
 
 from msnp.config import ServerConfig
-from msnp.msn.passport import merge_slashes, origin_form
+from msnp.msn.passport_http import merge_slashes, origin_form
 from test_passport_rst import rst_envelope
 from twn import authorization, parse_response, pp_server, raw_https_request, twn_start, twn_with_ticket  # noqa: F401
 

@@ -20,7 +20,7 @@ from twisted.web.client import FileBodyProducer
 from twisted.web.http_headers import Headers
 
 from msnclient import connect
-from msnp.msn import passport
+from msnp.msn import token_service
 from msnp.config import ServerConfig
 import sso
 import twn
@@ -337,11 +337,11 @@ def test_parse_xml_refuses_doctype_without_expanding():
     """
     The parser stops at the DOCTYPE, before any entity is declared.
     """
-    with pytest.raises(passport.MalformedEnvelope):
-        passport.parse_xml(BOMB)
-    with pytest.raises(passport.MalformedEnvelope):
-        passport.parse_xml(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY % p SYSTEM "file:///nonexistent">%p;]><x/>')
-    assert passport.parse_xml(b"<a xmlns='urn:x'><b>t</b></a>").find("{urn:x}b").text == "t"
+    with pytest.raises(token_service.MalformedEnvelope):
+        token_service.parse_xml(BOMB)
+    with pytest.raises(token_service.MalformedEnvelope):
+        token_service.parse_xml(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY % p SYSTEM "file:///nonexistent">%p;]><x/>')
+    assert token_service.parse_xml(b"<a xmlns='urn:x'><b>t</b></a>").find("{urn:x}b").text == "t"
 
 
 @pytest_twisted.inlineCallbacks

@@ -33,7 +33,7 @@ from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from zope.interface import implementer
 
-from msnp.msn import passport
+from msnp.msn import passport_http
 
 log = Logger()
 
@@ -244,7 +244,7 @@ class Gateway(resource.Resource):
         return data
 
     def _refuse(self, request, code: int, reason: str) -> bytes:
-        passport.refuse(request, reason)
+        passport_http.refuse(request, reason)
         request.setResponseCode(code)
         request.setHeader(b"Content-Length", b"0")
         return b""
@@ -270,6 +270,6 @@ def make_site(gateway: Gateway) -> server.Site:
     folder = resource.Resource()
     folder.putChild(b"gateway.dll", gateway)
     root.putChild(b"gateway", folder)
-    site = passport.PassportSite(root)
+    site = passport_http.PassportSite(root)
     site.displayTracebacks = False
     return site

@@ -1,5 +1,6 @@
 """
-Passport 1.4 ("Tweener") over HTTPS, for the MSNP8+ C{USR TWN} login.
+Passport 1.4 ("Tweener") over HTTPS, for the MSNP8+ C{USR TWN} login, and
+the Passport site that serves it.
 
 Two twisted.web resources on their own endpoint:
 
@@ -12,14 +13,12 @@ Two twisted.web resources on their own endpoint:
    password or unknown account gets 401 with C{WWW-Authenticate:
    Passport1.4 da-status=failed,...}.
 
-From MSN Messenger 7.5 (MSNP12) the client asks for the same ticket with
-Passport SOAP instead: C{POST /RST.srf} with a WS-Trust
-RequestSecurityToken envelope whose C{wsse:UsernameToken} holds the name
-and password; the answer is a RequestSecurityTokenResponseCollection whose
-C{messenger.msn.com} token is the ticket, or a C{wsse:FailedAuthentication}
-fault.
-
 The client then presents the ticket with C{USR t TWN S t=...&p=...}.
+
+From MSN Messenger 7.5 (MSNP12) the client asks for the same ticket with
+Passport SOAP instead (C{POST /RST.srf}, C{/RST2.srf}): that is the
+security token service, L{msnp.msn.token_service}, mounted here by
+L{make_site}.
 
 Clients patched for the Escargot revival network ask a nexus at
 C{GET /nexus-mock} whose C{DALogin} has a scheme (C{https://HOST/login}) and
@@ -29,187 +28,32 @@ MSN Messenger 6-7.5 also fetch their configuration here
 (C{/Config/MsgrConfig.asmx}, C{/etc/MsgrConfig}) and the tab and portal
 pages under C{/svcs/mms/}; they get minimal documents.
 
-Request targets in absolute form (C{GET https://host/login2.srf}, RFC 9112
-section 3.2.2) are served like their origin form, on every path, and a run
-of slashes in a path counts as one (libpurple asks for C{//RST.srf}).  Every
-refused request is logged once, with the client's address and the reason.
-
-twisted.web writes header names in its own canonical case
-(C{Passporturls}); the official client matches C{PassportURLs} exactly, so
-the channel here writes the names it was given in the case it was given.
+The HTTP plumbing under every resource of the site (exact-case header
+names, bounded bodies, absolute-form targets, refusal logging, the shared
+password check) is L{msnp.msn.passport_http}.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
-import time
 from typing import Optional
 from urllib.parse import unquote
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import quoteattr
 
-from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
-from msnp import metrics
-from msnp.msn import safexml, sso, wire
-from msnp.core.accounts import MALFORMED, AddressedUsernamePassword, LoginRefused, refusal_of
+from msnp.msn.passport_http import Hangup, PassportSite, client_address, finish, refuse, refuse_login, sign_in
+from msnp.msn.token_service import SOAP12, RSTResource
 
 log = Logger()
 
-# Header names whose exact case the official client depends on.
-# papyon reads the gateway's X-MSN-Messenger header by its exact name too.
-_EXACT_CASE = {name.lower(): name for name in (b"PassportURLs", b"X-MSN-Messenger")}
+_NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 
 _FAILED = (
     "Passport1.4 da-status=failed,srealm=Passport.NET,ts=-3,prompt,"
     "cburl=http://messenger.msn.com/images/logo.gif,cbtxt=Invalid%20sign-in%20name%20or%20password"
 )
-
-
-class ExactCaseHTTPChannel(http.HTTPChannel):
-    """
-    An HTTP/1.1 channel that restores the exact case of the header names in
-    L{_EXACT_CASE} when it writes a response, and logs the requests it
-    refuses before they reach a resource (a malformed request line or
-    header).
-    """
-
-    def _respondToBadRequestAndDisconnect(self):
-        log_refusal(getattr(self.transport.getPeer(), "host", None), "bad request (malformed HTTP)")
-        super()._respondToBadRequestAndDisconnect()
-
-    def writeHeaders(self, version, code, reason, headers):
-        lines = [version, b" ", code, b" ", reason, b"\r\n"]
-        for name, values in headers.getAllRawHeaders():
-            name = _EXACT_CASE.get(name.lower(), name)
-            for value in values:
-                lines.extend((name, b": ", value, b"\r\n"))
-        lines.append(b"\r\n")
-        self.transport.writeSequence(lines)
-
-
-_TOO_LARGE = b"HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-
-
-class BoundedRequest(server.Request):
-    """
-    A request whose body may not pass L{RST_MAX_BODY} bytes: past it the
-    client gets 413 and is disconnected, before the body is stored.
-    """
-
-    _refused = False
-
-    def gotLength(self, length):
-        if length is not None and length > RST_MAX_BODY:
-            self._refuse_body()
-        super().gotLength(None if self._refused else length)
-
-    def handleContentChunk(self, data):
-        if self._refused:
-            return
-        if self.content.tell() + len(data) > RST_MAX_BODY:
-            self._refuse_body()
-            return
-        super().handleContentChunk(data)
-
-    def _refuse_body(self) -> None:
-        if not self._refused:
-            self._refused = True
-            log_refusal(_client_address(self), f"body over {RST_MAX_BODY} bytes")
-            self.channel.transport.write(_TOO_LARGE)
-            # The channel's own close: it lets go of the transport first.
-            self.channel.loseConnection()
-
-    def requestReceived(self, command, path, version):
-        if self._refused:
-            return
-        path, authority = origin_form(path)
-        path = merge_slashes(path)
-        if authority:
-            # RFC 9112 section 3.2.2: the target's authority stands in for
-            # any Host header.
-            self.requestHeaders.setRawHeaders(b"host", [authority])
-        super().requestReceived(command, path, version)
-
-
-def origin_form(target: bytes) -> tuple[bytes, Optional[bytes]]:
-    """
-    The origin form of a request target and the authority it named (None
-    when it named none).  An absolute-form target (C{http://} or
-    C{https://}, any case) loses its scheme and authority and keeps its path
-    and query, C{/} when it has no path; any other target is returned as
-    it came.
-    """
-    scheme, separator, rest = target.partition(b"://")
-    if not separator or scheme.lower() not in (b"http", b"https"):
-        return target, None
-    end = len(rest)
-    for mark in (b"/", b"?"):
-        index = rest.find(mark)
-        if index != -1:
-            end = min(end, index)
-    authority, remainder = rest[:end], rest[end:]
-    if not remainder.startswith(b"/"):
-        remainder = b"/" + remainder
-    return remainder, authority
-
-
-def merge_slashes(target: bytes) -> bytes:
-    """
-    The target with every run of C{/} in its path made one; the query (from
-    the first C{?}) is kept as it came.  libpurple 2.5-2.10 put a C{/} in
-    front of paths that already start with one (C{POST //RST.srf}, C{POST
-    //abservice/abservice.asmx}); Microsoft's servers answered those as
-    the single-slash paths.
-    """
-    path, mark, query = target.partition(b"?")
-    while b"//" in path:
-        path = path.replace(b"//", b"/")
-    return path + mark + query
-
-
-# The reason logged for a refusal a resource did not name itself.
-_REFUSALS = {
-    http.BAD_REQUEST: "bad request",
-    http.UNAUTHORIZED: "refused login",
-    http.NOT_FOUND: "unknown path",
-    http.NOT_ALLOWED: "method not allowed",
-}
-
-
-def log_refusal(address: Optional[str], reason: str, **fields) -> None:
-    log.info("passport request refused from {address}: {reason}", address=address or "?", reason=reason, **fields)
-
-
-def refuse(request, reason: str, **fields) -> None:
-    """
-    Mark C{request} as refused for C{reason}: the site logs it when the
-    answer is written, whatever its status code (with C{fields} added to
-    the log event).
-    """
-    request.refusal = reason
-    request.refusal_fields = fields
-
-
-class PassportSite(server.Site):
-    protocol = ExactCaseHTTPChannel
-    requestFactory = BoundedRequest
-
-    def log(self, request):
-        # No access log: it would carry the Authorization header's
-        # neighbours and ticket-bearing replies.  Refusals get one line,
-        # without the query string (clients may put anything there).
-        reason = getattr(request, "refusal", None)
-        if reason is None and request.code >= 400:
-            reason = _REFUSALS.get(request.code, f"status {request.code}")
-        if reason is not None:
-            target = request.path[:100].decode("ascii", "replace")
-            fields = getattr(request, "refusal_fields", {})
-            log_refusal(_client_address(request), f"{reason} ({request.method.decode('ascii', 'replace')} {target})", **fields)
 
 
 def policy(now: float) -> str:
@@ -293,66 +137,6 @@ class NexusResource(resource.Resource):
         return b""
 
 
-def sign_in(
-    checker,
-    handle: str,
-    password: Optional[str],
-    address: Optional[str] = None,
-    method: str = "passport_http",
-    refusals: Optional[list] = None,
-) -> Deferred:
-    """
-    Checks a sign-in name and password through C{checker} (which applies
-    the account's growing delay to refusals).  Fires with the account's
-    handle, or None when refused: a malformed name, a wrong password and an
-    unknown account are not told apart to the client.  Every Passport login
-    uses this, C{method} naming which (for the metrics); C{address}, the
-    client's, counts refusals per source as well.  Why it was refused (a
-    L{LoginRefused}) goes into C{refusals}; the caller logs the refusal
-    (L{refuse_login}).
-    """
-    refusals = refusals if refusals is not None else []
-
-    def refused_for(refusal: LoginRefused) -> None:
-        refusals.append(refusal)
-        metrics.LOGINS_REFUSED.labels(method, "throttled" if refusal.delayed else refusal.label).inc()
-
-    if not wire.is_valid_handle(handle) or password is None:
-        refused_for(LoginRefused(*MALFORMED))
-        return succeed(None)
-    d = checker.requestAvatarId(AddressedUsernamePassword(handle.encode("utf-8"), password.encode("utf-8"), address))
-
-    def accepted(avatar_id):
-        metrics.LOGINS_ACCEPTED.labels(method).inc()
-        return avatar_id
-
-    def refused(failure):
-        if not failure.check(UnauthorizedLogin):
-            log.failure("passport login failed", failure)
-        refused_for(refusal_of(failure))
-        return None
-
-    return d.addCallbacks(accepted, refused)
-
-
-def refuse_login(request, handle: Optional[str], method: str, refusals: list) -> None:
-    """
-    Mark C{request} as a refused login, saying why for the operator.
-    """
-    refusal = refusals[0] if refusals else None
-    reason = ""
-    if refusal is not None:
-        reason = refusal.reason + (f" (throttled: answered after {refusal.delayed:g} s)" if refusal.delayed else "")
-    refuse(
-        request,
-        _login_refusal(handle) + (f": {reason}" if reason else ""),
-        msnp_event="login_refused",
-        handle=(handle or "?")[:100],
-        method=method,
-        refused_because=reason,
-    )
-
-
 class LoginResource(resource.Resource):
     """
     Checks the sign-in name and password of a C{Passport1.4} request and
@@ -369,7 +153,7 @@ class LoginResource(resource.Resource):
     def render_GET(self, request):
         request.setHeader(b"Content-Type", b"text/html")
         fields = parse_authorization(request.getHeader(b"authorization")) or {}
-        hangup = _Hangup(request)
+        hangup = Hangup(request)
 
         def answer(avatar_id):
             if avatar_id is None:
@@ -383,21 +167,13 @@ class LoginResource(resource.Resource):
                 request.setResponseCode(http.OK)
             # An empty body said outright, as the nexus does, not chunked.
             request.setHeader(b"Content-Length", b"0")
-            _finish(request, hangup)
+            finish(request, hangup)
 
         refusals = []
         sign_in(
-            self._checker, fields.get("sign-in", ""), fields.get("pwd"), _client_address(request), "passport_http", refusals
+            self._checker, fields.get("sign-in", ""), fields.get("pwd"), client_address(request), "passport_http", refusals
         ).addCallback(answer)
         return server.NOT_DONE_YET
-
-
-def _login_refusal(handle: Optional[str]) -> str:
-    if not handle:
-        return "refused login: no sign-in name"
-    if not wire.is_valid_handle(handle):
-        return "refused login: malformed sign-in name"
-    return f"refused login for {handle}"
 
 
 # Escargot's header login (web helpers and patched MSN 7.5): the ticket for
@@ -443,7 +219,7 @@ class HeaderLoginResource(resource.Resource):
             request.setResponseCode(http.BAD_REQUEST)
             return b""
 
-        hangup = _Hangup(request)
+        hangup = Hangup(request)
 
         def answer(avatar_id):
             if avatar_id is None:
@@ -452,376 +228,12 @@ class HeaderLoginResource(resource.Resource):
                 request.setHeader(b"X-Token", self._tickets.issue(avatar_id).encode("ascii"))
                 log.info("passport ticket issued to {handle}", handle=avatar_id)
             request.setResponseCode(http.OK)
-            _finish(request, hangup)
+            finish(request, hangup)
 
-        hangup = _Hangup(request)
+        hangup = Hangup(request)
         refusals = []
-        sign_in(self._checker, handle, password, _client_address(request), "passport_header", refusals).addCallback(answer)
+        sign_in(self._checker, handle, password, client_address(request), "passport_header", refusals).addCallback(answer)
         return server.NOT_DONE_YET
-
-
-# Passport SOAP (RST), MSN Messenger 7.5 / MSNP12: the same ticket, asked
-# for with a WS-Trust RequestSecurityToken envelope instead of a header.
-
-# Bigger envelopes are refused unparsed; a real one is about 2 KB.
-RST_MAX_BODY = 64 * 1024
-# Token requests answered in one envelope; clients ask for two to five.
-RST_MAX_TOKENS = 16
-# The addresses whose token is the ticket for USR TWN S (and, for
-# messengerclear, USR SSO S with the BinarySecret kept with it).
-MESSENGER_ADDRESSES = frozenset({"messenger.msn.com", "messengerclear.live.com"})
-SSO_ADDRESS = "messengerclear.live.com"
-# The Passport token every client asks for first; answered with an opaque
-# legacy token.
-LEGACY_ADDRESS = "http://Passport.NET/tb"
-
-_NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
-_NS_WST = "http://schemas.xmlsoap.org/ws/2004/04/trust"
-_NS_WSSE = "http://schemas.xmlsoap.org/ws/2003/06/secext"
-_NS_WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
-_NS_WSP = "http://schemas.xmlsoap.org/ws/2002/12/policy"
-_NS_WSA = "http://schemas.xmlsoap.org/ws/2004/03/addressing"
-_NS_PSF = "http://schemas.microsoft.com/Passport/SoapServices/SOAPFault"
-
-
-class SOAPFlavour:
-    """
-    The namespaces of one flavour of the Passport SOAP answer: C{RST.srf}
-    answers in SOAP 1.1 with the 2004 WS-Trust names, C{RST2.srf} (WLM
-    2009) in SOAP 1.2 with the 2005 ones.
-    """
-
-    def __init__(self, soap, trust, secext, policy, addressing, lifetime, name):
-        self.soap = soap
-        self.trust = trust
-        self.secext = secext
-        self.policy = policy
-        self.addressing = addressing
-        self.lifetime = lifetime
-        self.name = name
-
-
-SOAP11 = SOAPFlavour(_NS_SOAP, _NS_WST, _NS_WSSE, _NS_WSP, _NS_WSA, "LifeTime", "RST.srf")
-SOAP12 = SOAPFlavour(
-    "http://www.w3.org/2003/05/soap-envelope",
-    "http://schemas.xmlsoap.org/ws/2005/02/trust",
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
-    "http://schemas.xmlsoap.org/ws/2004/09/policy",
-    "http://www.w3.org/2005/08/addressing",
-    "Lifetime",
-    "RST2.srf",
-)
-
-
-class MalformedEnvelope(ValueError):
-    """
-    The body is not a RequestSecurityToken envelope this server can answer.
-    """
-
-
-def parse_xml(data: bytes):
-    """
-    The element tree of C{data}.  Any DOCTYPE is refused, so no entity can
-    be declared and none expanded; raises L{MalformedEnvelope}.
-    """
-    return safexml.parse_xml(data, MalformedEnvelope)
-
-
-_local = safexml.local
-_child = safexml.child
-
-
-def _path(element, *names):
-    for name in names:
-        element = _child(element, name)
-    return element
-
-
-def parse_rst(data: bytes) -> tuple[str, Optional[str], list[str]]:
-    """
-    The user name, password and the address of each requested token, in
-    request order.  The password is None when the element is missing; an
-    empty element is the empty password.  Raises L{MalformedEnvelope}.
-    """
-    root = parse_xml(data)
-    if _local(root.tag) != "Envelope":
-        raise MalformedEnvelope("not a SOAP envelope")
-    token = _path(root, "Header", "Security", "UsernameToken")
-    username = _child(token, "Username")
-    password = _child(token, "Password")
-    if username is None or password is None:
-        raise MalformedEnvelope("no UsernameToken")
-    body = _child(root, "Body")
-    requests = _child(body, "RequestMultipleSecurityTokens")
-    if requests is None:
-        # One token may be asked for without the wrapper.
-        requests = body
-    addresses = []
-    for request in requests if requests is not None else ():
-        if _local(request.tag) != "RequestSecurityToken":
-            continue
-        reference = _path(request, "AppliesTo", "EndpointReference")
-        address = _child(reference, "Address")
-        if address is None:
-            # The other form names a service instead of an address.
-            address = _child(reference, "ServiceName")
-        addresses.append((address.text or "").strip() if address is not None else "")
-    if not addresses or len(addresses) > RST_MAX_TOKENS:
-        raise MalformedEnvelope("no token or too many tokens requested")
-    return (username.text or "").strip(), password.text or "", addresses
-
-
-def _timestamp(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-def _opaque(size: int) -> str:
-    return base64.b64encode(secrets.token_bytes(size)).decode("ascii")
-
-
-def _token_response(
-    index: int,
-    address: str,
-    value: Optional[str],
-    created: str,
-    expires: str,
-    secret: Optional[bytes] = None,
-    flavour: SOAPFlavour = SOAP11,
-) -> str:
-    """
-    One RequestSecurityTokenResponse.  C{value}: the compact token
-    C{t=...&p=...}; None for the opaque legacy Passport token.  The C{Id}
-    carries the index of the request, as clients look tokens up by it.
-    C{secret}: the BinarySecret (proof token) given with it.
-    """
-    lifetime = flavour.lifetime
-    head = (
-        "<wst:RequestSecurityTokenResponse>"
-        f"<wst:TokenType>urn:passport:{'legacy' if value is None else 'compact'}</wst:TokenType>"
-        f'<wsp:AppliesTo xmlns:wsa="{flavour.addressing}"><wsa:EndpointReference>'
-        f"<wsa:Address>{escape(address)}</wsa:Address>"
-        "</wsa:EndpointReference></wsp:AppliesTo>"
-        f"<wst:{lifetime}><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></wst:{lifetime}>"
-    )
-    if value is None:
-        token = (
-            f'<EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#" Id="BinaryDAToken{index}" '
-            'Type="http://www.w3.org/2001/04/xmlenc#Element">'
-            '<EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#tripledes-cbc"></EncryptionMethod>'
-            '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:KeyName>http://Passport.NET/STS</ds:KeyName></ds:KeyInfo>'
-            f"<CipherData><CipherValue>{_opaque(96)}</CipherValue></CipherData></EncryptedData>"
-        )
-        reference = f'<wsse:KeyIdentifier ValueType="urn:passport"></wsse:KeyIdentifier><wsse:Reference URI="#BinaryDAToken{index}"></wsse:Reference>'
-    else:
-        # The ampersand is escaped (t=...&amp;p=...): clients split on
-        # "&amp;" or unescape the element text.
-        token = f'<wsse:BinarySecurityToken Id="Compact{index}">{escape(value)}</wsse:BinarySecurityToken>'
-        reference = f'<wsse:KeyIdentifier ValueType="urn:passport:compact"></wsse:KeyIdentifier><wsse:Reference URI="#Compact{index}"></wsse:Reference>'
-    proof = ""
-    if value is None and secret is None:
-        secret = secrets.token_bytes(24)
-    if secret is not None:
-        text = base64.b64encode(secret).decode("ascii")
-        proof = f"<wst:RequestedProofToken><wst:BinarySecret>{text}</wst:BinarySecret></wst:RequestedProofToken>"
-    return (
-        f"{head}<wst:RequestedSecurityToken>{token}</wst:RequestedSecurityToken>"
-        f"<wst:RequestedTokenReference>{reference}</wst:RequestedTokenReference>{proof}"
-        "</wst:RequestSecurityTokenResponse>"
-    )
-
-
-def rst_success(
-    handle: str, tokens: list[tuple], now: float, lifetime: float, flavour: SOAPFlavour = SOAP11
-) -> bytes:
-    """
-    The RequestSecurityTokenResponseCollection: one response per token of
-    C{tokens}, in request order: (address, value), or (address, value,
-    secret, lifetime) for a token with its own BinarySecret and lifetime.
-    """
-    created = _timestamp(now)
-    # A stable 64-bit id per account, in the PUID's 16 hex digits.
-    puid = hashlib.sha256(handle.encode("utf-8")).hexdigest()[:16].upper()
-    parts = []
-    for i, token in enumerate(tokens):
-        address, value, secret, seconds = (tuple(token) + (None, lifetime))[:4]
-        expires = _timestamp(now + max(seconds, 0))
-        parts.append(_token_response(i, address, value, created, expires, secret, flavour))
-    responses = "".join(parts)
-    if flavour is SOAP12:
-        return _rst2_envelope(puid, created, responses)
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f'<S:Envelope xmlns:S="{_NS_SOAP}"><S:Header><psf:pp xmlns:psf="{_NS_PSF}">'
-        f"<psf:serverVersion>1</psf:serverVersion><psf:PUID>{puid}</psf:PUID>"
-        "<psf:configVersion>3.0.869.0</psf:configVersion><psf:uiVersion>3.0.869.0</psf:uiVersion>"
-        "<psf:authstate>0x48803</psf:authstate><psf:reqstatus>0x0</psf:reqstatus>"
-        f'<psf:serverInfo Path="Live1" RollingUpgradeState="ExclusiveNew" LocVersion="0" ServerTime={quoteattr(created)}>msnp</psf:serverInfo>'
-        "<psf:cookies/><psf:response/></psf:pp></S:Header>"
-        f'<S:Body><wst:RequestSecurityTokenResponseCollection xmlns:wst="{_NS_WST}" xmlns:wsse="{_NS_WSSE}" '
-        f'xmlns:wsu="{_NS_WSU}" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion" xmlns:wsp="{_NS_WSP}" xmlns:psf="{_NS_PSF}">'
-        f"{responses}</wst:RequestSecurityTokenResponseCollection></S:Body></S:Envelope>"
-    ).encode("utf-8")
-
-
-def rst_fault(code: str, text: str, reqstatus: str) -> bytes:
-    """
-    A Passport SOAP fault.  The Fault is a child of the Envelope, not of
-    the Body, as Passport sent it and as libpurple looks for it; it carries
-    no time or name, so every refusal of one kind is the same bytes.
-    """
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f'<S:Envelope xmlns:S="{_NS_SOAP}" xmlns:wsse="{_NS_WSSE}" xmlns:psf="{_NS_PSF}">'
-        "<S:Header><psf:pp><psf:serverVersion>1</psf:serverVersion>"
-        f"<psf:authstate>0x80048800</psf:authstate><psf:reqstatus>{reqstatus}</psf:reqstatus>"
-        "<psf:cookies/><psf:response/></psf:pp></S:Header>"
-        f"<S:Fault><faultcode>{code}</faultcode><faultstring>{escape(text)}</faultstring></S:Fault>"
-        "</S:Envelope>"
-    ).encode("utf-8")
-
-
-# Wrong password or unknown account (PPCRL_REQUEST_E_BAD_MEMBER_NAME_OR_PASSWORD).
-RST_FAILED = rst_fault("wsse:FailedAuthentication", "Authentication Failure", "0x80048823")
-# Not an envelope this server can answer.
-RST_INVALID = rst_fault("S:Client", "Invalid Request", "0x80048820")
-
-
-def _rst2_envelope(puid: str, created: str, responses: str) -> bytes:
-    """
-    The SOAP 1.2 answer of C{RST2.srf} around the token responses.
-    """
-    f = SOAP12
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f'<S:Envelope xmlns:S="{f.soap}" xmlns:wsse="{f.secext}" xmlns:wsu="{_NS_WSU}" xmlns:wsa="{f.addressing}">'
-        f'<S:Header><wsa:Action S:mustUnderstand="1">{f.trust}/RSTR/Issue</wsa:Action>'
-        '<wsa:To S:mustUnderstand="1">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:To>'
-        f'<wsse:Security S:mustUnderstand="1"><wsu:Timestamp wsu:Id="TS"><wsu:Created>{created}</wsu:Created>'
-        f"<wsu:Expires>{created}</wsu:Expires></wsu:Timestamp></wsse:Security>"
-        f'<psf:pp xmlns:psf="{_NS_PSF}"><psf:serverVersion>1</psf:serverVersion><psf:PUID>{puid}</psf:PUID>'
-        "<psf:configVersion>16.000.26889.00</psf:configVersion><psf:uiVersion>3.100.2179.0</psf:uiVersion>"
-        "<psf:authstate>0x48803</psf:authstate><psf:reqstatus>0x0</psf:reqstatus>"
-        f'<psf:serverInfo Path="Live1" RollingUpgradeState="ExclusiveNew" LocVersion="0" ServerTime={quoteattr(created)}>msnp</psf:serverInfo>'
-        "<psf:cookies/><psf:response/></psf:pp></S:Header>"
-        f'<S:Body><wst:RequestSecurityTokenResponseCollection xmlns:wst="{f.trust}" xmlns:wsse="{f.secext}" '
-        f'xmlns:wsu="{_NS_WSU}" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion" xmlns:wsp="{f.policy}" xmlns:psf="{_NS_PSF}">'
-        f"{responses}</wst:RequestSecurityTokenResponseCollection></S:Body></S:Envelope>"
-    ).encode("utf-8")
-
-
-def rst2_fault(subcode: str, text: str, reqstatus: str) -> bytes:
-    """
-    The SOAP 1.2 fault of C{RST2.srf}: C{S:Sender} with the Passport
-    subcode, and the Passport error number in C{psf:error}.
-    """
-    f = SOAP12
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f'<S:Envelope xmlns:S="{f.soap}" xmlns:wsse="{f.secext}" xmlns:wst="{f.trust}" xmlns:psf="{_NS_PSF}">'
-        "<S:Header><psf:pp><psf:serverVersion>1</psf:serverVersion>"
-        f"<psf:authstate>0x80048800</psf:authstate><psf:reqstatus>{reqstatus}</psf:reqstatus>"
-        "<psf:cookies/><psf:response/></psf:pp></S:Header>"
-        f"<S:Body><S:Fault><S:Code><S:Value>S:Sender</S:Value><S:Subcode><S:Value>{subcode}</S:Value></S:Subcode></S:Code>"
-        f'<S:Reason><S:Text xml:lang="en-US">{escape(text)}</S:Text></S:Reason>'
-        f"<S:Detail><psf:error><psf:value>{reqstatus}</psf:value></psf:error></S:Detail></S:Fault></S:Body>"
-        "</S:Envelope>"
-    ).encode("utf-8")
-
-
-RST2_FAILED = rst2_fault("wst:FailedAuthentication", "Authentication Failure", "0x80048821")
-RST2_INVALID = rst2_fault("wst:InvalidRequest", "Invalid Request", "0x80048820")
-
-
-class RSTResource(resource.Resource):
-    """
-    C{POST /RST.srf} (SOAP 1.1) and C{POST /RST2.srf} (SOAP 1.2, WLM
-    2009): checks the C{wsse:UsernameToken} of a RequestSecurityToken
-    envelope like the Passport 1.4 login and answers every requested token.
-    The messenger ones are tickets for C{USR TWN S}; the
-    C{messengerclear.live.com} one comes with a BinarySecret, kept with the
-    ticket, for C{USR SSO S}; the others are service tokens for the web
-    services (see L{msnp.msn.auth.ServiceTokens}).
-    """
-
-    isLeaf = True
-
-    def __init__(self, config, checker, tickets, now=time.time, service_tokens=None, flavour: SOAPFlavour = SOAP11):
-        super().__init__()
-        self._config = config
-        self._checker = checker
-        self._tickets = tickets
-        self._now = now
-        self._service_tokens = service_tokens
-        self._flavour = flavour
-        self._failed, self._invalid = (RST2_FAILED, RST2_INVALID) if flavour is SOAP12 else (RST_FAILED, RST_INVALID)
-
-    def render_POST(self, request):
-        request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
-        data = request.content.read(RST_MAX_BODY + 1)
-        try:
-            if len(data) > RST_MAX_BODY:
-                raise MalformedEnvelope("envelope too large")
-            handle, password, addresses = parse_rst(data)
-        except MalformedEnvelope as e:
-            refuse(request, f"bad request: {e}")
-            request.setResponseCode(http.BAD_REQUEST)
-            return self._invalid
-        hangup = _Hangup(request)
-
-        def answer(avatar_id):
-            # Passport answered a refusal with 200 and the fault; clients
-            # only read the body of a 200.
-            if avatar_id is None:
-                refuse_login(request, handle, "passport_soap", refusals)
-            body = self._failed if avatar_id is None else self._tokens(avatar_id, addresses)
-            request.setResponseCode(http.OK)
-            # Not chunked: some clients read exactly Content-Length bytes.
-            request.setHeader(b"Content-Length", b"%d" % len(body))
-            if not hangup.happened:
-                request.write(body)
-            _finish(request, hangup)
-
-        refusals = []
-        sign_in(self._checker, handle, password, _client_address(request), "passport_soap", refusals).addCallback(answer)
-        return server.NOT_DONE_YET
-
-    def render_GET(self, request):
-        request.setResponseCode(http.NOT_ALLOWED)
-        request.setHeader(b"Allow", b"POST")
-        request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
-        return self._invalid
-
-    def _tokens(self, handle: str, addresses: list[str]) -> bytes:
-        tokens = []
-        ticket_lifetime = self._config.passport_ticket_lifetime
-        service = self._service_tokens
-        service_lifetime = service.lifetime if service is not None else ticket_lifetime
-        for address in addresses:
-            if address == LEGACY_ADDRESS:
-                tokens.append((address, None, None, service_lifetime))
-            elif address in MESSENGER_ADDRESSES:
-                secret = sso.new_secret() if address == SSO_ADDRESS else None
-                value = self._tickets.issue(handle, secret)
-                if service is not None:
-                    # messenger.msn.com's token also opens the offline
-                    # message store (rsi.asmx).
-                    service.register(value, handle)
-                log.info("passport ticket issued to {handle}", handle=handle)
-                tokens.append((address, value, secret, ticket_lifetime))
-            elif service is not None:
-                tokens.append((address, service.issue(handle), None, service_lifetime))
-            else:
-                # Without the web services, a token nobody checks.
-                tokens.append((address, f"t={secrets.token_urlsafe(24)}&p={secrets.token_urlsafe(24)}", None, ticket_lifetime))
-        return rst_success(handle, tokens, self._now(), ticket_lifetime, self._flavour)
-
-
-def _client_address(request) -> Optional[str]:
-    try:
-        return getattr(request.getClientAddress(), "host", None)
-    except AttributeError:
-        # A request refused before it was tied to its channel.
-        return None
 
 
 # Configuration MSN Messenger 6-7.5 fetch at start-up: no tabs, no phone
@@ -900,27 +312,6 @@ class StaticDocument(resource.Resource):
     def render_GET(self, request):
         request.setHeader(b"Content-Type", self._content_type)
         return self._body
-
-
-class _Hangup:
-    """
-    Whether the client of C{request} hung up, learnt from
-    C{notifyFinish()} (which fails when the connection is lost first).
-    """
-
-    def __init__(self, request):
-        self.happened = False
-        request.notifyFinish().addErrback(self._lost)
-
-    def _lost(self, _failure) -> None:
-        self.happened = True
-
-
-def _finish(request, hangup: _Hangup) -> None:
-    # The client may have hung up while the password was being checked.
-    if request.finished or hangup.happened:
-        return
-    request.finish()
 
 
 def make_site(config, checker, tickets, service_tokens=None, services=()) -> PassportSite:

@@ -1,7 +1,10 @@
 """
 The RVP home server: every method as protocol-notes/rvp.md describes it,
-over the soft state in L{msnp.rvp.state}, the accounts and lists behind
-L{IRvpHome}, and L{OutboundClient} for the NOTIFYs it sends.
+over the soft state in L{msnp.rvp.state} and the accounts and lists behind
+L{IRvpHome}.  This module answers the requests: who may do what, and the
+changes they make.  The NOTIFYs the server sends, and when, are
+L{msnp.rvp.notify}; the XML documents it answers with and reads are
+L{msnp.rvp.documents}.
 """
 
 from __future__ import annotations
@@ -10,27 +13,28 @@ import re
 from typing import Optional
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.logger import Logger
 
-from msnp.rvp import xmldoc
+from msnp.rvp import documents, xmldoc
 from msnp.rvp.digest import DigestAuthority, handle_for_username, parse_authorization
-from msnp.rvp.home import InstantMessage, IRvpHome, Privacy
+from msnp.rvp.home import InstantMessage, IRvpHome
 from msnp.rvp.httpwire import Request, Response, response, split_target
+from msnp.rvp.notify import Notifier
 from msnp.rvp.outbound import OutboundClient, PeerLocator
 from msnp.rvp.principals import Principals, Site
 from msnp.rvp.state import (
     HIDDEN_STATES,
     LOGIN,
     PROPCHANGE,
-    STATES,
     PresenceTable,
     Subscription,
     SubscriptionTable,
     grant_lease,
     grant_lifetime,
 )
-from msnp.rvp.xmldoc import CData, XmlError, document, element, text_element
+from msnp.rvp.documents import InvalidDocument
+from msnp.rvp.xmldoc import XmlError, document, element, text_element
 
 log = Logger()
 
@@ -38,12 +42,7 @@ NOT_IMPLEMENTED = frozenset({"GET", "HEAD", "POST", "PUT", "LOCK", "UNLOCK", "OP
 NOT_ALLOWED = frozenset({"COPY", "MOVE"})
 MAX_HOP_COUNT = 8
 MAX_DISPLAY_NAME = 129
-MAX_PRIVACY_ENTRIES = 1000
 XML = "text/xml"
-OK_STATUS = "HTTP/1.1 200 OK"
-RIGHTS = ("list", "read", "write", "send-to", "receive-from", "readacl", "writeacl", "presence", "subscriptions", "subscribe-others")
-CREDENTIALS = ("assertion", "digest", "ntlm")
-_ASK = object()  # "look it up", for an optional state argument
 
 
 @attrs.define
@@ -107,22 +106,13 @@ class RvpFrontEnd:
         self.home = home
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
-        self._reactor = reactor
         self.principals = Principals(settings.domain, settings.site, settings.peers)
         self.digest = DigestAuthority(settings.domain.lower(), self.clock)
         self.presence = PresenceTable(self.clock, self._presence_changed)
         self.subscriptions = SubscriptionTable(self.clock, self._subscription_expired)
         self.outbound = outbound if outbound is not None else OutboundClient(reactor, settings.deliver_timeout)
         self.locator = PeerLocator(settings.peers, resolver)
-        # What each property subscription was last told, so a change of
-        # privacy or presence notifies only those who see a difference.
-        self._last_told: dict[str, str] = {}
-        # Nodes whose watchers are refreshed on the reactor's next turn.
-        self._refreshing: dict[str, object] = {}
-        self._background: set[Deferred] = set()
-        # The latest state change of each principal on its way to the other
-        # front-ends: a PROPPATCH is answered once its change is there.
-        self._publishing: dict[str, Deferred] = {}
+        self.notifier = Notifier(self.principals, self.presence, self.subscriptions, home, self.outbound, reactor)
         home.bind(self)
 
     def set_site(self, site: Site) -> None:
@@ -139,9 +129,7 @@ class RvpFrontEnd:
         yield self.home.stop()
         self.presence.stop()
         self.subscriptions.stop()
-        for call in self._refreshing.values():
-            call.cancel()
-        self._refreshing.clear()
+        self.notifier.stop()
         yield self.outbound.stop()
 
     # Entry point
@@ -172,6 +160,8 @@ class RvpFrontEnd:
             result = yield handler(request, caller, node, account)
         except Refused as refused:
             return _error(refused.status, refused.reason)
+        except InvalidDocument as invalid:
+            return _error(400, str(invalid))
         except XmlError as error:
             return _error(400, f"bad XML: {error}")
         return result
@@ -347,8 +337,8 @@ class RvpFrontEnd:
         elif caller.peer is not None and viewer is not None:
             yield self.home.watcher_from_peer(node, viewer)
         properties = yield self._properties(node, account, viewer)
-        self._last_told[subscription.sub_id] = properties["state"]
-        body = self._multistatus(node, [(self._property_nodes(properties, PROPERTY_NAMES), OK_STATUS)])
+        self.notifier.told(subscription.sub_id, properties["state"])
+        body = documents.multistatus(self.principals.url_of(node), [(documents.property_nodes(properties, documents.PROPERTY_NAMES), documents.OK_STATUS)])
         return response(207, body, XML, **granted)
 
     @staticmethod
@@ -380,7 +370,7 @@ class RvpFrontEnd:
             raise Refused(400, "Subscription-Id missing")
         subscription = self._owned_subscription(sub_id.strip(), node, caller, request)
         self.subscriptions.remove(subscription.sub_id)
-        self._last_told.pop(subscription.sub_id, None)
+        self.notifier.forget(subscription.sub_id)
         return response(200)
 
     @inlineCallbacks
@@ -409,7 +399,7 @@ class RvpFrontEnd:
             # subscription, so no id and no timeout.
             watchers = yield self.home.reverse_list(node)
             for watcher in sorted(set(watchers) - listed):
-                principal = self._principal_text(watcher)
+                principal = documents.principal_text(self.principals, watcher)
                 entries.append(
                     element(
                         "r:subscription",
@@ -420,36 +410,16 @@ class RvpFrontEnd:
         return response(200, document(element("r:subscriptions", *entries)), XML)
 
     def _subscription_expired(self, subscription: Subscription) -> None:
-        self._last_told.pop(subscription.sub_id, None)
+        self.notifier.forget(subscription.sub_id)
+
+    def _presence_changed(self, node: str, published: str) -> None:
+        self.notifier.presence_changed(node, published)
 
     # Properties: PROPFIND, PROPPATCH
 
     @inlineCallbacks
-    def _state_of(self, node: str, viewer: Optional[str], privacy: Optional[Privacy] = None, other=_ASK):
-        """
-        The state C{viewer} may see of C{node}: the one the core publishes
-        for the user when another front-end's endpoint is the published
-        one (C{other}, when known; one presence per user, whatever the
-        number of clients), else RVP's published state; offline when
-        privacy hides it.
-        """
-        state = self.presence.published(node)
-        if other is _ASK:
-            other = yield self.home.other_presence(node)
-        if other is not None:
-            state = other
-        if state in HIDDEN_STATES:
-            return "offline"
-        if viewer != node:
-            if privacy is None:
-                privacy = yield self.home.privacy(node)
-            if not privacy.allows(viewer):
-                return "offline"
-        return state
-
-    @inlineCallbacks
     def _properties(self, node: str, account, viewer: Optional[str]):
-        state = yield self._state_of(node, viewer)
+        state = yield self.notifier.state_of(node, viewer)
         return {
             "displayname": account.display_name,
             "state": state,
@@ -457,23 +427,6 @@ class RvpFrontEnd:
             "mobile-state": "0",
             "mobile-description": "",
         }
-
-    @staticmethod
-    def _property_nodes(properties: dict, names) -> list:
-        nodes = []
-        for prefix, name in names:
-            if name == "state":
-                nodes.append(element("r:state", (f"r:{properties['state']}", "")))
-            else:
-                nodes.append(text_element(f"{prefix}:{name}", properties[name]))
-        return nodes
-
-    def _multistatus(self, node: str, propstats: list) -> bytes:
-        parts = [text_element("d:href", self.principals.url_of(node))]
-        for props, status in propstats:
-            if props:
-                parts.append(element("d:propstat", element("d:prop", *props), text_element("d:status", status)))
-        return document(element("d:multistatus", element("d:response", *parts)))
 
     @inlineCallbacks
     def do_PROPFIND(self, request: Request, caller: Caller, node: str, account):
@@ -489,7 +442,7 @@ class RvpFrontEnd:
             if root.find("propname") is not None:
                 names_only = True
             elif prop is not None:
-                wanted = [(child.namespace, child.name, _prefix_for(child.namespace)) for child in prop.children]
+                wanted = [(child.namespace, child.name, documents.prefix_for(child.namespace)) for child in prop.children]
                 if not wanted:
                     raise Refused(400, "propfind names no property")
             elif root.find("allprop") is None:
@@ -497,18 +450,18 @@ class RvpFrontEnd:
         viewer = caller.handle if caller.handle is not None else self._viewer_of(self._caller_principal(caller, request))
         properties = yield self._properties(node, account, viewer)
         if names_only:
-            names = [element(f"{prefix}:{name}") for prefix, name in PROPERTY_NAMES]
-            return response(207, self._multistatus(node, [(names, OK_STATUS)]), XML)
+            names = [element(f"{prefix}:{name}") for prefix, name in documents.PROPERTY_NAMES]
+            return response(207, documents.multistatus(self.principals.url_of(node), [(names, documents.OK_STATUS)]), XML)
         if not wanted:
-            found = self._property_nodes(properties, PROPERTY_NAMES)
-            return response(207, self._multistatus(node, [(found, OK_STATUS)]), XML)
+            found = documents.property_nodes(properties, documents.PROPERTY_NAMES)
+            return response(207, documents.multistatus(self.principals.url_of(node), [(found, documents.OK_STATUS)]), XML)
         found, missing = [], []
         for namespace, name, prefix in wanted:
-            if (prefix, name) in PROPERTY_NAMES:
-                found.extend(self._property_nodes(properties, [(prefix, name)]))
+            if (prefix, name) in documents.PROPERTY_NAMES:
+                found.extend(documents.property_nodes(properties, [(prefix, name)]))
             else:
                 missing.append(element(f"{prefix}:{name}" if prefix else name))
-        body = self._multistatus(node, [(found, OK_STATUS), (missing, "HTTP/1.1 404 Not Found")])
+        body = documents.multistatus(self.principals.url_of(node), [(found, documents.OK_STATUS), (missing, "HTTP/1.1 404 Not Found")])
         return response(207, body, XML)
 
     @inlineCallbacks
@@ -524,7 +477,7 @@ class RvpFrontEnd:
                 continue
             for prop in action.find_all("prop"):
                 for item in prop.children:
-                    prefix = _prefix_for(item.namespace)
+                    prefix = documents.prefix_for(item.namespace)
                     label = f"{prefix}:{item.name}" if prefix else item.name
                     if action.name == "set" and item.name == "state":
                         done.append(self._set_state(node, item))
@@ -538,10 +491,10 @@ class RvpFrontEnd:
                         refused.append(element(label))
         if not done and not refused:
             raise Refused(400, "propertyupdate sets nothing")
-        publishing = self._publishing.pop(node, None)
+        publishing = self.notifier.publishing(node)
         if publishing is not None:
             yield publishing
-        body = self._multistatus(node, [(done, OK_STATUS), (refused, "HTTP/1.1 403 Forbidden")])
+        body = documents.multistatus(self.principals.url_of(node), [(done, documents.OK_STATUS), (refused, "HTTP/1.1 403 Forbidden")])
         return response(207, body, XML)
 
     def _set_state(self, node: str, item) -> tuple:
@@ -549,197 +502,36 @@ class RvpFrontEnd:
         view_id = item.child_text("view-id")
         view_id = view_id.strip() if view_id else None
         if leased is not None:
-            value = _status_of(leased.find("value"))
+            value = documents.status_of(leased.find("value"))
             default_element = leased.find("default-value")
-            default = _status_of(default_element) if default_element is not None else "offline"
+            default = documents.status_of(default_element) if default_element is not None else "offline"
             timeout_text = leased.child_text("timeout")
             requested = _number(timeout_text)
             if timeout_text is not None and requested is None:
                 raise Refused(400, "timeout is not a number of seconds")
             timeout = grant_lease(requested)
         else:
-            value = _status_of(item)
+            value = documents.status_of(item)
             default, timeout = "offline", grant_lease(None)
         view = self.presence.set_state(node, view_id, value, default, timeout)
-        return element(
-            "r:state",
-            element(
-                "r:leased-value",
-                element("r:value", (f"r:{view.value}", "")),
-                element("r:default-value", (f"r:{view.default}", "")),
-                text_element("d:timeout", str(int(view.timeout))),
-            ),
-            text_element("r:view-id", view.view_id),
-        )
+        return documents.leased_state(view)
 
-    # Presence fan-out to property subscriptions
-
-    def _presence_changed(self, node: str, published: str) -> None:
-        applied = self.home.rvp_presence_changed(node, published)
-        self._publishing[node] = applied
-
-        def refresh(result):
-            # Once the core has it: it decides what the user shows when
-            # signed in through another front-end too.
-            self.track(self.refresh_watchers(node))
-            return result
-
-        applied.addCallback(refresh)
-
-    def track(self, d: Deferred) -> None:
-        self._background.add(d)
-
-        def done(result):
-            self._background.discard(d)
-            if hasattr(result, "getTraceback"):
-                log.failure("RVP notification failed", result)
-
-        d.addBoth(done)
-
-    @inlineCallbacks
-    def refresh_watchers(self, node: str, other=_ASK):
-        """
-        Tell every property subscriber of C{node} whose view of its state
-        changed (presence or privacy): a propnotification to its Call-Back.
-        C{other}: C{node}'s state on the other front-ends, when known.
-        """
-        subscriptions = self.subscriptions.of_node(node, PROPCHANGE)
-        if not subscriptions:
-            return
-        privacy = yield self.home.privacy(node)
-        if other is _ASK:
-            other = yield self.home.other_presence(node)
-        sends = []
-        for subscription in subscriptions:
-            state = yield self._state_of(node, self._viewer_of(subscription.subscriber), privacy, other)
-            if self._last_told.get(subscription.sub_id) == state:
-                continue
-            self._last_told[subscription.sub_id] = state
-            sends.append(self._notify_property(subscription, state))
-        if sends:
-            yield DeferredList(sends, consumeErrors=True)
-
-    def _propnotification(self, node: str, subscriber: str, state: str) -> bytes:
-        contact = lambda url: element("r:contact", text_element("d:href", url), element("r:description"))
-        update = element("d:propertyupdate", element("d:set", element("d:prop", element("r:state", (f"r:{state}", "")))))
-        return document(
-            element(
-                "r:notification",
-                element(
-                    "r:propnotification",
-                    element("r:notification-from", contact(self.principals.url_of(node))),
-                    element("r:notification-to", contact(subscriber)),
-                    update,
-                ),
-            )
-        )
-
-    def _notify_property(self, subscription: Subscription, state: str) -> Deferred:
-        body = self._propnotification(subscription.node, subscription.subscriber, state)
-        headers = {"RVP-From-Principal": self.principals.server_name, "Subscription-Id": subscription.sub_id}
-        # Queued behind a slow Call-Back, an older state is replaced by this one.
-        key = ("propchange", subscription.sub_id)
-        local = self.principals.handle_of_url(subscription.callback)
-        if local is not None and self.principals.is_local_handle(local):
-            # One of ours watches: straight to its local nodes.
-            d = self._to_local_nodes(local, body, headers, hop=3, ack="SingleHop", coalesce_key=key)
-            told = lambda statuses: all(status is not None for status in statuses)
-        else:
-            hop = 2 if _is_principal_url(subscription.callback) else 3
-            d = self._send_notify(subscription.callback, body, dict(headers, **{"RVP-Hop-Count": str(hop)}), coalesce_key=key)
-            told = lambda reply: reply is not None
-
-        def sent(result):
-            if not told(result) and self._last_told.get(subscription.sub_id) == state:
-                # Not delivered (logged and counted where it failed): the
-                # next change tells this subscriber again.
-                del self._last_told[subscription.sub_id]
-            return result
-
-        return d.addCallback(sent)
-
-    def _send_notify(self, url: str, body: bytes, headers: dict, order_key=None, coalesce_key=None) -> Deferred:
-        d = self.outbound.request("NOTIFY", url, headers, body, order_key=order_key, coalesce_key=coalesce_key)
-
-        def failed(failure):
-            log.info("NOTIFY to {url} failed: {error}", url=url, error=failure.getErrorMessage())
-            return None
-
-        return d.addErrback(failed)
-
-    def _to_local_nodes(self, handle: str, body: bytes, headers: dict, hop: int, ack: str, order_key=None, coalesce_key=None) -> Deferred:
-        """
-        NOTIFY C{body} to every local node (login subscription) of C{handle};
-        fires with the list of statuses (None for a failed connection).
-        """
-        logins = self.subscriptions.of_node(handle, LOGIN)
-        sends = []
-        for login in logins:
-            extra = {"RVP-Hop-Count": str(hop), "RVP-Ack-Type": ack}
-            d = self.outbound.request(
-                "NOTIFY", login.callback, dict(headers, **extra), body, order_key=order_key, coalesce_key=coalesce_key
-            )
-            d.addCallbacks(lambda reply: reply.status, self._not_delivered, errbackArgs=(login.callback,))
-            sends.append(d)
-        if not sends:
-            return succeed([])
-        return DeferredList(sends).addCallback(lambda results: [value for _, value in results])
-
-    @staticmethod
-    def _not_delivered(failure, url: str) -> None:
-        log.info("NOTIFY to {url} failed: {error}", url=url, error=failure.getErrorMessage())
-        return None
-
-    # What the home reports from the other front-ends
-
-    def contact_changed(self, handle: str, state: Optional[str]) -> None:
-        """
-        C{handle}'s presence changed elsewhere (an MSN user's CHG, FLN) to
-        C{state} (None: offline there, or hidden from the one told).
-        """
-        if not self.subscriptions.of_node(handle, PROPCHANGE) or handle in self._refreshing:
-            return
-        # The core tells each of our users watching C{handle} (one event per
-        # watcher, and before it withdraws a record that signs out): one
-        # refresh on the next turn reads what the core then publishes and
-        # covers every subscription.
-        self._refreshing[handle] = self._reactor.callLater(0, self._refresh_contact, handle)
-
-    def _refresh_contact(self, handle: str) -> None:
-        del self._refreshing[handle]
-        self.track(self.refresh_watchers(handle))
-
-    def has_local_node(self, handle: str) -> bool:
-        return bool(self.subscriptions.of_node(handle, LOGIN))
+    # The outgoing side (L{Notifier}), as the home and federation ask it
 
     def start(self):
         return self.home.start()
 
+    def track(self, d: Deferred) -> None:
+        self.notifier.track(d)
+
+    def contact_changed(self, handle: str, state: Optional[str]) -> None:
+        self.notifier.contact_changed(handle, state)
+
+    def has_local_node(self, handle: str) -> bool:
+        return self.notifier.has_local_node(handle)
+
     def message_from_core(self, recipient: str, sender: str, sender_name: str, mime: str) -> None:
-        """
-        A message from another front-end's user: NOTIFYed to C{recipient}'s
-        local nodes as a message from C{sender}'s principal.
-        """
-        contact = lambda url, name: element("r:contact", text_element("d:href", url), text_element("r:description", name))
-        body = document(
-            element(
-                "r:notification",
-                element(
-                    "r:message",
-                    element("r:notification-from", contact(self.principals.url_of(sender), sender_name)),
-                    element("r:notification-to", contact(self.principals.url_of(recipient), "")),
-                    element("r:msgbody", ("r:mime-data", CData(mime))),
-                ),
-            )
-        )
-        headers = {"RVP-From-Principal": self.principals.url_of(sender)}
-        if not self.principals.is_local_handle(recipient):
-            # A user of a federated domain: server to server.
-            headers.update({"RVP-Hop-Count": "2", "RVP-Ack-Type": "DeepOr"})
-            self.track(self._send_notify(self.principals.url_of(recipient), body, headers, order_key=("messages", self.principals.url_of(sender).lower())))
-            return
-        # A conversation's messages reach each local node in the order sent.
-        self.track(self._to_local_nodes(recipient, body, headers, hop=3, ack="DeepOr", order_key=("messages", self.principals.url_of(sender).lower())))
+        self.notifier.message_from_core(recipient, sender, sender_name, mime)
 
     # NOTIFY
 
@@ -770,10 +562,10 @@ class RvpFrontEnd:
             body = document(xmldoc.to_node(root))
             # A later state from the same subscription replaces a waiting one.
             key = ("relayed", origin.text.strip().lower(), request.headers.get("Subscription-Id") or "")
-            self.track(self._to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop", coalesce_key=key))
+            self.notifier.track(self.notifier.to_local_nodes(node, body, headers, hop=hop + 1, ack="SingleHop", coalesce_key=key))
             contact = self.principals.handle_of_url(origin.text.strip())
             if caller.peer is not None and contact is not None:
-                self.home.presence_from_peer(node, contact, _state_in(update))
+                self.home.presence_from_peer(node, contact, documents.state_in(update))
             return response(200)
         raise Refused(400, "notification holds neither message nor propnotification")
 
@@ -805,11 +597,11 @@ class RvpFrontEnd:
             for href in [to.path("contact", "href")]
             if href is not None
         )
-        instant = InstantMessage(origin.text.strip(), recipients, mime.text, _session_id(mime.text))
+        instant = InstantMessage(origin.text.strip(), recipients, mime.text, documents.session_id(mime.text))
         body = document(xmldoc.to_node(root))
         headers = {"RVP-From-Principal": sender_principal}
         order = ("messages", origin.text.strip().lower())
-        deliveries = [self._to_local_nodes(node, body, headers, hop=hop + 1, ack=ack, order_key=order)]
+        deliveries = [self.notifier.to_local_nodes(node, body, headers, hop=hop + 1, ack=ack, order_key=order)]
         deliveries.append(self.home.deliver_message(node, instant).addCallback(lambda ok: [200 if ok else None]))
         if ack.lower() == "singlehop":
             reachable = self.subscriptions.of_node(node, LOGIN)
@@ -817,7 +609,7 @@ class RvpFrontEnd:
             if not reachable and (other is None or other in HIDDEN_STATES):
                 raise Refused(412, "recipient not logged in")
             for d in deliveries:
-                self.track(d)
+                self.notifier.track(d)
             return response(200)
         results = yield DeferredList(deliveries, consumeErrors=True)
         statuses = [status for ok, values in results if ok for status in values]
@@ -842,142 +634,13 @@ class RvpFrontEnd:
             root = xmldoc.parse(request.body)
             if root.name != "rvpacl":
                 raise Refused(400, "expected an rvpacl")
-            privacy = self._privacy_from_acl(node, root)
+            privacy = documents.privacy_from_acl(self.principals, node, root)
             yield self.home.set_privacy(node, privacy)
-            yield self.refresh_watchers(node)
+            yield self.notifier.refresh_watchers(node)
             return response(200)
         privacy = yield self.home.privacy(node)
-        return response(200, self._acl_document(node, privacy), XML)
-
-    def _principal_text(self, handle: str) -> str:
-        domain = handle.partition("@")[2]
-        if domain == self.principals.domain or domain in self.principals.peers:
-            return self.principals.url_of(handle)
-        return "mailto:" + handle
-
-    def _handle_of_principal(self, text: str) -> Optional[str]:
-        text = text.strip()
-        if text.lower().startswith("mailto:"):
-            handle = text[7:].strip().lower()
-            return handle if re.fullmatch(r"[^@\s]{1,64}@[A-Za-z0-9.\-]{1,64}", handle) else None
-        return self.principals.handle_of_url(text)
-
-    def _acl_document(self, node: str, privacy: Privacy) -> bytes:
-        credentials = element("a:credentials", *[element(f"a:{c}") for c in CREDENTIALS])
-        rights = lambda names: [element(f"a:{n}") for n in names]
-        aces = []
-        for handle in sorted(privacy.blocked):
-            aces.append(element(
-                "a:ace",
-                element("a:principal", text_element("a:rvp-principal", self._principal_text(handle)), credentials),
-                element("a:grant"),
-                element("a:deny", *rights(("send-to", "presence"))),
-            ))
-        for handle in sorted(privacy.allowed - privacy.blocked):
-            aces.append(element(
-                "a:ace",
-                element("a:principal", text_element("a:rvp-principal", self._principal_text(handle)), credentials),
-                element("a:grant", *rights(("send-to", "presence"))),
-                element("a:deny"),
-            ))
-        if privacy.blp == "AL":
-            everyone = (rights(("list", "read", "send-to", "presence")), [])
-        else:
-            everyone = (rights(("list", "read")), rights(("send-to", "presence")))
-        aces.append(element(
-            "a:ace",
-            element("a:principal", element("a:allprincipals"), credentials),
-            element("a:grant", *everyone[0]),
-            element("a:deny", *everyone[1]),
-        ))
-        aces.append(element(
-            "a:ace",
-            element("a:principal", text_element("a:rvp-principal", self.principals.url_of(node)), element("a:credentials", element("a:assertion"))),
-            element("a:grant", *rights(RIGHTS)),
-            element("a:deny"),
-        ))
-        return document(element("a:rvpacl", element("a:acl", text_element("a:inheritance", "none"), *aces)))
-
-    def _privacy_from_acl(self, node: str, root) -> Privacy:
-        acl = root.find("acl")
-        if acl is None:
-            raise Refused(400, "rvpacl without acl")
-        blp = "AL"
-        allowed, blocked = set(), set()
-        for ace in acl.find_all("ace"):
-            principal = ace.find("principal")
-            if principal is None:
-                raise Refused(400, "ace without principal")
-            if principal.find("credentials") is None:
-                raise Refused(400, "credentials not specified")
-            grant = {c.name for c in (ace.find("grant") or xmldoc.Element("", "grant")).children}
-            deny = {c.name for c in (ace.find("deny") or xmldoc.Element("", "deny")).children}
-            denies = bool(deny & {"send-to", "presence", "all"})
-            grants = bool(grant & {"send-to", "presence", "all"})
-            if principal.find("allprincipals") is not None:
-                blp = "BL" if denies else "AL"
-                continue
-            named = principal.child_text("rvp-principal")
-            if named is None:
-                raise Refused(400, "ace principal names nobody")
-            handle = self._handle_of_principal(named)
-            if handle is None or handle == node:
-                continue  # not a user our lists can hold, or the owner
-            if denies:
-                blocked.add(handle)
-                allowed.discard(handle)
-            elif grants and handle not in blocked:
-                allowed.add(handle)
-        if len(allowed) > MAX_PRIVACY_ENTRIES or len(blocked) > MAX_PRIVACY_ENTRIES:
-            raise Refused(400, "too many principals in the ACL")
-        return Privacy(blp, frozenset(allowed), frozenset(blocked))
+        return response(200, documents.acl_document(self.principals, node, privacy), XML)
 
 
 FORWARDED_HEADERS = ("Notification-Type", "Call-Back", "Subscription-Lifetime", "Subscription-Id", "Depth", "RVP-Ack-Type", "Content-Type")
 RELAYED_HEADERS = ("Subscription-Id", "Subscription-Lifetime", "Content-Type")
-
-PROPERTY_NAMES = (("d", "displayname"), ("r", "state"), ("r", "email"), ("r", "mobile-state"), ("r", "mobile-description"))
-
-
-def _prefix_for(namespace: str) -> str:
-    for prefix, uri in xmldoc.NAMESPACES:
-        if namespace.lower().rstrip("/") == uri.lower().rstrip("/"):
-            return prefix
-    return ""
-
-
-def _status_of(container) -> str:
-    if container is None or container.first_child() is None:
-        raise Refused(400, "a state without a status element")
-    status = container.first_child().name
-    if status not in STATES:
-        raise Refused(400, f"unknown state {status}")
-    return status
-
-
-def _state_in(update) -> Optional[str]:
-    """
-    The status element a propnotification's property update carries.
-    """
-    for node in xmldoc.walk(update):
-        if node.name == "state":
-            first = node.first_child()
-            if first is not None and first.name == "leased-value":
-                value = first.find("value")
-                first = value.first_child() if value is not None else None
-            return first.name if first is not None and first.name in STATES else None
-    return None
-
-
-def _is_principal_url(url: str) -> bool:
-    target = split_target(url)
-    return target is not None and "/instmsg/" in target.path.lower()
-
-
-_SESSION_ID = re.compile(r"^Session-Id:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
-
-
-def _session_id(mime: str) -> Optional[str]:
-    head = mime.lstrip().replace("\r\n", "\n").split("\n\n", 1)[0]
-    match = _SESSION_ID.search(head)
-    return match.group(1) if match else None
