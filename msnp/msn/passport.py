@@ -219,8 +219,6 @@ class HeaderLoginResource(resource.Resource):
             request.setResponseCode(http.BAD_REQUEST)
             return b""
 
-        hangup = Hangup(request)
-
         def answer(avatar_id):
             if avatar_id is None:
                 refuse_login(request, handle, "passport_header", refusals)
