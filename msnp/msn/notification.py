@@ -11,7 +11,8 @@ and renders them in that dialect; it never calls another session.
 
 This module holds the session's dispatch, login, sign-out, event delivery,
 CHG, challenges and XFR; the session takes the MSNP2–MSNP12 contact-list
-commands from L{msnp.msn.ns_lists}.
+commands from L{msnp.msn.ns_lists} and the MSNP13+ address-book commands
+(with UUX) from L{msnp.msn.ns_address_book}.
 """
 
 from __future__ import annotations
@@ -26,19 +27,18 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from msnp import metrics
-from msnp.core import errors as core_errors
 from msnp.core import events
 from msnp.core.accounts import CHALLENGE_EXPIRED, MD5_OFF, IMessengerUser, LoginRefused, LoginThrottle, refusal_of
 from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import SignedInUser
 from msnp.msn import challenge, dialects, errors, negotiation, passport, phases, switchboard, wire
-from msnp.msn import membership, oim, safexml, sso
+from msnp.msn import membership, oim, sso
 from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, SSOCredentials, new_md5_challenge
 from msnp.msn.errors import CloseConnection, CommandError
-from msnp.msn.ns_lists import ContactListCommands, answer_refusal
+from msnp.msn.ns_address_book import AddressBookCommands
+from msnp.msn.ns_lists import ContactListCommands
 from msnp.msn.phases import Phase
 from msnp.msn.protocol import CommandProtocol
-from msnp.store.records import canonical_handle
 
 log = Logger()
 
@@ -67,7 +67,7 @@ def _raise(error: Exception):
 
 
 @implementer(IEndpoint)
-class NotificationSession(ContactListCommands):
+class NotificationSession(ContactListCommands, AddressBookCommands):
     """
     The state of one notification-server connection, and its endpoint once
     logged in.
@@ -681,38 +681,6 @@ class NotificationSession(ContactListCommands):
             msnobj = ""
         return caps, msnobj, caps_ex
 
-    def do_UUX(self, command):
-        """
-        MSNP11+: the personal message and current media (an XML payload,
-        passed on untouched) → C{UUX t 0}, and C{UBX} to every watcher that
-        may see this user and speaks MSNP11+.
-        """
-        payload = command.payload or b""
-        try:
-            payload.decode("utf-8")
-        except UnicodeDecodeError:
-            raise CommandError(errors.INVALID_PARAMETER, "UUX payload is not UTF-8")
-        if self.dialect.lists_in_address_book and payload:
-            # MSNP13+: a Data document is the personal message; MSNP16+
-            # clients also describe their endpoint (EndpointData,
-            # PrivateEndpointData), which is kept with the endpoint.
-            try:
-                root = safexml.parse_xml(payload)
-            except safexml.MalformedXML:
-                raise CommandError(errors.INVALID_PARAMETER, "UUX payload is not XML")
-            kind = safexml.local(root.tag)
-            if kind in ("EndpointData", "PrivateEndpointData"):
-                self.endpoint_data[kind] = payload
-                self.me.endpoint_details[kind] = payload
-                self.send(wire.format_line("UUX", command.trid, 0))
-                self._echo_own_presence()
-                return
-            if kind != "Data":
-                raise CommandError(errors.INVALID_PARAMETER, f"UUX {kind} document")
-        self.send(wire.format_line("UUX", command.trid, 0))
-        self.messenger.presence.set_personal_message(self.me, payload)
-        self._echo_own_presence()
-
     # Other services
 
     def do_URL(self, command):
@@ -809,157 +777,6 @@ class NotificationSession(ContactListCommands):
 
         return self.server.switchboard_address().addCallback(granted)
 
-    # Lists in the address book (MSNP13+)
-
-    def _list_payload(self, command, with_bits: bool = True):
-        try:
-            return membership.parse(command.payload or b"", with_bits)
-        except membership.ListPayloadError as e:
-            raise CommandError(e.code, str(e), close=e.close)
-
-    def do_ADL(self, command):
-        """
-        C{ADL t len} + C{<ml>}: the initial dump (C{l="1"}) is the client's
-        copy of the lists it read over SOAP and changes nothing; a later
-        ADL puts the contacts on the lists its bits name.  C{ADL t OK}
-        once every edit is stored.
-        """
-        initial, entries = self._list_payload(command)
-        if initial:
-            self.synced = True
-            self.send(wire.format_line("ADL", command.trid, "OK"))
-            return None
-        user = self.me.user
-        lists = self.messenger.lists
-        # An ADL with the FL bit is also the client asking for the
-        # contact's presence: the contact may be on the list already (put
-        # there through the address book service), and is shown all the same.
-        watched = [entry.handle for entry in entries if entry.bits & membership.FL]
-        edits = []
-        for entry in entries:
-            for lst, bit in membership.LIST_BITS.items():
-                if entry.bits & bit and entry.handle not in user.lists[lst]:
-                    edits.append((lst, entry.handle))
-
-        def next_edit(_=None):
-            if not edits:
-                self.send(wire.format_line("ADL", command.trid, "OK"))
-                shown = [contact for contact in watched if contact in user.lists["FL"]]
-                if shown:
-                    return self._show_initial_presence(command.trid, shown)
-                return None
-            lst, contact = edits.pop(0)
-            group_id = 0 if lst == "FL" and 0 in user.groups else None
-            if contact in user.lists[lst]:
-                return next_edit()
-            return lists.add(self.me, lst, contact, contact, group_id).addCallback(next_edit)
-
-        return _refused_in_list_command(next_edit())
-
-    def do_RML(self, command):
-        """
-        C{RML t len} + C{<ml>}: take the contacts off the lists their bits
-        name (a list they are not on is left as it is); C{RML t OK}.
-        """
-        initial, entries = self._list_payload(command)
-        user = self.me.user
-        lists = self.messenger.lists
-        edits = [
-            (lst, entry.handle)
-            for entry in entries
-            for lst, bit in membership.LIST_BITS.items()
-            if entry.bits & bit and entry.handle in user.lists[lst]
-        ]
-
-        def next_edit(_=None):
-            while edits:
-                lst, contact = edits.pop(0)
-                if contact in user.lists[lst]:
-                    return lists.remove(self.me, lst, contact).addCallback(next_edit)
-            self.send(wire.format_line("RML", command.trid, "OK"))
-            return None
-
-        return _refused_in_list_command(next_edit())
-
-    def do_FQY(self, command):
-        """
-        C{FQY t len} + C{<ml><d n><c n/></d></ml>} (MSNP14+): the network of
-        each contact; every address here is on Windows Live (1).
-        """
-        _, entries = self._list_payload(command, with_bits=False)
-        if not entries:
-            raise CommandError(errors.INVALID_XML, "FQY names no contact", close=True)
-        answer = [membership.ListEntry(entry.handle, 0, membership.WINDOWS_LIVE) for entry in entries]
-        self.send(wire.format_payload("FQY", command.trid, (), membership.render(answer, with_bits=False)))
-
-    # Notifications and messages between users (MSNP13+)
-
-    def do_UUN(self, command):
-        """
-        C{UUN t handle[;{guid}] type len} + payload → C{UUN t OK}, and
-        C{UBN} to the target's endpoints (only that point of presence when
-        named); 217 when the target cannot be reached by this user.
-        """
-        if len(command.args) != 2 or not command.args[1].isdigit():
-            raise CommandError(errors.INVALID_PARAMETER)
-        target_text, _, guid_text = command.args[0].partition(";")
-        if not wire.is_valid_handle(target_text):
-            raise CommandError(errors.INVALID_PARAMETER)
-        instance = ""
-        if guid_text:
-            instance = sso.machine_guid(guid_text) or ""
-            if not instance:
-                raise CommandError(errors.INVALID_PARAMETER)
-        target = canonical_handle(target_text)
-        me = self.me
-        kind, payload = command.args[1], command.payload or b""
-
-        def found(records):
-            record = records.get(target)
-            if target != me.handle and (record is None or not record.reachable_by(me.handle)):
-                raise CommandError(errors.USER_OFFLINE)
-            self.send(wire.format_line("UUN", command.trid, "OK"))
-            sender_instance = self.machine_guid if self.dialect.has_multiple_points_of_presence else ""
-            self.messenger.directory.deliver(
-                [target], events.UserNotification(me.handle, target, kind, payload, instance, sender_instance)
-            )
-
-        return self.messenger.directory.presence_of([target]).addCallback(found)
-
-    def do_UUM(self, command):
-        """
-        C{UUM t handle network type len} + MIME message.  At MSNP18 a text
-        message (type 1) to a Windows Live user is kept as an offline
-        message: C{UUM t OK} once stored.  Other networks are not served
-        (204); typing and nudges cannot be kept (217).
-        """
-        args = command.args
-        if len(args) != 3 or not args[1].isdigit() or not args[2].isdigit() or not wire.is_valid_handle(args[0]):
-            raise CommandError(errors.INVALID_PARAMETER)
-        if int(args[1]) != membership.WINDOWS_LIVE or not self.dialect.prefixed_handles:
-            raise CommandError(errors.INVALID_NETWORK, "no other network is served")
-        if args[2] != "1":
-            raise CommandError(errors.USER_OFFLINE, "only text can be kept for later")
-        try:
-            headers, text = oim.parse_mime_text(command.payload or b"", base64_body=False)
-        except oim.BadMessage as e:
-            raise CommandError(errors.INVALID_PARAMETER, str(e))
-        me = self.me
-        d = self.messenger.offline.leave(me.handle, me.name, canonical_handle(args[0]), text, oim.new_run_id(), 1)
-
-        def refused(failure):
-            if failure.check(core_errors.MessengerError):
-                raise CommandError(errors.USER_OFFLINE, str(failure.value))
-            return failure
-
-        return d.addCallbacks(lambda _: self.send(wire.format_line("UUM", command.trid, "OK")), refused)
-
-    def do_PUT(self, command):
-        # MSNP18 circles (group chats) are not offered.
-        raise CommandError(errors.COMMAND_DISABLED)
-
-    def do_SDG(self, command):
-        raise CommandError(errors.COMMAND_DISABLED)
 
 
 def _inner_xml(document: bytes) -> bytes:
@@ -972,22 +789,6 @@ def _inner_xml(document: bytes) -> bytes:
     if start < 0 or end <= start or document[start - 1 : start] == b"/":
         return b""
     return document[start + 1 : end]
-
-
-def _refused_in_list_command(result):
-    """
-    ADL/RML edits: the core's refusals answered with their error numbers,
-    an unknown account with 208.
-    """
-    if not isinstance(result, Deferred):
-        return result
-
-    def refused(failure):
-        if failure.check(core_errors.NoSuchUser):
-            raise CommandError(errors.INVALID_USERNAME, str(failure.value))
-        return answer_refusal(failure)
-
-    return result.addErrback(refused)
 
 
 class NotificationProtocol(CommandProtocol):
