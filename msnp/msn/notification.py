@@ -11,8 +11,9 @@ and renders them in that dialect; it never calls another session.
 
 This module holds the session's dispatch, login, sign-out, event delivery,
 CHG, challenges and XFR; the session takes the MSNP2–MSNP12 contact-list
-commands from L{msnp.msn.ns_lists} and the MSNP13+ address-book commands
-(with UUX) from L{msnp.msn.ns_address_book}.
+commands from L{msnp.msn.ns_lists}, the MSNP13+ address-book commands
+(with UUX) from L{msnp.msn.ns_address_book} and the small service commands
+(URL, FND, SND, IMS, SDC, PAG, PGD, GCF) from L{msnp.msn.ns_services}.
 """
 
 from __future__ import annotations
@@ -37,37 +38,18 @@ from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, SS
 from msnp.msn.errors import CloseConnection, CommandError
 from msnp.msn.ns_address_book import AddressBookCommands
 from msnp.msn.ns_lists import ContactListCommands
+from msnp.msn.ns_services import ServiceCommands
 from msnp.msn.phases import Phase
 from msnp.msn.protocol import CommandProtocol
 
 log = Logger()
-
-# URL services and the path they lead to on the operator's web site.
-_URL_SERVICES = {
-    "INBOX": "inbox",
-    "COMPOSE": "compose",
-    "PASSWORD": "password",
-    "MESSAGE": "message",
-    "FOLDERS": "folders",
-    "PERSON": "person",
-    "MOBILE": "mobile",
-    "CHGMOB": "mobile",
-    "PROFILE": "profile",
-    "N2PACCOUNT": "n2paccount",
-    "N2PFUND": "n2pfund",
-    "CHAT": "chat",
-    "ADDRBOOK": "addressbook",
-    "ADVSEARCH": "search",
-    "INTSEARCH": "search",
-}
-
 
 def _raise(error: Exception):
     raise error
 
 
 @implementer(IEndpoint)
-class NotificationSession(ContactListCommands, AddressBookCommands):
+class NotificationSession(ContactListCommands, AddressBookCommands, ServiceCommands):
     """
     The state of one notification-server connection, and its endpoint once
     logged in.
@@ -680,86 +662,6 @@ class NotificationSession(ContactListCommands, AddressBookCommands):
         if msnobj == "0" and self.dialect.lists_in_address_book:
             msnobj = ""
         return caps, msnobj, caps_ex
-
-    # Other services
-
-    def do_URL(self, command):
-        if not command.args:
-            raise CommandError(errors.INVALID_PARAMETER)
-        path = _URL_SERVICES.get(command.args[0].upper())
-        if path is None:
-            raise CommandError(errors.INVALID_PARAMETER)
-        site = (2,) if self.dialect.has_url_site_id else ()
-        self.send(wire.format_line("URL", command.trid, "/" + path, self.config.web_base, *site))
-
-    def do_FND(self, command):
-        # The member directory was switched off in April 2003; this is what
-        # the service answered from then on.
-        raise CommandError(errors.COMMAND_DISABLED)
-
-    def do_SND(self, command):
-        # The target is an e-mail address or an FND result's index.
-        args = command.args
-        if not args or len(args) > 4 or not ("@" in args[0] or args[0].isdigit()):
-            raise CommandError(errors.GENERIC_FAILURE)
-        # Invitations by e-mail need a mail relay this server does not have.
-        raise CommandError(errors.COMMAND_DISABLED)
-
-    def do_IMS(self, command):
-        if len(command.args) != 1 or command.args[0] not in ("ON", "OFF"):
-            raise CommandError(errors.INVALID_PARAMETER)
-        self.messenger.presence.set_accepts_invitations(self.me, command.args[0] == "ON")
-        self.send(wire.format_line("IMS", command.trid, 0, command.args[0]))
-
-    def do_SDC(self, command):
-        """
-        C{SDC t target lcid library client-id X X name length} + text: an
-        invitation e-mail.  As with SND, there is no mail relay to send it.
-        """
-        if len(command.args) != dialects.SDC_PARAMETERS:
-            raise CommandError(errors.GENERIC_FAILURE, "malformed SDC", close=True)
-        raise CommandError(errors.COMMAND_DISABLED)
-
-    def do_PAG(self, command):
-        """
-        C{PAG t handle length} + page (MSNP5-8): a text to a contact's
-        mobile device.  There is no mobile gateway, so nobody accepts pages.
-        """
-        if len(command.args) != 1:
-            raise CommandError(errors.INVALID_PARAMETER)
-        return self._page(command.args[0])
-
-    def do_PGD(self, command):
-        """
-        C{PGD t handle device length} + page (MSNP9+): as PAG, to a mobile
-        device (1) or a Web Watch (2).
-        """
-        if len(command.args) != 2:
-            raise CommandError(errors.INVALID_PARAMETER)
-        handle, device = command.args
-        if not device.isdigit():
-            raise CloseConnection("PGD device type is not a number")
-        if device not in dialects.PAGE_DEVICES:
-            raise CommandError(errors.INVALID_PARAMETER)
-        return self._page(handle)
-
-    def _page(self, handle: str):
-        if not wire.is_valid_handle(handle):
-            raise CommandError(errors.INVALID_PARAMETER)
-        raise CommandError(errors.NOT_ACCEPTING_PAGES)
-
-    def do_GCF(self, command):
-        """
-        C{GCF t Shields.xml} (MSNP11-12) → the shields configuration, once
-        the client has sent SYN.
-        """
-        if len(command.args) != 1:
-            raise CommandError(errors.INVALID_PARAMETER)
-        if not self.synced:
-            raise CommandError(errors.NOT_EXPECTED, "GCF before SYN")
-        if command.args[0] != dialects.SHIELDS_FILE:
-            raise CommandError(errors.INVALID_PARAMETER)
-        self.send(self.dialect.config_file(command.trid, dialects.SHIELDS_FILE, dialects.SHIELDS_CONFIG))
 
     # Switchboard
 
