@@ -9,11 +9,9 @@ table (L{msnp.msn.phases}), turns each into a call on the core's services
 L{msnp.msn.dialects.Dialect}.  As an endpoint it receives the core's events
 and renders them in that dialect; it never calls another session.
 
-This module holds the session's dispatch, login, sign-out, event delivery,
-CHG, challenges and XFR; the session takes the MSNP2–MSNP12 contact-list
-commands from L{msnp.msn.ns_lists}, the MSNP13+ address-book commands
-(with UUX) from L{msnp.msn.ns_address_book} and the small service commands
-(URL, FND, SND, IMS, SDC, PAG, PGD, GCF) from L{msnp.msn.ns_services}.
+Here are dispatch, login, sign-out, event delivery, CHG, challenges and XFR;
+the other commands come from mixins: L{msnp.msn.ns_lists} (MSNP2–MSNP12
+lists), L{msnp.msn.ns_address_book} (MSNP13+) and L{msnp.msn.ns_services}.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from msnp.core.accounts import CHALLENGE_EXPIRED, MD5_OFF, IMessengerUser, Login
 from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import SignedInUser
 from msnp.msn import challenge, dialects, errors, negotiation, passport, phases, switchboard, wire
-from msnp.msn import membership, oim, sso
+from msnp.msn import oim, sso
 from msnp.msn.auth import MD5ChallengeCredentials, PassportTicketCredentials, SSOCredentials, new_md5_challenge
 from msnp.msn.errors import CloseConnection, CommandError
 from msnp.msn.ns_address_book import AddressBookCommands
@@ -421,30 +419,6 @@ class NotificationSession(ContactListCommands, AddressBookCommands, ServiceComma
         if self.dialect.has_multiple_points_of_presence:
             me = self.me
             self.messenger.directory.deliver([me.handle], events.PersonalMessageChanged(me.handle, me.personal_message))
-
-    def _reverse_list_notice(self, event: events.ReverseListChanged) -> bytes:
-        """
-        MSNP13+: C{ADL 0} (someone added this user, with their name) or
-        C{RML 0} (took them off) with the reverse-list bit.
-        """
-        entry = membership.ListEntry(event.watcher, membership.RL)
-        if event.added:
-            return wire.format_payload("ADL", 0, (), membership.render([entry], names={event.watcher: event.name}))
-        return wire.format_payload("RML", 0, (), membership.render([entry]))
-
-    def _user_notification(self, event: events.UserNotification) -> None:
-        """
-        C{UBN sender type len} (MSNP13+) for a notification relayed to this
-        endpoint (or to all of the user's, when it names none).
-        """
-        if not self.dialect.lists_in_address_book:
-            return
-        if event.instance and event.instance.lower() != self.machine_guid.lower():
-            return
-        sender = event.sender
-        if event.sender_instance and self.dialect.has_multiple_points_of_presence:
-            sender = f"{sender};{{{event.sender_instance}}}"
-        self.send(wire.format_payload("UBN", None, (sender, event.kind), event.payload))
 
     def _presence_line(self, event: events.PresenceChanged) -> bytes:
         dialect = self.dialect

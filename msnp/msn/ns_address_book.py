@@ -1,11 +1,13 @@
 """
-The notification server's commands of MSNP13 and later, whose lists are held
-in the address book (read and edited over SOAP): ADL, RML and FQY tell the
-server which lists a contact is on and ask for networks; UUN and UUM carry
-notifications and offline text between users; PUT and SDG (MSNP18 circles)
-are refused.  UUX, the personal message of MSNP11 on, is here too: from
-MSNP13 its payload is an XML document, and from MSNP16 it also describes
-the endpoint.
+The notification server's commands of MSNP13 and later, when the lists are
+held in the address book (read and edited over SOAP): ADL and RML (MSNP13+)
+tell the server which lists a contact is on, FQY (MSNP14+) asks for a
+contact's network, UUN (MSNP13+) and UUM (MSNP14+) carry notifications and
+offline text between users, and PUT and SDG (MSNP18 circles) are refused.
+The server's own ADL/RML (the reverse list) and UBN (a relayed
+notification) are rendered here for the session's C{receive}.  UUX, the
+personal message of MSNP11 on, is here too: from MSNP13 its payload is an
+XML document, and from MSNP16 it also describes the endpoint.
 
 L{AddressBookCommands} is mixed into
 L{msnp.msn.notification.NotificationSession}.
@@ -44,7 +46,8 @@ class AddressBookCommands:
     ADL, RML, FQY, UUN, UUM, PUT, SDG and UUX for a logged-in
     L{msnp.msn.notification.NotificationSession} (its C{me}, C{dialect},
     C{messenger}, C{machine_guid}, C{endpoint_data}, C{send},
-    C{_show_initial_presence} and C{_echo_own_presence}).
+    C{_show_initial_presence} and C{_echo_own_presence}); and the C{ADL 0},
+    C{RML 0} and C{UBN} lines its C{receive} sends.
     """
 
     # Lists in the address book (MSNP13+)
@@ -129,6 +132,32 @@ class AddressBookCommands:
             raise CommandError(errors.INVALID_XML, "FQY names no contact", close=True)
         answer = [membership.ListEntry(entry.handle, 0, membership.WINDOWS_LIVE) for entry in entries]
         self.send(wire.format_payload("FQY", command.trid, (), membership.render(answer, with_bits=False)))
+
+    # Rendering the core's events (MSNP13+)
+
+    def _reverse_list_notice(self, event: events.ReverseListChanged) -> bytes:
+        """
+        MSNP13+: C{ADL 0} (someone added this user, with their name) or
+        C{RML 0} (took them off) with the reverse-list bit.
+        """
+        entry = membership.ListEntry(event.watcher, membership.RL)
+        if event.added:
+            return wire.format_payload("ADL", 0, (), membership.render([entry], names={event.watcher: event.name}))
+        return wire.format_payload("RML", 0, (), membership.render([entry]))
+
+    def _user_notification(self, event: events.UserNotification) -> None:
+        """
+        C{UBN sender type len} (MSNP13+) for a notification relayed to this
+        endpoint (or to all of the user's, when it names none).
+        """
+        if not self.dialect.lists_in_address_book:
+            return
+        if event.instance and event.instance.lower() != self.machine_guid.lower():
+            return
+        sender = event.sender
+        if event.sender_instance and self.dialect.has_multiple_points_of_presence:
+            sender = f"{sender};{{{event.sender_instance}}}"
+        self.send(wire.format_payload("UBN", None, (sender, event.kind), event.payload))
 
     # Notifications and messages between users (MSNP13+)
 

@@ -1,9 +1,10 @@
 """
-The notification server's contact-list commands of MSNP2–MSNP12, where the
-server holds the lists: SYN, LST and LSG read them; ADD, REM (and, from
-MSNP10, ADC and SBP, which name contacts by id) edit them; GTC and BLP set
-privacy; REA and PRP set names and phone numbers; ADG, REG and RMG edit
-groups.
+The notification server's contact-list commands for the dialects whose lists
+the server holds, MSNP2–MSNP12: SYN, LST and LSG read them; ADD, REM (and,
+from MSNP10, ADC and SBP, which name contacts by id) edit them; GTC and BLP
+set privacy; REA and PRP set names and phone numbers; ADG, REG and RMG edit
+groups.  BLP and PRP are still sent from MSNP13, when the lists live in the
+address book (L{msnp.msn.ns_address_book}).
 
 L{ContactListCommands} is mixed into
 L{msnp.msn.notification.NotificationSession}: each command is a call on the
