@@ -99,6 +99,20 @@ class ListeningService(Service):
         if port is not None:
             return port.stopListening()
 
+    def hold(self) -> None:
+        """
+        Leave new connections waiting in the listen queue, not accepted,
+        until L{release}: the port is bound but nothing can be served yet.
+        """
+        stop_reading = getattr(self.port, "stopReading", None)
+        if stop_reading is not None:
+            stop_reading()
+
+    def release(self) -> None:
+        start_reading = getattr(self.port, "startReading", None)
+        if start_reading is not None:
+            start_reading()
+
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
         self.bind()
@@ -354,10 +368,26 @@ class MessengerService(MultiService):
 
     def _start_once(self) -> None:
         # Every port first, so that a failure leaves nothing to undo but
-        # them; the store then opens before any connection is served.
+        # them.  Clients arriving while the store opens and the directory
+        # connects wait in the listen queue: served then, a login would be
+        # refused for want of a directory that is only starting.
         if not hasattr(self, "_store_ready"):
             self._bind_listeners()
+            for listener in self.listeners.values():
+                listener.hold()
             self._store_ready = self._start_backends()
+            self._store_ready.addCallbacks(self._serve, self._backends_failed)
+
+    def _serve(self, _=None) -> None:
+        for listener in self.listeners.values():
+            listener.release()
+
+    def _backends_failed(self, failure) -> None:
+        log.critical("msnp cannot start: {error}", error=failure.getErrorMessage())
+        if self.reactor.running:
+            self.reactor.stop()
+        else:
+            self.reactor.callWhenRunning(self.reactor.stop)
 
     def startService(self) -> None:
         self._start_once()

@@ -17,10 +17,19 @@ import time
 import urllib.error
 import urllib.request
 
+import shutil
+
 import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
 from twisted.python import usage
 
+from conftest import ENDPOINTS
+from msnclient import connect
+from msnp.config import ServerConfig
 from msnp.devcert import write_self_signed
+from msnp.directory.local import LocalDirectory
+from msnp.service import MessengerService
 from msnp.tap import Options, check_options
 
 BIN = os.path.dirname(sys.executable)
@@ -231,3 +240,32 @@ def test_json_log_token_file_and_start_line(tmp_path):
     assert refusals and refusals[0]["address"] == "127.0.0.1" and refusals[0]["why"] == "missing"
     assert any(event.get("log_format") == "msnp stopped" for event in later)
     assert process.returncode == 0, errors
+
+
+@pytest_twisted.inlineCallbacks
+def test_clients_wait_until_the_directory_has_started(tmp_path, accounts_database):
+    """
+    The ports are bound at once, but a client is served only once the
+    store is open and the directory connected (a Redis directory takes a
+    moment): a VER sent before is held in the listen queue and answered
+    as soon as they are ready, not refused for want of a directory.
+    """
+    db_path = tmp_path / "msnp.sqlite"
+    shutil.copyfile(accounts_database, db_path)
+    connected = defer.Deferred()
+
+    class ConnectingDirectory(LocalDirectory):
+        def start(self):
+            return connected
+
+    service = MessengerService(ServerConfig(), str(db_path), dict(ENDPOINTS), reactor, directory=ConnectingDirectory())
+    service.startService()
+    try:
+        client = yield connect(service.listeners["dispatch"].port.getHost().port)
+        client.send("VER 1 MSNP8 CVR0")
+        yield client.expect_silence(0.2)
+        connected.callback(None)
+        yield client.expect_line("VER 1 MSNP8")
+        yield client.disconnect()
+    finally:
+        yield service.stopService()
