@@ -135,18 +135,28 @@ def message_notification(sender_url: str, sender_name: str, recipient_url: str, 
     )
 
 
-def state_in(update) -> Optional[str]:
+def state_name(element) -> Optional[str]:
     """
-    The status element a propnotification's property update carries.
+    The name of the status element inside the first r:state under
+    C{element} (a leased value's own value), whatever it is.
     """
-    for node in xmldoc.walk(update):
+    for node in xmldoc.walk(element):
         if node.name == "state":
             first = node.first_child()
             if first is not None and first.name == "leased-value":
                 value = first.find("value")
                 first = value.first_child() if value is not None else None
-            return first.name if first is not None and first.name in STATES else None
+            return first.name if first is not None else None
     return None
+
+
+def state_in(update) -> Optional[str]:
+    """
+    The status a propnotification's property update carries, when it is
+    one RVP knows.
+    """
+    name = state_name(update)
+    return name if name in STATES else None
 
 
 _SESSION_ID = re.compile(r"^Session-Id:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)

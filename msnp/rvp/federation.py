@@ -36,6 +36,7 @@ from msnp.core.endpoints import EndpointRecord, IEndpoint
 from msnp.core.presence import PresenceRecord
 from msnp.core.privacy import BLOCK_ALL, PrivacyView
 from msnp.rvp import xmldoc
+from msnp.rvp.documents import state_name
 from msnp.rvp.state import MAX_SUBSCRIPTION_LIFETIME, PROPCHANGE
 
 log = Logger()
@@ -49,20 +50,6 @@ def renewal_delay(granted: float) -> float:
     or at 90% for short lifetimes.
     """
     return granted - 300 if granted > 600 else granted * 0.9
-
-
-def state_in(element) -> Optional[str]:
-    """
-    The status element inside the first r:state under C{element}.
-    """
-    for node in xmldoc.walk(element):
-        if node.name == "state":
-            first = node.first_child()
-            if first is not None and first.name == "leased-value":
-                value = first.find("value")
-                first = value.first_child() if value is not None else None
-            return first.name if first is not None else None
-    return None
 
 
 def displayname_in(element) -> Optional[str]:
@@ -251,7 +238,7 @@ class Federation:
             root = xmldoc.parse(reply.body)
         except xmldoc.XmlError:
             return
-        self.update(watch.owner, watch.contact, state_in(root), displayname_in(root))
+        self.update(watch.owner, watch.contact, state_name(root), displayname_in(root))
 
     def _schedule(self, watch: Watch, delay: float) -> None:
         if self._stopped:
