@@ -12,7 +12,6 @@ one a message came from or went to); C{/help} lists the commands.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Optional
 
 from msnp.client import passport

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
-from typing import Optional
 from xml.sax.saxutils import escape
 
 from twisted.internet.defer import Deferred, succeed

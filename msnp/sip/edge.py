@@ -19,7 +19,7 @@ from msnp.sip.agent import SipAgent
 from msnp.sip.im import InstantMessaging
 from msnp.sip.link import IMessengerLink, ISipFederation
 from msnp.sip.notifier import PresenceNotifier
-from msnp.sip.peers import Peer, PeerTable
+from msnp.sip.peers import PeerTable
 from msnp.sip.tls import FederationTls, parse_ssl_description
 from msnp.sip.transaction import Timers
 from msnp.sip.transport import SipTransports
