@@ -141,6 +141,9 @@ class MessengerService(MultiService):
     store and one directory.
     """
 
+    # Set by the first SIGTERM taken (see _take_sigterm).
+    _stopping_on_sigterm = False
+
     # The SIGTERM handler that was there before this service took it.
     _previous_sigterm = None
 
@@ -415,6 +418,11 @@ class MessengerService(MultiService):
         self._previous_sigterm = current
 
     def _stop_on_sigterm(self, number, frame) -> None:
+        # A second SIGTERM (a process manager insisting) while stopping asks
+        # for what is under way already.
+        if self._stopping_on_sigterm:
+            return
+        self._stopping_on_sigterm = True
         log.info("Received SIGTERM, shutting down.")
         self.reactor.callFromThread(self.reactor.stop)
 

@@ -88,3 +88,29 @@ def test_sigterm_shuts_twistd_down_cleanly(tmp_path):
         assert db.execute("SELECT count(*) FROM list_entries WHERE contact = 'bob@example.com' AND list = 'FL'").fetchone() == (1,)
     finally:
         db.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_second_sigterm_while_stopping_is_no_error(tmp_path):
+    """
+    A process manager (or C{make}, or C{timeout}) may send SIGTERM twice:
+    the second one, while the server is already stopping, is taken as the
+    same request, with no traceback and exit status 0.
+    """
+    db_path = str(tmp_path / "msnp.sqlite")
+    make_accounts(db_path, ACCOUNTS)
+    server = ServerProcess(tmp_path, db_path)
+    yield server.start()
+    try:
+        alice = yield login(server.notification_port, "alice@example.com", "pw-alice", "MSNP5")
+        server.signal(signal.SIGTERM)
+        # The server is stopping: it has told alice and waits for her to go.
+        yield alice.expect_line("OUT SSD")
+        server.signal(signal.SIGTERM)
+        yield alice.disconnect()
+        status = yield server.wait_exit()
+    finally:
+        server.kill()
+    assert status == 0, server.log()
+    assert "Traceback" not in server.log(), server.log()
+    assert "msnp stopped" in server.log()
