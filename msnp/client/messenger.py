@@ -20,356 +20,57 @@ line looks, as the server does.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import html
-import re
 import uuid
-from typing import Callable, Iterable, Optional, Union
+from typing import Iterable, Optional, Union
 
-import attrs
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.logger import Logger
 
-from msnp.client import addressbook, oim, passport, sso
+from msnp.client import addressbook, passport, sso
 from msnp.client.connection import CommandConnection, ConnectionClosed, ServerError
-from msnp.msn import challenge as challenges
-from msnp.msn import dialects, safexml, wire
-
-# The statuses a user can set (and see): online, busy, idle, be right back,
-# away, on the phone, out to lunch, appear offline; FLN is offline.
-ONLINE, BUSY, IDLE, BE_RIGHT_BACK, AWAY, ON_THE_PHONE, OUT_TO_LUNCH, HIDDEN, OFFLINE = (
-    "NLN", "BSY", "IDL", "BRB", "AWY", "PHN", "LUN", "HDN", "FLN",
+from msnp.client.conversation import Conversation
+from msnp.client.identity import (  # noqa: F401 (the library's names, imported from here)
+    ALL_DIALECTS,
+    CLIENT_VERSION,
+    WLM_CAPS,
+    WLM_CAPS_EX,
+    WLM_DIALECTS,
+    challenge_product,
+    challenge_response,
+    client_version,
 )
-
-ALL_DIALECTS = tuple(f"MSNP{n}" for n in range(12, 1, -1))
-# Windows Live Messenger 8.0 to 2009; offer them before ALL_DIALECTS.
-WLM_DIALECTS = tuple(f"MSNP{n}" for n in range(18, 12, -1))
-
-# What the client says it is in CVR: MSN Messenger 7.5 on Windows XP, or
-# from MSNP13 Windows Live Messenger 8.0, 8.5 or 2009.
-CLIENT_VERSION = ("0x0409", "winnt", "5.1", "i386", "MSNMSGR", "7.5.0324", "MSMSGS")
-_WLM_VERSIONS = ((16, "14.0.8117.0416"), (15, "8.5.1302.1018"), (13, "8.0.0812"))
-
-# Product ids and keys for CHL answers (the ones the official clients used).
-_MD5_PRODUCT = "msmsgs@msnmsgr.com"
-_MSNP11_PRODUCT = "PROD0090YUAUV{2B"
-_WLM_PRODUCTS = ((18, "PROD0120PW!CCV9@"), (15, "PROD0119GSJUC$18"), (13, "PROD0112J1LW7%NB"))
-
-# The capabilities announced from MSNP13 (with the extended word from
-# MSNP16): those of Windows Live Messenger 2009.
-WLM_CAPS, WLM_CAPS_EX = 2789003324, 48
-
-_PLAIN_TEXT = "text/plain"
-_TYPING = "text/x-msmsgscontrol"
-_PSM = re.compile(r"<PSM>(.*?)</PSM>", re.S)
-
-
-def client_version(version: int) -> tuple:
-    """
-    The CVR fields of the official client of MSNP C{version}.
-    """
-    for first, name in _WLM_VERSIONS:
-        if version >= first:
-            return CLIENT_VERSION[:5] + (name, "msmsgs")
-    return CLIENT_VERSION
-
-
-def challenge_product(version: int) -> str:
-    """
-    The product id the official client of MSNP C{version} answers CHL with.
-    """
-    for first, product in _WLM_PRODUCTS:
-        if version >= first:
-            return product
-    return _MSNP11_PRODUCT if version >= 11 else _MD5_PRODUCT
-
-
-def challenge_response(version: int, text: str) -> tuple[str, str]:
-    """
-    The product id and QRY payload answering the challenge C{text}.
-    """
-    product = challenge_product(version)
-    if version >= 13:
-        return product, challenges.msnp11_answer(text, product, challenges.MSNP13_PRODUCTS[product])
-    if version >= 11:
-        return product, challenges.msnp11_answer(text, product, challenges.MSNP11_PRODUCTS[product])
-    return product, challenges.md5_answer(text, challenges.MD5_PRODUCTS[product])
-
-
-def _plain_handle(token: str) -> str:
-    """
-    A handle as presence and switchboard lines name it, without the
-    network prefix (C{1:h}, MSNP18) or the endpoint (C{h;{guid}}).
-    """
-    if ":" in token.split("@", 1)[0]:
-        token = token.split(":", 1)[1]
-    return token.split(";", 1)[0].lower()
-
-
-def _names_endpoint(token: str, own_handle: str) -> bool:
-    """
-    Whether a switchboard line names a point of presence (C{handle;{guid}})
-    or the user themself (WLM 2009's own JOI after calling itself).
-    """
-    return ";" in token or token.lower() == own_handle
-
-
-def _list_notice(payload: Optional[bytes]) -> list[tuple[str, int, str]]:
-    """
-    The (handle, list bits, name) of an C{ADL 0}/C{RML 0} notice; nothing
-    for a payload that is not one.
-    """
-    if not payload:
-        return []
-    try:
-        root = safexml.parse_xml(payload)
-    except safexml.MalformedXML:
-        return []
-    found = []
-    for domain in root:
-        for contact in domain:
-            user, bits = contact.get("n"), contact.get("l", "")
-            if domain.get("n") and user and bits.isdigit():
-                found.append((f"{user}@{domain.get('n')}".lower(), int(bits), contact.get("f") or ""))
-    return found
-
-
-class SignInError(Exception):
-    """
-    Signing in failed: the password was refused (C{code} 911 or a Passport
-    refusal), or the server answered something a client cannot go on from.
-    """
-
-    def __init__(self, message: str, code: Optional[int] = None):
-        super().__init__(message)
-        self.code = code
-
-
-class NotDelivered(Exception):
-    """
-    The switchboard answered NAK: the message reached nobody.
-    """
-
-
-class UnsupportedByDialect(Exception):
-    """
-    The dialect the server chose has no way to do this (a personal message
-    before MSNP11).
-    """
-
-
-def _deferred(method):
-    """
-    Run an C{async def} method as a Deferred, so that callers without
-    coroutines can add callbacks and callers with them can await.
-    """
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs) -> defer.Deferred:
-        return defer.ensureDeferred(method(*args, **kwargs))
-
-    return wrapper
-
-
-def _decode(token: str) -> str:
-    try:
-        return wire.url_decode(token)
-    except ValueError:
-        return token
-
-
-def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host, int(port)
-
-
-@attrs.define
-class Contact:
-    """
-    Someone on one of my lists: C{lists} says which (FL, AL, BL, RL),
-    C{status} is their presence as I see it (C{FLN} when offline or
-    hidden from me).
-    """
-
-    handle: str
-    name: str = ""
-    status: str = OFFLINE
-    lists: set = attrs.Factory(set)
-    groups: set = attrs.Factory(set)
-    contact_id: Optional[str] = None
-    personal_message: str = ""
-
-    @property
-    def online(self) -> bool:
-        return self.status != OFFLINE
-
-    @property
-    def blocked(self) -> bool:
-        return "BL" in self.lists
-
-
-@attrs.frozen
-class Message:
-    """
-    A message in a conversation: who sent it, the text, the MIME headers.
-    """
-
-    sender: str
-    sender_name: str
-    text: str
-    headers: dict
-
-
-def _parse_mime(payload: bytes) -> tuple[dict, str]:
-    head, _, body = payload.partition(b"\r\n\r\n")
-    headers = {}
-    for line in head.decode("utf-8", "replace").split("\r\n"):
-        key, colon, value = line.partition(":")
-        if colon:
-            headers[key.strip().lower()] = value.strip()
-    return headers, body.decode("utf-8", "replace")
-
-
-class _Events:
-    """
-    Subscribers per event name; one failing subscriber does not stop the
-    others.
-    """
-
-    log = Logger()
-
-    def __init__(self):
-        self._subscribers: dict[str, list] = {}
-
-    def add(self, name: str, callback: Callable) -> Callable:
-        self._subscribers.setdefault(name, []).append(callback)
-        return callback
-
-    def fire(self, name: str, *args) -> None:
-        for callback in list(self._subscribers.get(name, ())):
-            try:
-                result = callback(*args)
-                if hasattr(result, "__await__") and not isinstance(result, defer.Deferred):
-                    result = defer.ensureDeferred(result)
-                if isinstance(result, defer.Deferred):
-                    result.addErrback(lambda failure: self.log.failure("{event} subscriber failed", failure, event=name))
-            except Exception:
-                self.log.failure("{event} subscriber failed", event=name)
-
-
-class Conversation:
-    """
-    A switchboard session: C{participants} are the other people in it.
-    """
-
-    def __init__(self, client: "Client", connection: CommandConnection, session_id: Optional[str] = None):
-        self.client = client
-        self.connection = connection
-        self.session_id = session_id
-        self.participants: dict[str, str] = {}
-        self._joins: dict[str, list] = {}
-        self.closed = connection.closed
-        connection.on_command = self._received
-        connection.closed.addCallback(self._ended)
-
-    def __repr__(self) -> str:
-        return f"<Conversation with {', '.join(self.participants) or 'nobody'}>"
-
-    # Actions
-
-    def send(self, text: str, headers: Optional[dict] = None) -> defer.Deferred:
-        """
-        Send a plain-text message; fires once the switchboard ACKs it,
-        fails with L{NotDelivered} on NAK.
-        """
-        lines = ["MIME-Version: 1.0", "Content-Type: text/plain; charset=UTF-8"]
-        for key, value in (headers or {"X-MMS-IM-Format": "FN=Arial; EF=; CO=0; CS=0; PF=0"}).items():
-            lines.append(f"{key}: {value}")
-        payload = ("\r\n".join(lines) + "\r\n\r\n" + text).encode("utf-8")
-        d = self.connection.request("MSG", "A", payload=payload, answers=("ACK",), refusals=("NAK",))
-        return d.addErrback(self._not_delivered)
-
-    def _not_delivered(self, failure):
-        failure.trap(ServerError)
-        raise NotDelivered(str(failure.value))
-
-    def send_typing(self) -> defer.Deferred:
-        """
-        Tell the others I am typing (no acknowledgement is asked for).
-        """
-        payload = f"MIME-Version: 1.0\r\nContent-Type: {_TYPING}\r\nTypingUser: {self.client.handle}\r\n\r\n\r\n".encode("utf-8")
-        self.connection.write_command("MSG", self.connection.next_trid(), ("U",), payload)
-        return defer.succeed(None)
-
-    @_deferred
-    async def invite(self, handle: str) -> None:
-        """
-        Call C{handle} into the conversation; fires when they have joined,
-        fails with L{ServerError} when they cannot be called (217: offline).
-        """
-        handle = handle.lower()
-        if handle in self.participants:
-            return
-        joined = defer.Deferred()
-        self._joins.setdefault(handle, []).append(joined)
-        try:
-            await self.connection.request("CAL", handle)
-        except Exception:
-            self._joins[handle].remove(joined)
-            raise
-        await joined
-
-    @_deferred
-    async def leave(self) -> None:
-        """
-        Leave the conversation (OUT) and wait for the switchboard to close.
-        """
-        if not self.connection.is_closed:
-            self.connection.write_command("OUT", None, ())
-        await self.connection.close()
-
-    # What the switchboard says
-
-    def _received(self, command: wire.Command) -> None:
-        name, args = command.name, command.args
-        if name in ("IRO", "JOI", "BYE") and args and _names_endpoint(args[2] if name == "IRO" and len(args) > 2 else args[0], self.client.handle):
-            # MSNP16+: a point of presence (handle;{guid}) or myself; the
-            # user is named on a line of their own.
-            return
-        if name in ("IRO",) and len(args) >= 4:
-            self.participants[args[2].lower()] = _decode(args[3])
-        elif name == "JOI" and len(args) >= 2:
-            handle = args[0].lower()
-            self.participants[handle] = _decode(args[1])
-            for waiting in self._joins.pop(handle, []):
-                waiting.callback(None)
-            self.client.events.fire("joined", self, handle)
-        elif name == "BYE" and args:
-            handle = args[0].lower()
-            self.participants.pop(handle, None)
-            self.client.events.fire("left", self, handle)
-        elif name == "MSG" and len(args) >= 2 and command.payload is not None:
-            self._message(args[0].lower(), _decode(args[1]), command.payload)
-
-    def _message(self, sender: str, sender_name: str, payload: bytes) -> None:
-        headers, body = _parse_mime(payload)
-        kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == _PLAIN_TEXT:
-            self.client.events.fire("message", self, Message(sender, sender_name, body, headers))
-        elif kind == _TYPING:
-            self.client.events.fire("typing", self, headers.get("typinguser", sender).lower())
-
-    def _ended(self, _):
-        for waiting in self._joins.values():
-            for joined in waiting:
-                joined.errback(ConnectionClosed("CAL"))
-        self._joins = {}
-        self.client._conversation_ended(self)
-
-
-class Client:
+from msnp.client.model import (  # noqa: F401 (the library's names, imported from here)
+    AWAY,
+    BE_RIGHT_BACK,
+    BUSY,
+    HIDDEN,
+    IDLE,
+    OFFLINE,
+    ON_THE_PHONE,
+    ONLINE,
+    OUT_TO_LUNCH,
+    Contact,
+    Message,
+    NotDelivered,
+    SignInError,
+    UnsupportedByDialect,
+    _address,
+    _decode,
+    _deferred,
+    _Events,
+    _list_notice,
+    _names_endpoint,
+    _parse_mime,
+    _plain_handle,
+)
+from msnp.client.notifications import NotificationHandlers
+from msnp.msn import dialects, wire
+
+
+class Client(NotificationHandlers):
     """
     One user signed in to an MSN service.  C{server} is the dispatch
     server (C{host:port}); C{dialects} the versions offered, best first;
@@ -477,7 +178,7 @@ class Client:
         return self.events.add("signed_out", callback)
 
     def on_offline_message(self, callback):
-        """C{callback(message)}: an L{oim.OfflineMessage} left while I was offline (MSNP13+); it is deleted once read."""
+        """C{callback(message)}: an L{msnp.client.oim.OfflineMessage} left while I was offline (MSNP13+); it is deleted once read."""
         return self.events.add("offline_message", callback)
 
     # Signing in and out
@@ -969,133 +670,3 @@ class Client:
     def _conversation_ended(self, conversation: Conversation) -> None:
         if conversation in self.conversations:
             self.conversations.remove(conversation)
-
-    # What the notification server says
-
-    def _ns_command(self, command: wire.Command) -> None:
-        handler = getattr(self, "_on_" + command.name, None)
-        if handler is not None:
-            handler(command)
-
-    def _on_LST(self, command):
-        self._list_line(command)
-
-    def _on_LSG(self, command):
-        self._group_line(command)
-
-    def _on_PRP(self, command):
-        if command.args[:1] == ("MFN",) and len(command.args) >= 2:
-            self.name = _decode(command.args[1])
-
-    def _on_ILN(self, command):
-        args = list(command.args)
-        if self.dialect.presence_network_id and len(args) >= 3:
-            # MSNP14-17: the network id after the handle.
-            del args[2]
-        if len(args) >= 3:
-            self._presence(args[0], _plain_handle(args[1]), args[2])
-
-    _on_NLN = _on_ILN
-
-    def _presence(self, status: str, handle: str, name: str) -> None:
-        contact = self._contact(handle)
-        contact.status = status
-        contact.name = _decode(name)
-        self.events.fire("presence", contact)
-
-    def _on_FLN(self, command):
-        if command.args:
-            contact = self._contact(_plain_handle(command.args[0]))
-            contact.status = OFFLINE
-            self.events.fire("presence", contact)
-
-    def _on_UBX(self, command):
-        if not command.args or command.payload is None:
-            return
-        handle = _plain_handle(command.args[0])
-        if handle == self.handle:
-            # MSNP16+: my own extended presence, as my endpoints hear it.
-            return
-        contact = self._contact(handle)
-        found = _PSM.search(command.payload.decode("utf-8", "replace"))
-        contact.personal_message = html.unescape(found.group(1)) if found else ""
-        self.events.fire("presence", contact)
-
-    def _on_ADD(self, command):
-        # ADD 0 RL version handle name (MSNP2-9)
-        args = command.args
-        if args[:1] == ("RL",) and len(args) >= 4:
-            contact = self._contact(args[2])
-            contact.lists.add("RL")
-            self.events.fire("added_by", contact.handle, _decode(args[3]))
-
-    def _on_ADC(self, command):
-        # ADC 0 RL N=handle F=name (MSNP10+)
-        args = command.args
-        if args[:1] == ("RL",):
-            fields = {a[:2]: a[2:] for a in args[1:] if a[1:2] == "="}
-            if "N=" in fields:
-                contact = self._contact(fields["N="])
-                contact.lists.add("RL")
-                self.events.fire("added_by", contact.handle, _decode(fields.get("F=", contact.handle)))
-
-    def _on_REM(self, command):
-        args = command.args
-        if args[:1] == ("RL",) and len(args) >= 2:
-            contact = self._contact(args[-1])
-            contact.lists.discard("RL")
-            self.events.fire("removed_by", contact.handle)
-
-    def _on_ADL(self, command):
-        # MSNP13+: ADL 0 with l="8": someone put me on their list.
-        for handle, bits, name in _list_notice(command.payload):
-            if bits & addressbook.LIST_BITS["RL"]:
-                contact = self._contact(handle)
-                contact.lists.add("RL")
-                self.events.fire("added_by", handle, _decode(name or handle))
-
-    def _on_RML(self, command):
-        for handle, bits, _ in _list_notice(command.payload):
-            if bits & addressbook.LIST_BITS["RL"]:
-                contact = self._contact(handle)
-                contact.lists.discard("RL")
-                self.events.fire("removed_by", handle)
-
-    def _on_MSG(self, command):
-        # MSNP13+: the Mail-Data notices naming offline messages.
-        if command.payload is None or not self.dialect.lists_in_address_book:
-            return
-        headers, body = _parse_mime(command.payload)
-        kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind not in ("text/x-msmsgsinitialmdatanotification", "text/x-msmsgsoimnotification"):
-            return
-        data = _parse_mime(body.encode("utf-8"))[0].get("mail-data", "")
-        ids = re.findall(r"<M>.*?<I>([^<]+)</I>.*?</M>", data, re.S)
-        if ids:
-            reading = defer.ensureDeferred(self._read_offline_messages(ids))
-            reading.addErrback(lambda failure: self.log.warn("could not read offline messages: {why}", why=failure.getErrorMessage()))
-
-    async def _read_offline_messages(self, ids) -> None:
-        token = self.tokens.get(sso.MESSENGER)
-        if token is None:
-            return
-        for message_id in ids:
-            message = await oim.get_message(self.reactor, self.nexus, token.ticket, message_id, self.trust)
-            await oim.delete_messages(self.reactor, self.nexus, token.ticket, [message_id], self.trust)
-            self.events.fire("offline_message", message)
-
-    def _on_CHL(self, command):
-        if command.args:
-            self._answer_challenge(command.args[0])
-
-    def _on_QNG(self, command):
-        if command.args and command.args[0].isdigit():
-            self._schedule_ping(int(command.args[0]))
-
-    def _on_RNG(self, command):
-        if self.accept_conversations and len(command.args) >= 4:
-            joining = defer.ensureDeferred(self._answer_ring(command.args))
-            joining.addErrback(lambda failure: self.log.warn("could not join a conversation: {why}", why=failure.getErrorMessage()))
-
-    def _on_OUT(self, command):
-        self._out_reason = command.args[0] if command.args else "signed out"
