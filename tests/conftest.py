@@ -81,6 +81,18 @@ def start_server(db_path: str, config: ServerConfig = None, accounts=ACCOUNTS, s
 
 
 @pytest.fixture
+def rvp(server):
+    """
+    An RVP front-end beside the C{server} fixture (tests/rvpserver.py).
+    """
+    from rvpserver import start_rvp
+
+    service = pytest_twisted.blockon(start_rvp(server))
+    yield service
+    pytest_twisted.blockon(service.stopService())
+
+
+@pytest.fixture
 def server_config():
     return ServerConfig()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from twisted.internet import defer, reactor
 
+from rvpclient import LocalNode, RvpClient
 from msnp.rvp.bridge import MessengerHome
 from msnp.rvp.service import RvpService
 
@@ -23,3 +24,20 @@ def start_rvp(running, domain="example.com", peers=None, clock=None, home=None):
     service.startService()
     yield service._resolving
     return service
+
+
+@defer.inlineCallbacks
+def rvp_user(rvp, alias, state="online"):
+    """
+    An RVP client of C{alias} logged in with a call-back node of its own,
+    and in C{state} unless that is None; returns the client and the node.
+    """
+    client = RvpClient(rvp.port, username=alias, password=f"pw-{alias}",
+                       principal=f"http://127.0.0.1:{rvp.port}/instmsg/aliases/{alias}")
+    node = yield LocalNode().start()
+    reply = yield client.login_subscribe(alias, node.url)
+    assert reply.status == 200
+    if state is not None:
+        reply = yield client.set_state(f"/instmsg/aliases/{alias}", state)
+        assert reply.status == 207
+    return client, node

@@ -6,36 +6,15 @@ forward list with the reverse-list notice, and the ACL as the MSN privacy
 lists.
 """
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer
 
 from msnclient import answer_ring, go_online, login, open_switchboard
 from rvpclient import NS, LocalNode, RvpClient, state_in
-from rvpserver import start_rvp
+from rvpserver import rvp_user
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
-
-
-@pytest.fixture
-def rvp(server):
-    service = pytest_twisted.blockon(start_rvp(server))
-    yield service
-    pytest_twisted.blockon(service.stopService())
-
-
-@defer.inlineCallbacks
-def rvp_user(rvp, alias, state="online"):
-    client = RvpClient(rvp.port, username=alias, password=f"pw-{alias}",
-                       principal=f"http://127.0.0.1:{rvp.port}/instmsg/aliases/{alias}")
-    node = yield LocalNode().start()
-    reply = yield client.login_subscribe(alias, node.url)
-    assert reply.status == 200
-    if state is not None:
-        reply = yield client.set_state(f"/instmsg/aliases/{alias}", state)
-        assert reply.status == 207
-    return client, node
 
 
 @defer.inlineCallbacks

@@ -5,19 +5,10 @@ SUBSCRIPTIONS, PROPFIND, PROPPATCH with view ids, NOTIFY with acks, ACL,
 and the errors for unsupported methods and bad input.
 """
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer
 
 from rvpclient import NS, LocalNode, RvpClient, ace, state_in
-from rvpserver import start_rvp
-
-
-@pytest.fixture
-def rvp(server):
-    service = pytest_twisted.blockon(start_rvp(server))
-    yield service
-    pytest_twisted.blockon(service.stopService())
 
 
 @defer.inlineCallbacks

@@ -7,33 +7,24 @@ signing out of one side shows the other side's state, never FLN while
 alice is still online somewhere.
 """
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer
 
 from msnclient import go_online, login
-from rvpclient import LocalNode, RvpClient, state_in
-from rvpserver import start_rvp
+from rvpclient import state_in
+import rvpserver
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 ALICE_PATH = "/instmsg/aliases/alice"
 
 
-@pytest.fixture
-def rvp(server):
-    service = pytest_twisted.blockon(start_rvp(server))
-    yield service
-    pytest_twisted.blockon(service.stopService())
-
-
 @defer.inlineCallbacks
 def rvp_user(rvp, alias, state):
-    client = RvpClient(rvp.port, username=alias, password=f"pw-{alias}",
-                       principal=f"http://127.0.0.1:{rvp.port}/instmsg/aliases/{alias}")
-    node = yield LocalNode().start()
-    reply = yield client.login_subscribe(alias, node.url)
-    assert reply.status == 200
+    """
+    As L{rvpserver.rvp_user}, also returning the view id of the state set.
+    """
+    client, node = yield rvpserver.rvp_user(rvp, alias, None)
     reply = yield client.set_state(f"/instmsg/aliases/{alias}", state)
     assert reply.status == 207
     view = reply.xml().find(".//{http://schemas.microsoft.com/rvp/}view-id").text
