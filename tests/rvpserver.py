@@ -41,3 +41,18 @@ def rvp_user(rvp, alias, state="online"):
         reply = yield client.set_state(f"/instmsg/aliases/{alias}", state)
         assert reply.status == 207
     return client, node
+
+
+@defer.inlineCallbacks
+def finish(*things):
+    """
+    Close what a test opened, in order: RVP clients, call-back nodes and
+    MSN clients.
+    """
+    for thing in things:
+        if isinstance(thing, LocalNode):
+            yield thing.stop()
+        elif isinstance(thing, RvpClient):
+            yield thing.close()
+        else:
+            yield thing.disconnect()

@@ -414,6 +414,21 @@ def event_within(endpoint, seconds: float):
         return None
 
 
+@defer.inlineCallbacks
+def node_with_alice_and_bob(redis_url, lease: float, sweep: float):
+    """
+    Node n1 holding its lease, with alice (n1/1) and bob (n1/2) attached.
+    """
+    n1 = RedisDirectory(redis_url, "n1", reactor, lease=lease, sweep=sweep)
+    yield n1.start()
+    yield n1.hold_lease(lambda: "127.0.0.1:1864")
+    alice = RecordingEndpoint("n1/1", ALICE)
+    bob = RecordingEndpoint("n1/2", BOB)
+    yield n1.attach(alice, record("n1/1", ALICE))
+    yield n1.attach(bob, record("n1/2", BOB))
+    return n1, alice, bob
+
+
 @pytest_twisted.inlineCallbacks
 def test_sweep_closes_an_endpoint_replaced_elsewhere(redis_url, redis_server):
     """
@@ -422,14 +437,8 @@ def test_sweep_closes_an_endpoint_replaced_elsewhere(redis_url, redis_server):
     and her endpoint is told it was replaced (OUT OTH); bob's, whose
     record is there, is left alone.
     """
-    n1 = RedisDirectory(redis_url, "n1", reactor, lease=3.0, sweep=0.2)
-    yield n1.start()
-    yield n1.hold_lease(lambda: "127.0.0.1:1864")
+    n1, alice, bob = yield node_with_alice_and_bob(redis_url, lease=3.0, sweep=0.2)
     try:
-        alice = RecordingEndpoint("n1/1", ALICE)
-        bob = RecordingEndpoint("n1/2", BOB)
-        yield n1.attach(alice, record("n1/1", ALICE))
-        yield n1.attach(bob, record("n1/2", BOB))
         # What a login on n2 does, without the kick.
         redis_server.command("HDEL", f"ep:{ALICE}", "n1/1")
         redis_server.command("HSET", f"ep:{ALICE}", "n2/1", codec.dumps(record("n2/1", ALICE)))
@@ -449,14 +458,8 @@ def test_sweep_leaves_endpoints_redis_lost_to_be_put_back(redis_url, redis_serve
     endpoint whose user meanwhile signed in elsewhere with the same
     protocol is not put back: it is told it was replaced.
     """
-    n1 = RedisDirectory(redis_url, "n1", reactor, lease=0.6, sweep=0.1)
-    yield n1.start()
-    yield n1.hold_lease(lambda: "127.0.0.1:1864")
+    n1, alice, bob = yield node_with_alice_and_bob(redis_url, lease=0.6, sweep=0.1)
     try:
-        alice = RecordingEndpoint("n1/1", ALICE)
-        bob = RecordingEndpoint("n1/2", BOB)
-        yield n1.attach(alice, record("n1/1", ALICE))
-        yield n1.attach(bob, record("n1/2", BOB))
         redis_server.command("FLUSHALL")
         redis_server.command("HSET", f"ep:{BOB}", "n2/1", codec.dumps(record("n2/1", BOB)))
         assert (yield bob.next_event(timeout=10)) == events.Kicked(events.REPLACED)

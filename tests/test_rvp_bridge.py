@@ -10,8 +10,8 @@ import pytest_twisted
 from twisted.internet import defer
 
 from msnclient import answer_ring, go_online, login, open_switchboard
-from rvpclient import NS, LocalNode, RvpClient, state_in
-from rvpserver import rvp_user
+from rvpclient import NS, RvpClient, state_in
+from rvpserver import finish, rvp_user
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
@@ -33,17 +33,6 @@ def message_from(sb, handle, name="Alice"):
     line = yield sb.next()
     assert line.args[:3] == ["MSG", handle, name] and len(line.payload) == int(line.args[3]), line
     return line
-
-
-@defer.inlineCallbacks
-def finish(*things):
-    for thing in things:
-        if isinstance(thing, LocalNode):
-            yield thing.stop()
-        elif isinstance(thing, RvpClient):
-            yield thing.close()
-        else:
-            yield thing.disconnect()
 
 
 @pytest_twisted.inlineCallbacks

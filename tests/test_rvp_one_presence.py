@@ -96,11 +96,7 @@ def test_msn_signing_out_shows_the_rvp_state(server, rvp):
     yield seen.sees("NLN NLN alice@example.com Alice", "online")
     yield alice_rvp.set_state(ALICE_PATH, "offline", view_id=view)
     yield seen.sees("FLN alice@example.com", "offline")
-    yield seen.bob.disconnect()
-    for thing in (alice_rvp, carol):
-        yield thing.close()
-    for node in (alice_node, seen.carol_node):
-        yield node.stop()
+    yield rvpserver.finish(seen.bob, alice_rvp, carol, alice_node, seen.carol_node)
 
 
 @pytest_twisted.inlineCallbacks
@@ -130,8 +126,4 @@ def test_rvp_signing_out_keeps_the_msn_state(server, rvp):
     alice_msn.send("OUT")
     yield alice_msn.wait_closed()
     yield seen.sees("FLN alice@example.com", "offline")
-    yield seen.bob.disconnect()
-    for thing in (alice_rvp, carol):
-        yield thing.close()
-    for node in (alice_node, seen.carol_node):
-        yield node.stop()
+    yield rvpserver.finish(seen.bob, alice_rvp, carol, alice_node, seen.carol_node)
