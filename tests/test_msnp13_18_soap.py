@@ -195,6 +195,19 @@ def test_groups_and_their_contacts_reach_msnp12(pp_server):
     assert code == 500 and errorcode(root) == "GroupDoesNotExist"
 
 
+def member_request(role: str, handle: str) -> str:
+    """
+    The body of a Sharing service AddMember or DeleteMember of one
+    Passport member in C{role}.
+    """
+    return (
+        "<serviceHandle><Id>0</Id><Type>Messenger</Type><ForeignId></ForeignId></serviceHandle>"
+        f"<memberships><Membership><MemberRole>{role}</MemberRole><Members>"
+        f'<Member xsi:type="PassportMember" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Type>Passport</Type>'
+        f"<State>Accepted</State><PassportName>{handle}</PassportName></Member></Members></Membership></memberships>"
+    )
+
+
 @pytest_twisted.inlineCallbacks
 def test_block_and_unblock_with_members(pp_server):
     """
@@ -204,14 +217,6 @@ def test_block_and_unblock_with_members(pp_server):
     """
     token = yield contacts_token(pp_server)
     yield call(pp_server, "ab", "ABContactAdd", contact_add("bob@example.com"), token)
-
-    def member_request(role, handle):
-        return (
-            "<serviceHandle><Id>0</Id><Type>Messenger</Type><ForeignId></ForeignId></serviceHandle>"
-            f"<memberships><Membership><MemberRole>{role}</MemberRole><Members>"
-            f'<Member xsi:type="PassportMember" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Type>Passport</Type>'
-            f"<State>Accepted</State><PassportName>{handle}</PassportName></Member></Members></Membership></memberships>"
-        )
 
     code, _ = yield call(pp_server, "sharing", "AddMember", member_request("Block", "bob@example.com"), token)
     assert code == 200
@@ -380,14 +385,6 @@ def test_pending_is_who_added_me_and_awaits_an_answer(pp_server):
     token = yield contacts_token(pp_server)
     code, root = yield call(pp_server, "sharing", "FindMembership", "", token)
     assert members(root, "Reverse") == ["bob@example.com"] and members(root, "Pending") == ["bob@example.com"]
-
-    def member_request(role, handle):
-        return (
-            "<serviceHandle><Id>0</Id><Type>Messenger</Type><ForeignId></ForeignId></serviceHandle>"
-            f"<memberships><Membership><MemberRole>{role}</MemberRole><Members>"
-            f'<Member xsi:type="PassportMember" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Type>Passport</Type>'
-            f"<State>Accepted</State><PassportName>{handle}</PassportName></Member></Members></Membership></memberships>"
-        )
 
     code, _ = yield call(pp_server, "sharing", "AddMember", member_request("Allow", "bob@example.com"), token)
     assert code == 200
