@@ -83,12 +83,6 @@ class OnePresencePerUser(Presence):
 
     def set_status(self, me: SignedInUser, status: str, *args, **kwargs) -> bool:
         held = self._endpoints.get(me.handle, ())
-        if len(held) == 1 and held[0] is me:
-            # The usual case, the user's only endpoint here: as below,
-            # without looking for others.
-            if status != me.status:
-                me.status_order = next(self._order)
-            return super().set_status(me, status, *args, **kwargs)
         known = any(other is me for other in held)
         when = next(self._order) if not known or status != me.status else me.status_order
         if not known:
